@@ -1,0 +1,1 @@
+"""Reference anomaly-detection models for 3CAD (the CFRG baseline and others)."""

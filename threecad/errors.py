@@ -1,0 +1,102 @@
+"""Errors that the CLI turns into a message and an exit code (never a traceback).
+
+Exit codes: 0 success, 1 the data has problems, 2 usage errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Iterable
+
+__all__ = [
+    "EXIT_OK",
+    "EXIT_DATA",
+    "EXIT_USAGE",
+    "ThreecadError",
+    "UsageError",
+    "DataError",
+    "Severity",
+    "Problem",
+    "format_problems",
+]
+
+EXIT_OK = 0
+EXIT_DATA = 1
+EXIT_USAGE = 2
+
+
+class ThreecadError(Exception):
+    """Base class of errors meant for the user; ``exit_code`` says how the CLI exits."""
+
+    exit_code = EXIT_DATA
+
+
+class UsageError(ThreecadError):
+    """The command was asked for something impossible (bad path, unknown category, ...)."""
+
+    exit_code = EXIT_USAGE
+
+
+class DataError(ThreecadError):
+    """The data has problems; ``problems`` lists all of them."""
+
+    exit_code = EXIT_DATA
+
+    def __init__(self, message: str, problems: Iterable["Problem"] = ()) -> None:
+        self.problems = list(problems)
+        if self.problems:
+            message = message + "\n" + format_problems(self.problems)
+        super().__init__(message)
+
+
+class Severity(str, Enum):
+    """How bad a problem is: errors stop a command, warnings are reported."""
+
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in a dataset tree, with the path it concerns."""
+
+    kind: str
+    path: Path
+    message: str
+    severity: Severity = Severity.ERROR
+
+    @property
+    def is_error(self) -> bool:
+        """True for problems of severity ``error``."""
+        return self.severity is Severity.ERROR
+
+    def to_dict(self) -> dict[str, str]:
+        """Plain-value form, for JSON reports."""
+        return {
+            "kind": self.kind,
+            "severity": self.severity.value,
+            "path": str(self.path),
+            "message": self.message,
+        }
+
+
+def format_problems(problems: Iterable[Problem], *, limit_per_kind: int = 20) -> str:
+    """Readable listing of problems grouped by kind, errors first.
+
+    At most ``limit_per_kind`` paths are shown per kind, followed by a count of the rest.
+    """
+    groups: dict[tuple[str, str], list[Problem]] = {}
+    for p in problems:
+        groups.setdefault((p.severity.value, p.kind), []).append(p)
+    lines: list[str] = []
+    order = sorted(groups, key=lambda k: (k[0] != Severity.ERROR.value, k[1]))
+    for severity, kind in order:
+        items = groups[(severity, kind)]
+        lines.append(f"  {severity} {kind} ({len(items)}):")
+        for p in items[:limit_per_kind]:
+            lines.append(f"    {p.path}: {p.message}")
+        if len(items) > limit_per_kind:
+            lines.append(f"    ... and {len(items) - limit_per_kind} more")
+    return "\n".join(lines)

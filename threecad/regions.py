@@ -1,0 +1,172 @@
+"""Anomalous regions of ground-truth masks: 8-connected components, areas, boxes, size classes.
+
+A region is an 8-connected component of the union of an image's masks (the convention
+of the MVTec AD evaluation): pixels touching only at a corner belong to one region.
+Size classes are by area at native size, as COCO does it: ``small`` below 32x32 px,
+``medium`` up to and including 96x96 px, ``large`` above.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+__all__ = [
+    "SMALL_MAX_AREA",
+    "MEDIUM_MAX_AREA",
+    "SIZE_CLASSES",
+    "size_class",
+    "Region",
+    "MaskStats",
+    "label_regions",
+    "mask_regions",
+    "read_mask",
+    "MaskReadError",
+]
+
+SMALL_MAX_AREA = 32 * 32  # area < 1024 px is small
+MEDIUM_MAX_AREA = 96 * 96  # 1024 <= area <= 9216 px is medium; larger is large
+SIZE_CLASSES = ("small", "medium", "large")
+
+
+def size_class(area: int) -> str:
+    """Size class of a region of ``area`` pixels: ``small``, ``medium`` or ``large``."""
+    if area < SMALL_MAX_AREA:
+        return "small"
+    if area <= MEDIUM_MAX_AREA:
+        return "medium"
+    return "large"
+
+
+@dataclass(frozen=True)
+class Region:
+    """One anomalous region. ``bbox`` is ``(x, y, width, height)`` in pixels."""
+
+    index: int
+    area: int
+    area_fraction: float
+    bbox: tuple[int, int, int, int]
+    size_class: str
+    defect_type: str
+
+
+@dataclass(frozen=True)
+class MaskStats:
+    """Statistics of one image's ground truth (the union of its masks)."""
+
+    height: int
+    width: int
+    anomalous_pixels: int
+    regions: tuple[Region, ...]
+    mask_values: tuple[int, ...]  # distinct values seen in the masks (at most a few listed)
+
+    @property
+    def n_regions(self) -> int:
+        """Number of 8-connected anomalous regions."""
+        return len(self.regions)
+
+
+class MaskReadError(ValueError):
+    """A mask file that cannot be decoded, or masks of one image that disagree in size."""
+
+
+def label_regions(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """8-connected components of ``mask > 0``.
+
+    Parameters
+    ----------
+    mask : ndarray of shape (H, W)
+        Any numeric dtype; non-zero pixels are anomalous.
+
+    Returns
+    -------
+    labels : ndarray of shape (H, W), int32
+        0 for normal pixels, 1..n for the regions (in raster order of their first pixel).
+    stats : ndarray of shape (n, 5), int32
+        Per region ``x, y, width, height, area``.
+    """
+    import cv2
+
+    if mask.ndim != 2:
+        raise ValueError(f"mask must be 2-D, got shape {mask.shape}")
+    binary = (mask > 0).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8, ltype=cv2.CV_32S)
+    return labels, stats[1:n].astype(np.int64)
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """Read a mask file as a 2-D array (a multi-channel file is reduced by ``max``).
+
+    Raises :class:`MaskReadError` naming the file when it cannot be decoded.
+    """
+    import cv2
+
+    data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
+    if data is None:
+        raise MaskReadError(f"{path}: mask file not found")
+    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if arr is None:
+        raise MaskReadError(f"{path}: cannot decode mask (not an image, or truncated)")
+    if arr.ndim == 3:
+        arr = arr.max(axis=2)
+    return arr
+
+
+def mask_regions(masks: Sequence[np.ndarray], types: Sequence[str], *,
+                 height: int | None = None, width: int | None = None) -> MaskStats:
+    """Regions of the union of one image's masks, each labelled with a defect type.
+
+    Parameters
+    ----------
+    masks : sequence of ndarray of shape (H, W)
+        One mask per defect type of the image (non-zero = anomalous).
+    types : sequence of str
+        The defect type of each mask. A region's type is the type whose mask covers most of
+        its pixels (ties: the first listed).
+    height, width : int, optional
+        The image size; the masks must match it.
+
+    Returns
+    -------
+    MaskStats
+    """
+    if not masks:
+        raise ValueError("at least one mask is needed")
+    if len(types) != len(masks):
+        raise ValueError("one type per mask is needed")
+    shapes = {m.shape[:2] for m in masks}
+    if len(shapes) != 1:
+        raise MaskReadError(f"masks of one image differ in size: {sorted(shapes)}")
+    h, w = masks[0].shape[:2]
+    if (height is not None and height != h) or (width is not None and width != w):
+        raise MaskReadError(f"mask is {h}x{w} (HxW) but the image is {height}x{width}")
+    union = masks[0] > 0
+    for m in masks[1:]:
+        union = union | (m > 0)
+    labels, stats = label_regions(union)
+    n = len(stats)
+    if len(masks) > 1 and n:
+        votes = np.stack([np.bincount(labels[m > 0], minlength=n + 1)[1:] for m in masks])
+        region_types = [types[i] for i in votes.argmax(axis=0)]
+    else:
+        region_types = [types[0]] * n
+    values: set[int] = set()
+    for m in masks:
+        values.update(int(v) for v in np.unique(m)[:8])
+    total = float(h * w)
+    regions = tuple(
+        Region(
+            index=i + 1,
+            area=int(stats[i, 4]),
+            area_fraction=float(stats[i, 4]) / total,
+            bbox=(int(stats[i, 0]), int(stats[i, 1]), int(stats[i, 2]), int(stats[i, 3])),
+            size_class=size_class(int(stats[i, 4])),
+            defect_type=region_types[i],
+        )
+        for i in range(n)
+    )
+    return MaskStats(height=h, width=w, anomalous_pixels=int(stats[:, 4].sum()) if n else 0,
+                     regions=regions, mask_values=tuple(sorted(values)))
