@@ -26,10 +26,17 @@ def _panels(n: int):
 
     cols = min(4, max(1, n))
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False,
+                             layout="constrained")
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, list(axes.flat[:n])
+
+
+def _integer_ticks(axis) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _save(fig, path: Path) -> None:
@@ -73,6 +80,7 @@ def _region_areas(regions, cats, path: Path) -> None:
         ax.set_title(f"{cat.code} — {cat.folder}\n{areas.size} regions", fontsize=10)
         ax.set_xlabel("region area (px, log scale)")
         ax.set_ylabel("regions")
+        _integer_ticks(ax.yaxis)
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle("Region area per category (8-connected regions at native size; "
                  "dashed: small/medium/large limits)", fontsize=12)
@@ -86,9 +94,10 @@ def _regions_per_image(images, cats, path: Path) -> None:
     for ax, cat in zip(axes, cats):
         counts = defect.loc[defect["category"] == cat.folder, "n_regions"].to_numpy()
         values = np.bincount(counts, minlength=top + 1) if counts.size else np.zeros(top + 1, int)
-        ax.bar(np.arange(top + 1), values, color="#2e8b57", width=0.8)
-        ax.set_xlim(-0.5, top + 0.5)
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.bar(np.arange(1, top + 1), values[1:], color="#2e8b57", width=0.8)
+        ax.set_xlim(0.5, top + 0.5)
+        _integer_ticks(ax.xaxis)
+        _integer_ticks(ax.yaxis)
         mean = f", mean {counts.mean():.1f}" if counts.size else ""
         ax.set_title(f"{cat.code} — {counts.size} defective images{mean}", fontsize=10)
         ax.set_xlabel("regions per defective image")
@@ -113,7 +122,7 @@ def _defect_types(images, cats, path: Path) -> None:
     cols = min(4, max(1, len(cats)))
     rows = math.ceil(len(cats) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 0.28 * max(tallest, 4) * rows + 1.2 * rows),
-                             squeeze=False)
+                             squeeze=False, layout="constrained")
     for ax in axes.flat[len(cats):]:
         ax.set_visible(False)
     for ax, cat, counts in zip(axes.flat, cats, per_cat):
@@ -126,9 +135,9 @@ def _defect_types(images, cats, path: Path) -> None:
         ax.set_xlabel("defective test images")
         ax.tick_params(axis="y", labelsize=8)
         ax.set_xlim(0, max(values, default=1) * 1.2)
+        _integer_ticks(ax.xaxis)
     fig.suptitle("Defective test images per defect type (an image with several types counts "
                  "under each)", fontsize=12)
-    fig.tight_layout()
     _save(fig, path)
 
 
