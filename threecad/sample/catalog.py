@@ -79,6 +79,6 @@ class ScalePlan:
 SCALE_PLANS: dict[str, ScalePlan] = {
     "tiny": ScalePlan("tiny", train=3, test_good=2, per_type=1, min_defect=3,
                       size_fraction=0.25, max_regions=4),
-    "small": ScalePlan("small", train=12, test_good=8, per_type=2, min_defect=12,
+    "small": ScalePlan("small", train=12, test_good=8, per_type=3, min_defect=16,
                        size_fraction=1.0, max_regions=8),
 }

@@ -1,0 +1,108 @@
+"""What a category's sample holds: which images, their sizes, stems, types and region counts.
+
+Planning is separate from drawing so that every image's content comes from its own random
+stream (keyed by seed, category and position), independent of the other images and of which
+categories are written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..categories import CATEGORIES, Category
+from .catalog import SAMPLE_TYPES, ScalePlan
+
+__all__ = ["PlannedImage", "plan_category", "image_rng"]
+
+_PLAN_STREAM = 1
+_IMAGE_STREAM = 2
+_SPLIT_IDS = {"train": 0, "test": 1}
+
+
+@dataclass(frozen=True)
+class PlannedImage:
+    """One image to draw.
+
+    Attributes
+    ----------
+    split : str
+        ``train`` or ``test``.
+    index : int
+        Position within the split before stems are shuffled; keys the image's random stream.
+    stem : str
+        Six-digit file name without extension.
+    height, width : int
+        Image size in pixels.
+    types : tuple of str
+        English defect types, the folder's type first; empty for a good image.
+    counts : tuple of int
+        Planned regions per type (at least one each).
+    """
+
+    split: str
+    index: int
+    stem: str
+    height: int
+    width: int
+    types: tuple[str, ...] = ()
+    counts: tuple[int, ...] = ()
+
+
+def _cat_index(cat: Category) -> int:
+    return [c.code for c in CATEGORIES].index(cat.code)
+
+
+def image_rng(seed: int, cat: Category, item: PlannedImage) -> np.random.Generator:
+    """The random stream that draws ``item``'s pixels."""
+    return np.random.default_rng([seed, _cat_index(cat), _IMAGE_STREAM,
+                                  _SPLIT_IDS[item.split], item.index])
+
+
+def _size(rng: np.random.Generator, span: tuple[int, int], fraction: float) -> int:
+    lo, hi = span
+    return lo + int(rng.integers(0, int((hi - lo) * fraction) + 1))
+
+
+def _region_counts(rng: np.random.Generator, cat: Category, n_types: int,
+                   cap: int) -> tuple[int, ...]:
+    """Regions per type: total drawn within the published range (capped), at least one each."""
+    lo = max(cat.regions_per_defect_image[0], n_types)
+    hi = max(lo, min(cat.regions_per_defect_image[1], cap))
+    counts = [1] * n_types
+    for _ in range(int(rng.integers(lo, hi + 1)) - n_types):
+        counts[int(rng.integers(n_types))] += 1
+    return tuple(counts)
+
+
+def plan_category(cat: Category, plan: ScalePlan, seed: int) -> list[PlannedImage]:
+    """Every image of one category at one scale: train images first, then test by position."""
+    rng = np.random.default_rng([seed, _cat_index(cat), _PLAN_STREAM])
+    types = SAMPLE_TYPES[cat.code]
+    n_def = max(plan.per_type * len(types), plan.min_defect)
+    order = rng.permutation(len(types))
+    primaries = list(types) * plan.per_type
+    primaries += [types[order[i % len(types)]] for i in range(n_def - len(primaries))]
+    multi: set[int] = set()
+    if cat.types_per_defect_image[1] > 1 and len(types) > 1:
+        m = max(1, round(n_def / plan.multi_every))
+        multi = {int(i) for i in rng.choice(n_def, size=m, replace=False)}
+
+    def size() -> tuple[int, int]:
+        return _size(rng, cat.height, plan.size_fraction), _size(rng, cat.width, plan.size_fraction)
+
+    items = [PlannedImage("train", i, f"{i:06d}", *size()) for i in range(plan.train)]
+    test: list[tuple[tuple[int, int], tuple[str, ...], tuple[int, ...]]] = []
+    for _ in range(plan.test_good):
+        test.append((size(), (), ()))
+    for i, first in enumerate(primaries):
+        chosen: tuple[str, ...] = (first,)
+        if i in multi:
+            others = [t for t in types if t != first]
+            chosen = (first, others[int(rng.integers(len(others)))])
+        test.append((size(), chosen, _region_counts(rng, cat, len(chosen), plan.max_regions)))
+    stems = rng.permutation(len(test))
+    for i, ((h, w), chosen, counts) in enumerate(test):
+        items.append(PlannedImage("test", i, f"{int(stems[i]):06d}", h, w, chosen, counts))
+    return items
