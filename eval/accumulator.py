@@ -1,0 +1,189 @@
+"""A streaming accumulator for exact pixel metrics: ``update(map, mask)``, then ``compute()``.
+
+Memory. Anomalous pixels are kept (score key, PRO weight, size class): memory grows with
+the anomalous pixels only. Normal pixels are reduced at once to a histogram over their
+distinct values:
+
+* maps of 16 bits or fewer (float16, uint8, int8, uint16, int16, bool) use a fixed table of
+  65,536 counts per dtype, so memory does not grow with the number of images at all;
+* wider maps (float32, float64, 32/64-bit integers) keep one count per distinct normal
+  value, which for continuous scores grows with the pixels. Exactness in one pass needs
+  that (a later anomalous score may fall between any two normal ones). For bounded memory
+  with such maps, store them as float16 (an order-preserving quantisation that changes the
+  metric) or evaluate in two passes with :func:`eval.metrics.pixel_metrics` /
+  ``threecad eval``, which re-read the maps instead of keeping them.
+
+Accumulators add up with :meth:`PixelAccumulator.merge` (one per thread or process).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .curves import aupro_from_counts, average_precision_from_counts, roc_auc_from_counts
+from .engine import NegativeCounts, PositiveIndex, order_keys
+from .pixels import PixelResult, extract_positives
+from threecad.regions import SIZE_CLASSES
+
+__all__ = ["PixelAccumulator"]
+
+_NARROW = {np.dtype(t).str: np.dtype(t) for t in (np.float16, np.uint8, np.int8, np.uint16, np.int16)}
+
+
+def _narrow_codes(values: np.ndarray) -> np.ndarray:
+    """Order-preserving uint16 codes of a narrow dtype (float16 by its bit pattern)."""
+    dt = values.dtype
+    if dt == np.float16:
+        bits = (values.astype(np.float32) + 0.0).astype(np.float16).view(np.uint16)  # -0 -> +0
+        return np.where(bits & 0x8000, ~bits, bits | 0x8000).astype(np.uint16)
+    if dt in (np.uint8, np.uint16):
+        return values.astype(np.uint16)
+    return (values.astype(np.int32) + 32768).astype(np.uint16)  # int8 / int16
+
+
+def _narrow_values(dtype: np.dtype) -> np.ndarray:
+    """Value (float64) of every uint16 code of ``dtype``; NaN for codes that are not numbers."""
+    codes = np.arange(65536, dtype=np.uint32)
+    if dtype == np.float16:
+        bits = np.where(codes & 0x8000, codes & 0x7FFF, ~codes & 0xFFFF).astype(np.uint16)
+        return bits.view(np.float16).astype(np.float64)
+    if dtype in (np.uint8, np.uint16):
+        return codes.astype(np.float64)
+    return codes.astype(np.float64) - 32768
+
+
+class PixelAccumulator:
+    """Exact P-AUROC, P-AP and AUPRO over images given one at a time.
+
+    Parameters
+    ----------
+    fpr_limit : float
+        AUPRO integration limit (the area is divided by it).
+
+    Examples
+    --------
+    >>> acc = PixelAccumulator()
+    >>> for amap, mask in pairs:          # doctest: +SKIP
+    ...     acc.update(amap, mask)
+    >>> result = acc.compute()            # doctest: +SKIP
+    """
+
+    def __init__(self, *, fpr_limit: float = 0.3) -> None:
+        self.fpr_limit = fpr_limit
+        self._pos_keys: list[np.ndarray] = []
+        self._pos_weights: list[np.ndarray] = []
+        self._pos_classes: list[np.ndarray] = []
+        self._regions = np.zeros(3, np.int64)
+        self._narrow: dict[str, np.ndarray] = {}
+        self._wide_keys: list[np.ndarray] = []
+        self._wide_counts: list[np.ndarray] = []
+        self._wide_pending = 0
+        self.n_images = 0
+
+    def update(self, amap: np.ndarray, mask: np.ndarray) -> None:
+        """Add one image: ``amap`` (H, W) scores, ``mask`` (H, W) non-zero = anomalous."""
+        amap = np.asarray(amap)
+        mask = np.asarray(mask)
+        if amap.ndim != 2 or amap.shape != mask.shape:
+            raise ValueError(f"map {amap.shape} and mask {mask.shape} must be 2-D and of equal shape")
+        if amap.dtype.kind not in "fiub":
+            raise TypeError(f"map dtype {amap.dtype} is not real")
+        if amap.dtype.kind == "f" and not np.isfinite(amap).all():
+            raise ValueError("map contains NaN or infinite values")
+        if amap.dtype == np.bool_:
+            amap = amap.astype(np.uint8)
+        pos = extract_positives(amap, mask)
+        if pos.flat_index.size:
+            self._pos_keys.append(pos.keys)
+            self._pos_weights.append(pos.weights)
+            self._pos_classes.append(pos.size_class)
+        self._regions += np.asarray(pos.regions_per_class, np.int64)
+        normal = amap.reshape(-1)
+        if pos.flat_index.size:
+            keep = np.ones(normal.size, bool)
+            keep[pos.flat_index] = False
+            normal = normal[keep]
+        key = amap.dtype.str
+        if key in _NARROW:
+            hist = self._narrow.setdefault(key, np.zeros(65536, np.int64))
+            hist += np.bincount(_narrow_codes(normal), minlength=65536)
+        else:
+            u, c = np.unique(order_keys(normal), return_counts=True)
+            self._wide_keys.append(u)
+            self._wide_counts.append(c.astype(np.int64))
+            self._wide_pending += u.size
+            if len(self._wide_keys) > 16:
+                self._compact()
+        self.n_images += 1
+
+    def _compact(self) -> None:
+        if len(self._wide_keys) <= 1:
+            return
+        keys = np.concatenate(self._wide_keys)
+        counts = np.concatenate(self._wide_counts)
+        u, inv = np.unique(keys, return_inverse=True)
+        self._wide_keys = [u]
+        self._wide_counts = [np.bincount(inv, weights=counts, minlength=u.size).astype(np.int64)]
+
+    def merge(self, other: "PixelAccumulator") -> "PixelAccumulator":
+        """Add another accumulator's images into this one; returns ``self``."""
+        self._pos_keys += other._pos_keys
+        self._pos_weights += other._pos_weights
+        self._pos_classes += other._pos_classes
+        self._regions += other._regions
+        for k, h in other._narrow.items():
+            self._narrow.setdefault(k, np.zeros(65536, np.int64))
+            self._narrow[k] += h
+        self._wide_keys += other._wide_keys
+        self._wide_counts += other._wide_counts
+        self.n_images += other.n_images
+        return self
+
+    def _normal_multiset(self) -> tuple[np.ndarray, np.ndarray]:
+        keys, counts = [], []
+        for k, hist in self._narrow.items():
+            used = np.flatnonzero(hist)
+            keys.append(order_keys(_narrow_values(_NARROW[k])[used]))
+            counts.append(hist[used])
+        self._compact()
+        keys += self._wide_keys
+        counts += self._wide_counts
+        if not keys:
+            return np.zeros(0, np.uint64), np.zeros(0, np.int64)
+        return np.concatenate(keys), np.concatenate(counts)
+
+    def compute(self) -> PixelResult:
+        """The metrics of everything added so far (the accumulator stays usable)."""
+        pos_keys = np.concatenate(self._pos_keys) if self._pos_keys else np.zeros(0, np.uint64)
+        index = PositiveIndex(pos_keys)
+        k = index.size
+        where = index.positions(pos_keys)
+        pos_count = np.bincount(where, minlength=k).astype(np.int64)
+        weights = np.concatenate(self._pos_weights) if self._pos_weights else np.zeros(0)
+        classes = np.concatenate(self._pos_classes) if self._pos_classes else np.zeros(0, np.int8)
+        pos_weight = np.stack([np.bincount(where[classes == c], weights=weights[classes == c], minlength=k)
+                               for c in range(3)]) if k else np.zeros((3, 0))
+        neg_keys, neg_counts = self._normal_multiset()
+        at = np.searchsorted(index.ukeys, neg_keys, side="left")
+        equal = at < k
+        equal[equal] = index.ukeys[at[equal]] == neg_keys[equal]
+        neg = NegativeCounts(
+            below=np.bincount(at[~equal], weights=neg_counts[~equal], minlength=k + 1).astype(np.int64),
+            on=np.bincount(at[equal], weights=neg_counts[equal], minlength=k).astype(np.int64),
+        )
+        n_regions = int(self._regions.sum())
+        by_size = {}
+        for c, name in enumerate(SIZE_CLASSES):
+            by_size[name] = (aupro_from_counts(pos_weight[c], int(self._regions[c]), neg, fpr_limit=self.fpr_limit,
+                                               name=f"AUPRO of {name} regions")
+                             if self._regions[c] else float("nan"))
+        return PixelResult(
+            auroc=roc_auc_from_counts(pos_count, neg, name="P-AUROC"),
+            ap=average_precision_from_counts(pos_count, neg, name="P-AP"),
+            aupro=aupro_from_counts(pos_weight.sum(axis=0), n_regions, neg, fpr_limit=self.fpr_limit),
+            n_pixels=int(pos_count.sum()) + neg.total,
+            n_anomalous=int(pos_count.sum()),
+            n_regions=n_regions,
+            aupro_by_size=by_size,
+            regions_by_size={name: int(self._regions[c]) for c, name in enumerate(SIZE_CLASSES)},
+        )
