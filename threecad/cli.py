@@ -70,6 +70,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--categories", nargs="+", metavar="NAME", help="only these categories")
     p.set_defaults(handler="threecad.commands.sample:run")
 
+    p = sub.add_parser("eval", help="score a submission of anomaly maps (exact metrics)",
+                       description="Validate a submission (PREDS/<Category>/test/<folder>/<stem>.npy|tif|png, "
+                                   "optional scores.csv and submission.json), score every category it "
+                                   "covers and write results.json, results.csv and results.md.")
+    p.add_argument("preds", metavar="PREDS", help="the submission folder")
+    p.add_argument("--data-root", metavar="ROOT",
+                   help="the 3CAD tree (default: $THREECAD_ROOT, then the folder 'threecad download' uses)")
+    p.add_argument("--protocol", choices=("standard", "paper"), default="standard",
+                   help="standard (native size, exact MVTec AUPRO) or paper (the 3CAD authors' protocol)")
+    p.add_argument("--out", metavar="DIR", help="where results go (default: PREDS/results)")
+    p.add_argument("--categories", nargs="+", metavar="NAME", help="only these categories (e.g. ACC,AI or ACC AI)")
+    p.add_argument("--label-map", metavar="FILE", help="extra Pinyin->English defect names for the tree")
+    p.add_argument("--json", action="store_true", help="print results.json instead of the tables")
+    p.add_argument("--workers", type=int, default=None, metavar="N", help="threads (default: all CPUs)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler="threecad.commands.eval:run")
+
     p = sub.add_parser("demo", help="build the sample (cached) and show its statistics",
                        description="The main job on the built-in sample: build it in a cache folder "
                                    "(once) and print its dataset table.")

@@ -187,3 +187,13 @@ def test_demo_builds_once_then_reuses(tmp_path):
     second = run("demo", "--cache-dir", tmp_path / "cache")
     assert "using the cached sample" in second.stderr
     assert first.stdout == second.stdout
+
+
+def test_eval_never_imports_torch_or_fiftyone(sample_root, tmp_path):
+    from eval.synthetic import write_synthetic_submission
+    from threecad.manifest import scan
+
+    preds = write_synthetic_submission(scan(sample_root, categories=["CS"]).manifest, tmp_path / "p")
+    mods = loaded_modules(["eval", str(preds), "--data-root", str(sample_root)])
+    assert "numba" in mods  # the command really scored
+    assert not mods & {"torch", "fiftyone", "torchvision"}, mods

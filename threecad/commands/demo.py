@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 from .. import __version__
+from ..paths import default_cache_dir
 from ..stats import render, summarise
 from .stats import collect_stats
-
-
-def default_cache_dir() -> Path:
-    """``$THREECAD_CACHE``, else ``$XDG_CACHE_HOME/threecad``, else ``~/.cache/threecad``."""
-    if os.environ.get("THREECAD_CACHE"):
-        return Path(os.environ["THREECAD_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "threecad"
 
 
 def ensure_sample(cache_dir: Path, *, seed: int, scale: str) -> Path:
@@ -33,14 +25,49 @@ def ensure_sample(cache_dir: Path, *, seed: int, scale: str) -> Path:
     return root
 
 
+def ensure_submission(cache_dir: Path, root: Path, manifest, *, seed: int) -> Path:
+    """A synthetic submission for the sample (blurred ground truth plus structured noise)."""
+    import shutil
+    import tempfile
+
+    from eval.synthetic import write_synthetic_submission
+
+    preds = cache_dir / f"{root.name}-submission"
+    if (preds / "submission.json").is_file():
+        return preds
+    tmp = Path(tempfile.mkdtemp(prefix=f".{preds.name}.", dir=cache_dir))
+    try:
+        write_synthetic_submission(manifest, tmp, seed=seed)
+        shutil.rmtree(preds, ignore_errors=True)
+        tmp.rename(preds)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return preds
+
+
 def run(args) -> int:
     """Run the command; return the exit code."""
+    from eval.results import render_tables, write_results
+
+    from .eval import score_submission
+
     cache = Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_dir()
     root = ensure_sample(cache, seed=args.seed, scale=args.scale)
-    _, stats = collect_stats(root, progress=sys.stderr.isatty())
+    progress = sys.stderr.isatty()
+    _, stats = collect_stats(root, progress=progress)
     summary = summarise(stats.images)
     print(f"\n3CAD sample at {root}: {len(stats.images)} images, {len(stats.regions)} regions\n")
     sys.stdout.write(render(summary, "table"))
-    print("\nNext: 'threecad stats ROOT --plots DIR' on this or the real tree "
+
+    preds = ensure_submission(cache, root, stats.images, seed=args.seed)
+    print(f"\nScoring a synthetic submission ({preds}):\n")
+    for protocol in ("standard", "paper"):
+        results = score_submission(preds, root, protocol_name=protocol, progress=progress,
+                                   command=["threecad", "demo"])
+        write_results(results, preds / "results" / protocol)
+        sys.stdout.write(render_tables(results, markdown=False) + "\n")
+    print(f"Results files: {preds / 'results'}")
+    print("Next: 'threecad stats ROOT --plots DIR', 'threecad eval PREDS --data-root ROOT' "
           "(see README.md for every command).")
     return 0

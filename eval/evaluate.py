@@ -1,0 +1,295 @@
+"""Scoring a submission: evaluate (two passes per category), then summarize.
+
+Pass 1 reads every map and mask once (threads), checks the map, brings both onto the
+protocol's grid, keeps the anomalous pixels (:class:`eval.pixels.PixelStats`), the image
+score and label, and (``paper``) the authors' per-image PRO. Every problem of every
+category is collected first: if there is any, :class:`SubmissionError` lists them all and
+nothing is scored. Pass 2 reads the maps again and counts their normal pixels; the
+counts are integers, so threads and order do not change the result.
+
+Masks are read once: pass 1 keeps the anomalous pixels' flat indices, which is all
+pass 2 needs of the ground truth.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from threecad.categories import get_category
+from threecad.errors import Problem
+
+from .mapio import MapReadError, read_map
+from .metrics import average_precision, roc_auc
+from .paper import mean_pro_paper, per_image_pro_paper, resize_map_paper, resize_mask_paper
+from .pixels import PixelStats, extract_positives
+from .protocols import Protocol
+from .submission import Submission, SubmissionError
+
+__all__ = ["ImageRecord", "CategoryEvaluation", "evaluate_submission", "summarize_category",
+           "ground_truth_digest"]
+
+log = logging.getLogger(__name__)
+
+METRICS = ("image_auroc", "image_ap", "pixel_auroc", "pixel_ap", "aupro")
+
+
+@dataclass
+class ImageRecord:
+    """Per-image results, keyed by ``image_id`` (COCO style)."""
+
+    image_id: str
+    folder: str
+    types: tuple[str, ...]
+    group: int
+    score: float
+    label: int                 # the label the image metrics use (protocol-dependent)
+    n_regions: int
+    n_pixels: int
+    shape: tuple[int, int]     # the protocol grid of this image
+    pro_paper: float = float("nan")
+    map_sha256: str = ""
+    mask_sha256: tuple[str, ...] = ()
+    flat_positive: np.ndarray | None = field(default=None, repr=False)
+
+
+@dataclass
+class CategoryEvaluation:
+    """Everything evaluated for one category, before summarizing."""
+
+    category: str
+    code: str
+    records: list[ImageRecord]
+    pixels: PixelStats
+    groups: dict[tuple[str, ...], int]
+    problems: list[Problem] = field(default_factory=list)
+
+
+def _read_masks(paths: Sequence[str]) -> tuple[np.ndarray | None, tuple[str, ...], str | None]:
+    """Union (uint8 0/255) of an image's masks, their sha256, or an error text."""
+    import cv2
+
+    union = None
+    digests = []
+    for p in paths:
+        data = Path(p).read_bytes()
+        digests.append(hashlib.sha256(data).hexdigest())
+        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        if arr is None:
+            return None, tuple(digests), f"cannot decode mask {p}"
+        if arr.ndim == 3:
+            arr = arr.max(axis=2)
+        m = arr > 0
+        if union is not None and union.shape != m.shape:
+            return None, tuple(digests), f"masks of one image differ in size ({p})"
+        union = m if union is None else union | m
+    return (None if union is None else union.astype(np.uint8) * 255), tuple(digests), None
+
+
+def _on_grid(amap: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``amap`` resized bilinearly (float64) to ``shape`` when its size differs; else as is."""
+    if amap.shape == shape:
+        return amap
+    import cv2
+
+    return cv2.resize(amap.astype(np.float64), (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class _Pass1:
+    """Pass 1 over one image (runs in a worker thread)."""
+
+    def __init__(self, protocol: Protocol, submission: Submission) -> None:
+        self.protocol = protocol
+        self.submission = submission
+
+    def __call__(self, row: dict[str, Any]):
+        problems: list[Problem] = []
+        image_id = row["image_id"]
+        path = self.submission.maps[image_id]
+        try:
+            amap = read_map(path)
+        except MapReadError as exc:
+            return None, [Problem(exc.kind, path, exc.message)]
+        map_digest = _sha256(path)
+        defect = row["label"] == "defect"
+        mask = None
+        mask_digests: tuple[str, ...] = ()
+        if defect:
+            mask, mask_digests, err = _read_masks(row["mask_paths"])
+            if err:
+                return None, [Problem("bad_ground_truth", Path(row["mask_paths"][0]) if row["mask_paths"]
+                                      else Path(row["image_path"]), err)]
+            if mask is None:
+                return None, [Problem("bad_ground_truth", Path(row["image_path"]), "defective image has no mask")]
+        score = self.submission.scores[image_id] if self.submission.scores is not None else float(amap.max())
+        grid = self.protocol.grid_size
+        if grid is None:
+            shape = (int(row["height"]), int(row["width"]))
+            if mask is not None and mask.shape != shape:
+                problems.append(Problem("bad_ground_truth", Path(row["mask_paths"][0]),
+                                        f"mask is {mask.shape[0]}x{mask.shape[1]}, image {shape[0]}x{shape[1]}"))
+                return None, problems
+            on_grid = _on_grid(amap, shape)
+            gt = mask if mask is not None else np.zeros(shape, np.uint8)
+            label = int(defect)
+        else:
+            on_grid = resize_map_paper(amap, size=grid)
+            gt = resize_mask_paper(mask, size=grid).astype(np.uint8) if mask is not None \
+                else np.zeros((grid, grid), np.uint8)
+            label = int(gt.any())
+        pos = extract_positives(on_grid, gt)
+        pro = float("nan")
+        if self.protocol.aupro == "paper_per_image" and defect:
+            pro = per_image_pro_paper(on_grid, gt, n_thresholds=self.protocol.pro_thresholds or 200,
+                                      fpr_limit=self.protocol.fpr_limit, image_id=image_id)
+        return (pos, score, label, pro, map_digest, mask_digests, on_grid.shape), problems
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", disable=not enabled, leave=False)
+
+
+def evaluate_submission(submission: Submission, manifest: Any, protocol: Protocol, *,
+                        workers: int | None = None, progress: bool = False) -> list[CategoryEvaluation]:
+    """Evaluate every category of ``submission`` against ``manifest`` (see module doc).
+
+    Raises
+    ------
+    SubmissionError
+        Listing every problem found in pass 1 (unreadable or invalid maps, bad ground truth).
+    """
+    workers = max(1, workers or os.cpu_count() or 1)
+    test = manifest[manifest["split"] == "test"]
+    evaluations: list[CategoryEvaluation] = []
+    problems: list[Problem] = []
+    pass1 = _Pass1(protocol, submission)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for folder in submission.categories:
+            rows = test[test["category"] == folder].to_dict("records")
+            groups: dict[tuple[str, ...], int] = {(): 0}
+            stats = PixelStats()
+            records: list[ImageRecord] = []
+            with _progress(len(rows), f"{get_category(folder).code} read", progress) as bar:
+                for row, (result, probs) in zip(rows, pool.map(pass1, rows)):
+                    bar.update()
+                    problems.extend(probs)
+                    if result is None:
+                        continue
+                    pos, score, label, pro, map_digest, mask_digests, shape = result
+                    types = tuple(sorted(row["defect_types"])) if row["label"] == "defect" else ()
+                    group = groups.setdefault(types, len(groups))
+                    stats.add_positives(pos, group=group)
+                    records.append(ImageRecord(
+                        image_id=row["image_id"], folder=row["folder"], types=types, group=group,
+                        score=float(score), label=label, n_regions=pos.n_regions,
+                        n_pixels=shape[0] * shape[1], shape=shape,
+                        pro_paper=pro, map_sha256=map_digest, mask_sha256=mask_digests,
+                        flat_positive=pos.flat_index))
+            cat = get_category(folder)
+            evaluations.append(CategoryEvaluation(folder, cat.code, records, stats, groups))
+        if problems:
+            raise SubmissionError(f"{submission.root}: the submission has problems "
+                                  f"({len(problems)}); nothing was scored", problems)
+        for ev in evaluations:
+            ev.pixels.finalize_positives()
+            chunks = [ev.records[i::workers] for i in range(workers)]
+
+            def count(chunk, ev=ev):
+                tally = ev.pixels.new_tally()
+                for rec in chunk:
+                    amap = read_map(submission.maps[rec.image_id])
+                    if protocol.grid_size is None:
+                        on_grid = _on_grid(amap, rec.shape)
+                    else:
+                        on_grid = resize_map_paper(amap, size=protocol.grid_size)
+                    ev.pixels.add_negatives(tally, on_grid, rec.flat_positive, group=rec.group)
+                    rec.flat_positive = None
+                return tally
+
+            with _progress(len(ev.records), f"{ev.code} count", progress):
+                for tally in pool.map(count, chunks):
+                    ev.pixels.merge(tally)
+    return evaluations
+
+
+def _image_metrics(records: list[ImageRecord], name: str) -> tuple[float, float]:
+    scores = np.array([r.score for r in records], np.float64)
+    labels = np.array([r.label for r in records], np.int8)
+    return (roc_auc(scores, labels) if len(records) else float("nan"),
+            average_precision(scores, labels) if len(records) else float("nan"))
+
+
+def _block(ev: CategoryEvaluation, records: list[ImageRecord], groups: set[int], protocol: Protocol,
+           label: str) -> dict[str, Any]:
+    import warnings
+
+    from .curves import UndefinedMetricWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UndefinedMetricWarning)
+        i_auroc, i_ap = _image_metrics(records, label)
+        px = ev.pixels.compute(groups, fpr_limit=protocol.fpr_limit, label=label)
+    for w in caught:
+        log.warning("%s: %s", label, w.message)
+    out: dict[str, Any] = {
+        "image_auroc": i_auroc, "image_ap": i_ap, "pixel_auroc": px.auroc, "pixel_ap": px.ap,
+    }
+    if protocol.aupro == "paper_per_image":
+        defective = [r.pro_paper for r in records if r.types]
+        mean = mean_pro_paper(defective, category=label)
+        out["aupro"] = mean.value
+        out["aupro_skipped_images"] = mean.n_skipped
+        out["aupro_mvtec"] = px.aupro
+    else:
+        out["aupro"] = px.aupro
+    out.update({
+        "n_images": len(records),
+        "n_defective": sum(1 for r in records if r.types),
+        "n_regions": px.n_regions,
+        "n_pixels": px.n_pixels,
+        "n_anomalous_pixels": px.n_anomalous,
+    })
+    out["_by_size"] = {size: {"aupro": px.aupro_by_size[size], "n_regions": px.regions_by_size[size]}
+                       for size in px.aupro_by_size}
+    return out
+
+
+def summarize_category(ev: CategoryEvaluation, protocol: Protocol) -> dict[str, Any]:
+    """The results of one category: the metrics, then ``by_type`` and ``by_size`` breakdowns."""
+    whole = _block(ev, ev.records, set(ev.groups.values()), protocol, ev.code)
+    by_size = whole.pop("_by_size")
+    types = sorted({t for key in ev.groups for t in key})
+    by_type = {}
+    for t in types:
+        groups = {0} | {g for key, g in ev.groups.items() if t in key}
+        recs = [r for r in ev.records if r.group in groups]
+        block = _block(ev, recs, groups, protocol, f"{ev.code} {t}")
+        block.pop("_by_size")
+        by_type[t] = block
+    return {"code": ev.code, **whole, "by_type": by_type, "by_size": by_size}
+
+
+def ground_truth_digest(evaluations: list[CategoryEvaluation]) -> str:
+    """sha256 over every scored image's key, label and mask digests (sorted by key)."""
+    h = hashlib.sha256()
+    for ev in evaluations:
+        for r in sorted(ev.records, key=lambda r: r.image_id):
+            h.update(f"{r.image_id}\t{','.join(r.types)}\t{','.join(r.mask_sha256)}\n".encode())
+    return h.hexdigest()
