@@ -57,6 +57,43 @@ def keys_to_values(keys: np.ndarray) -> np.ndarray:
 
 
 @njit(nogil=True, cache=True)
+def _count_kernel_linear(values, skip, use_skip, uvals, start, scale, nb, below, on):
+    """Like :func:`_count_kernel`, with buckets linear in the value: ``(x - U[0]) * scale``."""
+    n = values.size
+    k_count = uvals.size
+    u0 = uvals[0]
+    u1 = uvals[k_count - 1]
+    for i in range(n):
+        if use_skip and skip[i]:
+            continue
+        x = np.float64(values[i]) + 0.0
+        if x < u0:
+            below[0] += 1
+            continue
+        if x > u1:
+            below[k_count] += 1
+            continue
+        b = int((x - u0) * scale)
+        if b >= nb:
+            b = nb - 1
+        lo = start[b]
+        hi = start[b + 1]
+        top = hi
+        while hi - lo > 8:
+            mid = (lo + hi) >> 1
+            if uvals[mid] < x:
+                lo = mid + 1
+            else:
+                hi = mid
+        while lo < top and uvals[lo] < x:
+            lo += 1
+        if lo < top and uvals[lo] == x:
+            on[lo] += 1
+        else:
+            below[lo] += 1
+
+
+@njit(nogil=True, cache=True)
 def _count_kernel(values, skip, use_skip, ukeys, start, kmin, kmax, shift, below, on):
     """Count ``values`` (minus ``skip``ped pixels) into ``below``/``on`` (in place)."""
     n = values.size
@@ -168,14 +205,29 @@ class PositiveIndex:
             self.kmin = np.uint64(1)
             self.kmax = np.uint64(0)  # kmin > kmax: every value lands in below[0]
             self.shift = np.uint64(0)
-            self.start = np.zeros(2, np.int64)
+            self.start = np.zeros(2, np.int32)
+            self.linear = False
             return
         bits = int(min(22, max(10, int(np.ceil(np.log2(k + 1))) + 1)))
+        nb = 1 << bits
         kmin, kmax = int(ukeys[0]), int(ukeys[-1])
         shift = max(0, (kmax - kmin).bit_length() - bits)
-        buckets = ((ukeys - np.uint64(kmin)) >> np.uint64(shift)).astype(np.int64)
-        self.start = np.searchsorted(buckets, np.arange((1 << bits) + 1), side="left").astype(np.int64)
+        key_buckets = ((ukeys - np.uint64(kmin)) >> np.uint64(shift)).astype(np.int64)
         self.kmin, self.kmax, self.shift = np.uint64(kmin), np.uint64(kmax), np.uint64(shift)
+        # Two bucket functions, both monotone in the score: on the order key (good for
+        # scores spread over many orders of magnitude) and linear in the value (good for
+        # scores in a bounded range, even across zero). Keep the one with the shorter
+        # expected search (sum of squared bucket sizes).
+        self.uvals = keys_to_values(ukeys)
+        span = float(self.uvals[-1] - self.uvals[0])
+        self.scale = (nb / span) * (1 - 1e-12) if span > 0 and np.isfinite(span) else 0.0
+        lin_buckets = np.minimum(((self.uvals - self.uvals[0]) * self.scale).astype(np.int64), nb - 1)
+        cost_key = float(np.square(np.bincount(key_buckets, minlength=nb).astype(np.float64)).sum())
+        cost_lin = float(np.square(np.bincount(lin_buckets, minlength=nb).astype(np.float64)).sum())
+        self.linear = self.scale > 0 and cost_lin < cost_key
+        self.nb = nb
+        chosen = lin_buckets if self.linear else key_buckets
+        self.start = np.searchsorted(chosen, np.arange(nb + 1), side="left").astype(np.int32)
 
     @property
     def size(self) -> int:
@@ -218,5 +270,9 @@ class PositiveIndex:
             if skip_flat.size != flat.size:
                 raise ValueError(f"skip has {skip_flat.size} elements, values {flat.size}")
             use_skip = True
-        _count_kernel(flat, skip_flat, use_skip, self.ukeys, self.start, self.kmin, self.kmax,
-                      self.shift, counts.below, counts.on)
+        if self.size and self.linear:
+            _count_kernel_linear(flat, skip_flat, use_skip, self.uvals, self.start, self.scale, self.nb,
+                                 counts.below, counts.on)
+        else:
+            _count_kernel(flat, skip_flat, use_skip, self.ukeys, self.start, self.kmin, self.kmax,
+                          self.shift, counts.below, counts.on)

@@ -157,7 +157,7 @@ class _Pass1:
         if self.protocol.aupro == "paper_per_image" and defect:
             pro = per_image_pro_paper(on_grid, gt, n_thresholds=self.protocol.pro_thresholds or 200,
                                       fpr_limit=self.protocol.fpr_limit, image_id=image_id)
-        return (pos, score, label, pro, map_digest, mask_digests, on_grid.shape), problems
+        return (pos, score, label, pro, map_digest, mask_digests, on_grid), problems
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -167,13 +167,22 @@ def _progress(total: int, desc: str, enabled: bool):
 
 
 def evaluate_submission(submission: Submission, manifest: Any, protocol: Protocol, *,
-                        workers: int | None = None, progress: bool = False) -> list[CategoryEvaluation]:
+                        workers: int | None = None, progress: bool = False,
+                        cache_bytes: int = 1 << 30) -> list[CategoryEvaluation]:
     """Evaluate every category of ``submission`` against ``manifest`` (see module doc).
+
+    Parameters
+    ----------
+    cache_bytes : int
+        Maps on the protocol grid are kept from pass 1 to pass 2 while their total stays
+        under this many bytes per category; the rest are read again. Memory stays bounded
+        whatever the number of images.
 
     Raises
     ------
     SubmissionError
-        Listing every problem found in pass 1 (unreadable or invalid maps, bad ground truth).
+        Listing every problem found in pass 1 (unreadable or invalid maps, bad ground truth)
+        over all categories; nothing is scored then.
     """
     workers = max(1, workers or os.cpu_count() or 1)
     test = manifest[manifest["split"] == "test"]
@@ -186,13 +195,20 @@ def evaluate_submission(submission: Submission, manifest: Any, protocol: Protoco
             groups: dict[tuple[str, ...], int] = {(): 0}
             stats = PixelStats()
             records: list[ImageRecord] = []
-            with _progress(len(rows), f"{get_category(folder).code} read", progress) as bar:
+            cache: dict[str, np.ndarray] = {}
+            cached = 0
+            cat = get_category(folder)
+            with _progress(len(rows), f"{cat.code} read", progress) as bar:
                 for row, (result, probs) in zip(rows, pool.map(pass1, rows)):
                     bar.update()
                     problems.extend(probs)
                     if result is None:
                         continue
-                    pos, score, label, pro, map_digest, mask_digests, shape = result
+                    pos, score, label, pro, map_digest, mask_digests, on_grid = result
+                    if not problems and cached + on_grid.nbytes <= cache_bytes:
+                        cache[row["image_id"]] = on_grid
+                        cached += on_grid.nbytes
+                    shape = on_grid.shape
                     types = tuple(sorted(row["defect_types"])) if row["label"] == "defect" else ()
                     group = groups.setdefault(types, len(groups))
                     stats.add_positives(pos, group=group)
@@ -202,31 +218,39 @@ def evaluate_submission(submission: Submission, manifest: Any, protocol: Protoco
                         n_pixels=shape[0] * shape[1], shape=shape,
                         pro_paper=pro, map_sha256=map_digest, mask_sha256=mask_digests,
                         flat_positive=pos.flat_index))
-            cat = get_category(folder)
-            evaluations.append(CategoryEvaluation(folder, cat.code, records, stats, groups))
-        if problems:
-            raise SubmissionError(f"{submission.root}: the submission has problems "
-                                  f"({len(problems)}); nothing was scored", problems)
-        for ev in evaluations:
-            ev.pixels.finalize_positives()
-            chunks = [ev.records[i::workers] for i in range(workers)]
-
-            def count(chunk, ev=ev):
-                tally = ev.pixels.new_tally()
-                for rec in chunk:
-                    amap = read_map(submission.maps[rec.image_id])
-                    if protocol.grid_size is None:
-                        on_grid = _on_grid(amap, rec.shape)
-                    else:
-                        on_grid = resize_map_paper(amap, size=protocol.grid_size)
-                    ev.pixels.add_negatives(tally, on_grid, rec.flat_positive, group=rec.group)
-                    rec.flat_positive = None
-                return tally
-
-            with _progress(len(ev.records), f"{ev.code} count", progress):
-                for tally in pool.map(count, chunks):
-                    ev.pixels.merge(tally)
+            ev = CategoryEvaluation(folder, cat.code, records, stats, groups)
+            evaluations.append(ev)
+            if not problems:  # pass 2 now, while this category's maps are still cached
+                _count_normals(ev, submission, protocol, pool, workers, cache, progress)
+            cache.clear()
+    if problems:
+        raise SubmissionError(f"{submission.root}: the submission has problems "
+                              f"({len(problems)}); nothing was scored", problems)
     return evaluations
+
+
+def _count_normals(ev: CategoryEvaluation, submission: Submission, protocol: Protocol, pool, workers: int,
+                   cache: dict[str, np.ndarray], progress: bool) -> None:
+    """Pass 2 of one category: count every normal pixel (cached maps, else read again)."""
+    ev.pixels.finalize_positives()
+    chunks = [ev.records[i::workers] for i in range(workers)]
+    with _progress(len(ev.records), f"{ev.code} count", progress) as bar:
+
+        def count(chunk):
+            tally = ev.pixels.new_tally()
+            for rec in chunk:
+                on_grid = cache.get(rec.image_id)
+                if on_grid is None:
+                    amap = read_map(submission.maps[rec.image_id])
+                    on_grid = (_on_grid(amap, rec.shape) if protocol.grid_size is None
+                               else resize_map_paper(amap, size=protocol.grid_size))
+                ev.pixels.add_negatives(tally, on_grid, rec.flat_positive, group=rec.group)
+                rec.flat_positive = None
+                bar.update()
+            return tally
+
+        for tally in pool.map(count, chunks):
+            ev.pixels.merge(tally)
 
 
 def _image_metrics(records: list[ImageRecord], name: str) -> tuple[float, float]:

@@ -197,3 +197,21 @@ def test_bad_inputs():
         pixel_metrics([np.zeros((2, 2))] * 2, [np.zeros((2, 2))])
     with pytest.raises(ValueError, match="NaN"):
         roc_auc([np.inf, 0.0], [1, 0])
+
+
+@pytest.mark.parametrize("kind", ["linear", "key"])
+def test_both_bucket_modes_are_exact(kind):
+    from eval.engine import PositiveIndex, order_keys
+
+    rng = np.random.default_rng(11)
+    n = 5000
+    if kind == "linear":
+        scores = np.round(rng.normal(size=n), 2)             # bounded, across zero, ties
+    else:
+        scores = np.exp(rng.normal(scale=40, size=n))        # many orders of magnitude
+        scores[::7] = scores[3]                              # ties
+    labels = rng.random(n) < 0.3
+    index = PositiveIndex(order_keys(scores[labels]))
+    assert index.linear == (kind == "linear")
+    assert roc_auc(scores, labels) == pytest.approx(roc_auc_score(labels, scores), abs=TOL)
+    assert average_precision(scores, labels) == pytest.approx(average_precision_score(labels, scores), abs=TOL)
