@@ -7,4 +7,11 @@ and commands that need them.
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "load_split"]
+
+
+def load_split(path, split="train", **kwargs):
+    """The manifest rows of one split of a split file (see :func:`threecad.splits.load_split`)."""
+    from .splits import load_split as _load_split
+
+    return _load_split(path, split, **kwargs)

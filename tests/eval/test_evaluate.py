@@ -168,7 +168,7 @@ def test_cli_writes_three_files_deterministically(sample_root, tmp_path):
     for c in r1["categories"].values():
         for m in ("image_auroc", "image_ap", "pixel_auroc", "pixel_ap", "aupro"):
             assert 0.0 <= c[m] <= 1.0
-    run_cli("eval", preds, "--data-root", sample_root, "--out", tmp_path / "r2", "--workers", "1")
+    run_cli("eval", preds, "--data-root", sample_root, "--out", tmp_path / "r2", "--threads", "1")
     r2 = json.loads((tmp_path / "r2" / "results.json").read_text())
     for r in (r1, r2):
         r.pop("created"), r.pop("command")
