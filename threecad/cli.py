@@ -70,6 +70,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--categories", nargs="+", metavar="NAME", help="only these categories")
     p.set_defaults(handler="threecad.commands.sample:run")
 
+    p = sub.add_parser("download", help="fetch the 3CAD archive (or DTD textures), verify and extract it",
+                       description="Download the 3CAD archive from Google Drive (or any URL, or import an "
+                                   "archive on disk), resume interrupted transfers, verify its sha256 and "
+                                   "extract it safely into DEST.")
+    p.add_argument("--release", choices=("english", "pinyin"), default="english",
+                   help="which 3CAD release (default english: English defect names)")
+    p.add_argument("--dtd", action="store_true", help="fetch the DTD textures used by the CFRG recipe instead")
+    p.add_argument("--dest", metavar="DIR", help="where the dataset goes (default: $THREECAD_ROOT, then "
+                                                 "~/.local/share/threecad/3CAD; DTD: beside it, in dtd/)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--url", metavar="URL", help="fetch this HTTP(S) archive instead (a mirror or a local server)")
+    src.add_argument("--archive", metavar="FILE", help="import an archive already on disk")
+    p.add_argument("--sha256", metavar="HEX", help="expected sha256 of the archive (verified before extracting)")
+    p.add_argument("--retries", type=int, default=5, metavar="N", help="attempts per transfer (default 5)")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="network timeout in seconds (default 30)")
+    p.add_argument("--force", action="store_true", help="download and extract again even when DEST is complete")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler="threecad.commands.download:run")
+
+    p = sub.add_parser("validate", help="audit a 3CAD tree: structure, pairing, masks, images, counts, duplicates",
+                       description="Check a tree before trusting results. Every problem is reported at once, "
+                                   "grouped by kind. Exit 0 when clean, 1 when problems were found.")
+    p.add_argument("root", metavar="ROOT", help="folder holding the category folders")
+    _add_common_data_options(p)
+    p.add_argument("--expect", choices=("auto", "published", "none"), default="auto",
+                   help="compare counts with the published table: 'published' always (missing categories "
+                        "are errors), 'none' never, 'auto' (default) only for a tree with all 8 categories")
+    p.add_argument("--no-near-duplicates", action="store_true", help="skip the perceptual-hash comparison")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--workers", type=int, default=None, metavar="N", help="threads (default: all CPUs)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler="threecad.commands.validate:run")
+
+    p = sub.add_parser("split", help="write split files: official train/test, validation, k-shot subsets",
+                       description="Write the official train/test split, a validation split held out from "
+                                   "train/good and k-shot training subsets, per category, as lists of image "
+                                   "keys with the sha256 of the manifest they were drawn from.")
+    p.add_argument("root", metavar="ROOT", help="folder holding the category folders")
+    _add_common_data_options(p)
+    p.add_argument("--out", metavar="FILE", default="splits.json",
+                   help="output file, .json or .csv (default splits.json)")
+    p.add_argument("--val-fraction", type=float, default=0.1, metavar="F",
+                   help="share of train/good held out for validation (default 0.1)")
+    p.add_argument("--shots", default="1,2,4,8", metavar="K,K,...",
+                   help="k-shot subset sizes, drawn from the training part (default 1,2,4,8; '' for none)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.set_defaults(handler="threecad.commands.split:run")
+
     p = sub.add_parser("eval", help="score a submission of anomaly maps (exact metrics)",
                        description="Validate a submission (PREDS/<Category>/test/<folder>/<stem>.npy|tif|png, "
                                    "optional scores.csv and submission.json), score every category it "
@@ -83,7 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--categories", nargs="+", metavar="NAME", help="only these categories (e.g. ACC,AI or ACC AI)")
     p.add_argument("--label-map", metavar="FILE", help="extra Pinyin->English defect names for the tree")
     p.add_argument("--json", action="store_true", help="print results.json instead of the tables")
-    p.add_argument("--workers", type=int, default=None, metavar="N", help="threads (default: all CPUs)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="threads in this process (default: all CPUs)")
+    cluster = p.add_mutually_exclusive_group()
+    cluster.add_argument("--scheduler", metavar="ADDRESS",
+                         help="score on an existing Dask cluster (e.g. tcp://10.0.0.5:8786); needs the 'dask' extra")
+    cluster.add_argument("--workers", type=int, default=None, metavar="N",
+                         help="start a local Dask cluster of N worker processes; needs the 'dask' extra")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler="threecad.commands.eval:run")
 
