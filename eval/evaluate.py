@@ -9,6 +9,17 @@ counts are integers, so threads and order do not change the result.
 
 Masks are read once: pass 1 keeps the anomalous pixels' flat indices, which is all
 pass 2 needs of the ground truth.
+
+The work on one image is split in two pieces shared with the Dask path
+(:mod:`eval.distributed`), so that both give bit-identical results:
+
+* :func:`image_truth` -- the ground truth on the protocol grid (masks read, regions,
+  PRO weights, size classes, label, mask digests); it does not depend on the submission.
+* :func:`score_image` -- one map against that truth (order keys of the anomalous
+  pixels, image score, the paper's per-image PRO).
+
+:class:`CategoryBuilder` adds the images of a category, in manifest order, into a
+:class:`CategoryEvaluation`.
 """
 
 from __future__ import annotations
@@ -17,28 +28,32 @@ import hashlib
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from threecad.categories import get_category
 from threecad.errors import Problem
 
+from .engine import order_keys
 from .mapio import MapReadError, read_map
 from .metrics import average_precision, roc_auc
 from .paper import mean_pro_paper, per_image_pro_paper, resize_map_paper, resize_mask_paper
-from .pixels import PixelStats, extract_positives
+from .pixels import ImagePositives, PixelStats, extract_positives
 from .protocols import Protocol
 from .submission import Submission, SubmissionError
 
 __all__ = ["ImageRecord", "CategoryEvaluation", "evaluate_submission", "summarize_category",
-           "ground_truth_digest"]
+           "ground_truth_digest", "ImageTruth", "ImageScore", "image_truth", "score_image", "map_on_grid",
+           "CategoryBuilder", "submission_error", "pass1_image", "image_keys"]
 
 log = logging.getLogger(__name__)
 
 METRICS = ("image_auroc", "image_ap", "pixel_auroc", "pixel_ap", "aupro")
+
+_NO_KEYS = np.zeros(0, np.uint64)
 
 
 @dataclass
@@ -72,6 +87,40 @@ class CategoryEvaluation:
     problems: list[Problem] = field(default_factory=list)
 
 
+@dataclass
+class ImageTruth:
+    """The ground truth of one test image on a protocol's grid (no submission involved).
+
+    ``positives`` holds the anomalous pixels' flat indices, PRO weights and size classes
+    (its ``keys`` are empty: they come from a map, see :func:`score_image`). ``problem``
+    is set (and ``positives`` is None) when the ground truth cannot be used.
+    """
+
+    image_id: str
+    folder: str
+    types: tuple[str, ...]
+    defect: bool
+    shape: tuple[int, int]       # the protocol grid of this image
+    label: int                   # the label the image metrics use (protocol-dependent)
+    positives: ImagePositives | None
+    mask_sha256: tuple[str, ...] = ()
+    problem: Problem | None = None
+
+
+@dataclass
+class ImageScore:
+    """What one map adds to its ground truth: score, digest, PRO (paper) and the scores of
+    its anomalous pixels on the grid, as stored (in the order of
+    ``ImageTruth.positives.flat_index``; :func:`eval.engine.order_keys` makes them keys)."""
+
+    image_id: str
+    score: float
+    map_sha256: str
+    shape: tuple[int, int]
+    pro_paper: float
+    values: np.ndarray
+
+
 def _read_masks(paths: Sequence[str]) -> tuple[np.ndarray | None, tuple[str, ...], str | None]:
     """Union (uint8 0/255) of an image's masks, their sha256, or an error text."""
     import cv2
@@ -102,12 +151,138 @@ def _on_grid(amap: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return cv2.resize(amap.astype(np.float64), (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
 
 
+def map_on_grid(amap: np.ndarray, shape: tuple[int, int], protocol: Protocol) -> np.ndarray:
+    """A map brought onto the protocol grid ``shape`` (see :mod:`eval.protocols`)."""
+    if protocol.grid_size is None:
+        return _on_grid(amap, shape)
+    return resize_map_paper(amap, size=protocol.grid_size)
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def image_truth(row: dict[str, Any], protocol: Protocol) -> ImageTruth:
+    """The ground truth of one manifest row on ``protocol``'s grid (reads its masks).
+
+    A problem with the masks (unreadable, no mask for a defective image, masks of another
+    size than the image) is returned in ``problem``, not raised.
+    """
+    defect = row["label"] == "defect"
+    types = tuple(sorted(row["defect_types"])) if defect else ()
+    grid = protocol.grid_size
+    shape = (int(row["height"]), int(row["width"])) if grid is None else (grid, grid)
+
+    def bad(path: Path, message: str) -> ImageTruth:
+        return ImageTruth(row["image_id"], row["folder"], types, defect, shape, int(defect), None,
+                          problem=Problem("bad_ground_truth", path, message))
+
+    mask = None
+    mask_digests: tuple[str, ...] = ()
+    if defect:
+        mask, mask_digests, err = _read_masks(row["mask_paths"])
+        if err:
+            return bad(Path(row["mask_paths"][0]) if row["mask_paths"] else Path(row["image_path"]), err)
+        if mask is None:
+            return bad(Path(row["image_path"]), "defective image has no mask")
+    if grid is None:
+        if mask is not None and mask.shape != shape:
+            return bad(Path(row["mask_paths"][0]),
+                       f"mask is {mask.shape[0]}x{mask.shape[1]}, image {shape[0]}x{shape[1]}")
+        gt = mask if mask is not None else np.zeros(shape, np.uint8)
+        label = int(defect)
+    else:
+        gt = resize_mask_paper(mask, size=grid).astype(np.uint8) if mask is not None \
+            else np.zeros((grid, grid), np.uint8)
+        label = int(gt.any())
+    positives = replace(extract_positives(gt, gt), keys=_NO_KEYS)  # keys come with a map
+    return ImageTruth(row["image_id"], row["folder"], types, defect, shape, label, positives, mask_digests)
+
+
+def truth_mask(truth: ImageTruth) -> np.ndarray:
+    """The binarised ground truth (uint8 0/1) on the grid, rebuilt from the flat indices."""
+    gt = np.zeros(truth.shape[0] * truth.shape[1], np.uint8)
+    gt[truth.positives.flat_index] = 1
+    return gt.reshape(truth.shape)
+
+
+def score_image(amap: np.ndarray, truth: ImageTruth, score: float | None, map_sha256: str,
+                protocol: Protocol) -> tuple[ImageScore, np.ndarray]:
+    """One valid map against its ground truth; returns the result and the map on the grid.
+
+    ``score`` is the image score from scores.csv, or None for the maximum of the map as
+    submitted.
+    """
+    on_grid = map_on_grid(amap, truth.shape, protocol)
+    values = np.asarray(on_grid).reshape(-1)[truth.positives.flat_index]
+    pro = float("nan")
+    if protocol.aupro == "paper_per_image" and truth.defect:
+        pro = per_image_pro_paper(on_grid, truth_mask(truth), n_thresholds=protocol.pro_thresholds or 200,
+                                  fpr_limit=protocol.fpr_limit, image_id=truth.image_id)
+    value = float(score) if score is not None else float(amap.max())
+    return ImageScore(truth.image_id, value, map_sha256, on_grid.shape, pro, values), on_grid
+
+
+def image_keys(result: ImageScore) -> np.ndarray:
+    """Order keys of an image's anomalous pixels (as :func:`eval.pixels.extract_positives`)."""
+    return order_keys(result.values) if result.values.size else _NO_KEYS
+
+
+def _flat_stub(n: int) -> np.ndarray:
+    """A stand-in for flat indices that were not shipped (only their count is used)."""
+    return np.broadcast_to(np.int64(0), (n,))
+
+
+class CategoryBuilder:
+    """Adds the images of one category, in manifest order, into a :class:`CategoryEvaluation`.
+
+    Group ids are given in order of first appearance, so the same images in the same
+    order give the same evaluation whoever computed their pieces.
+    """
+
+    def __init__(self, folder: str) -> None:
+        cat = get_category(folder)
+        self.evaluation = CategoryEvaluation(folder, cat.code, [], PixelStats(), {(): 0})
+
+    def group_of(self, truth: ImageTruth) -> int:
+        """The group id of an image's defect-type set (assigned on first use)."""
+        groups = self.evaluation.groups
+        return groups.setdefault(truth.types, len(groups))
+
+    def add(self, truth: ImageTruth, result: ImageScore, *, keys: np.ndarray | None = None,
+            keep_flat: bool = True) -> ImageRecord:
+        """Add one scored image; ``keep_flat`` keeps its flat indices for pass 2 in this process.
+
+        ``keys`` are :func:`image_keys` of ``result`` when already computed (in a thread).
+        """
+        pos = truth.positives
+        assert pos is not None
+        if keys is None:
+            keys = image_keys(result)
+        flat = pos.flat_index if pos.flat_index.size == keys.size else _flat_stub(keys.size)
+        group = self.group_of(truth)
+        self.evaluation.pixels.add_positives(
+            ImagePositives(flat, keys, pos.weights, pos.size_class, pos.n_regions, pos.regions_per_class),
+            group=group)
+        shape = result.shape
+        rec = ImageRecord(
+            image_id=truth.image_id, folder=truth.folder, types=truth.types, group=group,
+            score=result.score, label=truth.label, n_regions=pos.n_regions,
+            n_pixels=shape[0] * shape[1], shape=shape, pro_paper=result.pro_paper,
+            map_sha256=result.map_sha256, mask_sha256=truth.mask_sha256,
+            flat_positive=pos.flat_index if keep_flat else None)
+        self.evaluation.records.append(rec)
+        return rec
+
+
+def submission_error(submission: Submission, problems: list[Problem]) -> SubmissionError:
+    """The error listing every content problem found while scoring (nothing is scored)."""
+    return SubmissionError(f"{submission.root}: the submission has problems "
+                           f"({len(problems)}); nothing was scored", problems)
 
 
 class _Pass1:
@@ -118,46 +293,35 @@ class _Pass1:
         self.submission = submission
 
     def __call__(self, row: dict[str, Any]):
-        problems: list[Problem] = []
         image_id = row["image_id"]
-        path = self.submission.maps[image_id]
-        try:
-            amap = read_map(path)
-        except MapReadError as exc:
-            return None, [Problem(exc.kind, path, exc.message)]
-        map_digest = _sha256(path)
-        defect = row["label"] == "defect"
-        mask = None
-        mask_digests: tuple[str, ...] = ()
-        if defect:
-            mask, mask_digests, err = _read_masks(row["mask_paths"])
-            if err:
-                return None, [Problem("bad_ground_truth", Path(row["mask_paths"][0]) if row["mask_paths"]
-                                      else Path(row["image_path"]), err)]
-            if mask is None:
-                return None, [Problem("bad_ground_truth", Path(row["image_path"]), "defective image has no mask")]
-        score = self.submission.scores[image_id] if self.submission.scores is not None else float(amap.max())
-        grid = self.protocol.grid_size
-        if grid is None:
-            shape = (int(row["height"]), int(row["width"]))
-            if mask is not None and mask.shape != shape:
-                problems.append(Problem("bad_ground_truth", Path(row["mask_paths"][0]),
-                                        f"mask is {mask.shape[0]}x{mask.shape[1]}, image {shape[0]}x{shape[1]}"))
-                return None, problems
-            on_grid = _on_grid(amap, shape)
-            gt = mask if mask is not None else np.zeros(shape, np.uint8)
-            label = int(defect)
-        else:
-            on_grid = resize_map_paper(amap, size=grid)
-            gt = resize_mask_paper(mask, size=grid).astype(np.uint8) if mask is not None \
-                else np.zeros((grid, grid), np.uint8)
-            label = int(gt.any())
-        pos = extract_positives(on_grid, gt)
-        pro = float("nan")
-        if self.protocol.aupro == "paper_per_image" and defect:
-            pro = per_image_pro_paper(on_grid, gt, n_thresholds=self.protocol.pro_thresholds or 200,
-                                      fpr_limit=self.protocol.fpr_limit, image_id=image_id)
-        return (pos, score, label, pro, map_digest, mask_digests, on_grid), problems
+        score = self.submission.scores[image_id] if self.submission.scores is not None else None
+        result, problems = pass1_image(self.submission.maps[image_id], lambda: image_truth(row, self.protocol),
+                                       score, self.protocol)
+        if result is None:
+            return None, problems
+        truth, scored, on_grid = result
+        return (truth, scored, on_grid, image_keys(scored)), problems  # keys computed in this thread
+
+
+def pass1_image(path: Path, truth: ImageTruth | Callable[[], ImageTruth], score: float | None,
+                protocol: Protocol):
+    """Pass 1 of one image: ``((truth, result, map on grid), [])`` or ``(None, [problem])``.
+
+    The map is read first: an unreadable or invalid map is its image's problem, before
+    any problem of the ground truth. ``truth`` may be a callable, called only then (the
+    masks are not read for an image whose map is unusable).
+    """
+    try:
+        amap = read_map(path)
+    except MapReadError as exc:
+        return None, [Problem(exc.kind, path, exc.message)]
+    map_digest = _sha256(path)
+    if callable(truth):
+        truth = truth()
+    if truth.problem is not None:
+        return None, [truth.problem]
+    result, on_grid = score_image(amap, truth, score, map_digest, protocol)
+    return (truth, result, on_grid), []
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -192,40 +356,27 @@ def evaluate_submission(submission: Submission, manifest: Any, protocol: Protoco
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for folder in submission.categories:
             rows = test[test["category"] == folder].to_dict("records")
-            groups: dict[tuple[str, ...], int] = {(): 0}
-            stats = PixelStats()
-            records: list[ImageRecord] = []
+            builder = CategoryBuilder(folder)
             cache: dict[str, np.ndarray] = {}
             cached = 0
-            cat = get_category(folder)
-            with _progress(len(rows), f"{cat.code} read", progress) as bar:
+            with _progress(len(rows), f"{builder.evaluation.code} read", progress) as bar:
                 for row, (result, probs) in zip(rows, pool.map(pass1, rows)):
                     bar.update()
                     problems.extend(probs)
                     if result is None:
                         continue
-                    pos, score, label, pro, map_digest, mask_digests, on_grid = result
+                    truth, scored, on_grid, keys = result
                     if not problems and cached + on_grid.nbytes <= cache_bytes:
                         cache[row["image_id"]] = on_grid
                         cached += on_grid.nbytes
-                    shape = on_grid.shape
-                    types = tuple(sorted(row["defect_types"])) if row["label"] == "defect" else ()
-                    group = groups.setdefault(types, len(groups))
-                    stats.add_positives(pos, group=group)
-                    records.append(ImageRecord(
-                        image_id=row["image_id"], folder=row["folder"], types=types, group=group,
-                        score=float(score), label=label, n_regions=pos.n_regions,
-                        n_pixels=shape[0] * shape[1], shape=shape,
-                        pro_paper=pro, map_sha256=map_digest, mask_sha256=mask_digests,
-                        flat_positive=pos.flat_index))
-            ev = CategoryEvaluation(folder, cat.code, records, stats, groups)
+                    builder.add(truth, scored, keys=keys)
+            ev = builder.evaluation
             evaluations.append(ev)
             if not problems:  # pass 2 now, while this category's maps are still cached
                 _count_normals(ev, submission, protocol, pool, workers, cache, progress)
             cache.clear()
     if problems:
-        raise SubmissionError(f"{submission.root}: the submission has problems "
-                              f"({len(problems)}); nothing was scored", problems)
+        raise submission_error(submission, problems)
     return evaluations
 
 
@@ -241,9 +392,7 @@ def _count_normals(ev: CategoryEvaluation, submission: Submission, protocol: Pro
             for rec in chunk:
                 on_grid = cache.get(rec.image_id)
                 if on_grid is None:
-                    amap = read_map(submission.maps[rec.image_id])
-                    on_grid = (_on_grid(amap, rec.shape) if protocol.grid_size is None
-                               else resize_map_paper(amap, size=protocol.grid_size))
+                    on_grid = map_on_grid(read_map(submission.maps[rec.image_id]), rec.shape, protocol)
                 ev.pixels.add_negatives(tally, on_grid, rec.flat_positive, group=rec.group)
                 rec.flat_positive = None
                 bar.update()

@@ -126,7 +126,7 @@ class PixelStats:
         if self.index is not None:
             raise RuntimeError("positives are final; add_positives after finalize_positives")
         self.groups.add(group)
-        if pos.flat_index.size:
+        if pos.keys.size:
             self._keys.append(pos.keys)
             self._weights.append(pos.weights)
             self._classes.append(pos.size_class)

@@ -8,6 +8,13 @@ submission of float16 ``.npy`` maps, then runs the ``threecad eval`` command in 
 process and prints its wall time and peak memory (the child's maximum resident set).
 
     python scripts/bench_eval_full.py [--fraction 1.0] [--protocol standard] [--keep DIR]
+                                      [--workers 1,2]
+
+With ``--workers 1,2`` it then runs ``threecad eval --workers N`` (a local Dask cluster of N
+single-threaded worker processes) for each N, checks that results.json is identical to the
+single-process run (apart from ``created`` and ``command``), and prints the wall time of each,
+the speed-up from the first N to the others, and what the cluster's tasks sent back per task
+against the map bytes they read.
 
 The exact peers need 35-65 GB for this (scikit-learn on the flattened pixels), which this
 2-core, 24 GiB machine cannot run; bench_eval.py measures the ratio against scikit-learn at
@@ -67,12 +74,64 @@ def build(root: Path, preds: Path, fraction: float, seed: int = 0) -> tuple[int,
     return n_images, n_images * size * size
 
 
+def _results(path: Path) -> dict:
+    import json
+
+    r = json.loads(path.read_text())
+    r.pop("created"), r.pop("command")
+    return r
+
+
+def rescore(root: Path, preds: Path, protocol: str, n_workers: int) -> tuple[float, float]:
+    """Seconds to score ``preds`` twice with one DistributedScorer on a local cluster."""
+    from distributed import Client
+
+    from eval.distributed import DistributedScorer, local_cluster
+    from eval.protocols import get_protocol
+    from eval.submission import load_submission
+    from threecad.manifest import scan
+
+    import logging
+
+    logging.getLogger("threecad").setLevel(logging.ERROR)  # the scan's notes on folder names
+    scan_result = scan(root)
+    submission = load_submission(preds, scan_result.manifest)
+    times = []
+    with local_cluster(n_workers) as cluster, Client(cluster) as client:
+        scorer = DistributedScorer(client, scan_result, get_protocol(protocol))
+        for _ in range(2):
+            t0 = time.perf_counter()
+            scorer.score(submission)
+            times.append(time.perf_counter() - t0)
+    return times[0], times[1]
+
+
+def _worker_counts(text: str | None) -> list[int]:
+    if not text:
+        return []
+    try:
+        counts = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise SystemExit(f"--workers takes numbers separated by commas, got {text!r}") from None
+    if any(n < 1 for n in counts):
+        raise SystemExit("--workers: every count must be at least 1")
+    return counts
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fraction", type=float, default=1.0, help="share of the published counts")
     parser.add_argument("--protocol", default="standard", choices=("standard", "paper"))
     parser.add_argument("--keep", help="build here and keep it (reused when it exists)")
+    parser.add_argument("--workers", metavar="N[,N...]",
+                        help="also score on local Dask clusters of these sizes (e.g. 1,2) and compare")
+    parser.add_argument("--no-single", action="store_true",
+                        help="with --workers: skip the single-process run (no identity check then)")
+    parser.add_argument("--rescore", action="store_true",
+                        help="with --workers: also score the submission twice in one session "
+                             "(DistributedScorer): the second run reuses the ground truth kept on the cluster")
     args = parser.parse_args()
+    counts = _worker_counts(args.workers)
 
     tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="threecad-bench-"))
     root, preds = tmp / "3cad", tmp / "preds"
@@ -81,19 +140,51 @@ def main() -> int:
             t0 = time.perf_counter()
             n, px = build(root, preds, args.fraction)
             print(f"built {n:,} test images and maps ({px / 1e9:.2f} G pixels) in {time.perf_counter() - t0:.0f} s")
-        shutil.rmtree(preds / "results", ignore_errors=True)
-        cmd = [sys.executable, "-m", "threecad", "eval", str(preds), "--data-root", str(root),
-               "--protocol", args.protocol, "--no-progress"]
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        wall = time.perf_counter() - t0
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-        if proc.returncode != 0:
-            print(proc.stderr, file=sys.stderr)
-            return proc.returncode
-        print(proc.stdout)
-        print(f"threecad eval ({args.protocol}): {wall:.1f} s wall, peak memory {peak:.2f} GiB "
-              f"(targets at full scale: < 30 s, < 3 GiB)")
+        base = [sys.executable, "-m", "threecad", "eval", str(preds), "--data-root", str(root),
+                "--protocol", args.protocol, "--no-progress"]
+        reference = None
+        if not (counts and args.no_single):
+            shutil.rmtree(preds / "results", ignore_errors=True)
+            t0 = time.perf_counter()
+            proc = subprocess.run(base, capture_output=True, text=True)
+            wall = time.perf_counter() - t0
+            peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+            if proc.returncode != 0:
+                print(proc.stderr, file=sys.stderr)
+                return proc.returncode
+            print(proc.stdout)
+            print(f"threecad eval ({args.protocol}): {wall:.1f} s wall, peak memory {peak:.2f} GiB "
+                  f"(targets at full scale: < 30 s, < 3 GiB)")
+            reference = _results(preds / "results" / "results.json")
+        walls: dict[int, float] = {}
+        for n in counts:
+            out = tmp / f"results-workers{n}"
+            shutil.rmtree(out, ignore_errors=True)
+            t0 = time.perf_counter()
+            proc = subprocess.run([*base, "--workers", str(n), "--out", str(out)], capture_output=True, text=True)
+            walls[n] = wall = time.perf_counter() - t0
+            if proc.returncode != 0:
+                print(proc.stderr, file=sys.stderr)
+                return proc.returncode
+            traffic = [line for line in proc.stderr.splitlines() if line.startswith("cluster:")]
+            same = ("" if reference is None else
+                    ", results.json identical to the single-process run" if _results(out / "results.json") == reference
+                    else ", results.json DIFFERS from the single-process run")
+            print(f"threecad eval ({args.protocol}) --workers {n}: {wall:.1f} s wall (cluster start "
+                  f"included){same}")
+            for line in traffic:
+                print(f"  {line}")
+            if reference is not None and "DIFFERS" in same:
+                return 1
+        if args.rescore:
+            for n in counts:
+                first, second = rescore(root, preds, args.protocol, n)
+                print(f"one session, {n} worker process(es): first submission {first:.1f} s, the next "
+                      f"{second:.1f} s (ground truth kept on the cluster; no cluster start, scan or load)")
+        if len(walls) > 1:
+            first = counts[0]
+            for n in counts[1:]:
+                print(f"speed-up from {first} to {n} worker processes: {walls[first] / walls[n]:.2f}x")
         return 0
     finally:
         if not args.keep:

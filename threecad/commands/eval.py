@@ -12,15 +12,29 @@ from ._common import label_map_from_args, show_progress
 
 
 def score_submission(preds, data_root, *, protocol_name="standard", categories=None, label_map=None,
-                     workers=None, progress=False, command=None):
-    """Validate and score a submission; return the results object (nothing written)."""
-    from eval.evaluate import evaluate_submission
+                     workers=None, progress=False, command=None, scheduler=None, n_workers=None, client=None,
+                     chunk_size=None, report=None):
+    """Validate and score a submission; return the results object (nothing written).
+
+    In this process by default (``workers`` threads). On a Dask cluster with ``client``
+    (connected), ``scheduler`` (its address) or ``n_workers`` (a local cluster of that many
+    worker processes, started here and closed at the end); the result is identical. The
+    submission is validated before any cluster is started or any task is submitted.
+    ``report``, a dict, receives the cluster's traffic figures (see
+    :class:`eval.distributed.DistributedScorer`).
+    """
     from eval.protocols import get_protocol
-    from eval.results import build_results
     from eval.submission import SubmissionError, load_submission
 
     from ..manifest import raise_on_errors, scan
 
+    on_cluster = client is not None or bool(scheduler) or n_workers is not None
+    if on_cluster and client is None:
+        from eval.distributed import require_dask
+
+        require_dask()
+        if n_workers is not None and n_workers < 1:
+            raise UsageError(f"--workers needs at least 1 worker, got {n_workers}")
     protocol = get_protocol(protocol_name)
     scan_result = scan(data_root, label_map=label_map)
     raise_on_errors(scan_result.errors, f"the ground truth at {scan_result.root} has problems")
@@ -31,9 +45,42 @@ def score_submission(preds, data_root, *, protocol_name="standard", categories=N
         load_submission(preds, scan_result.manifest, categories=categories, check_contents=True,
                         workers=workers, progress=progress)
         raise
-    evaluations = evaluate_submission(submission, scan_result.manifest, protocol, workers=workers,
-                                      progress=progress)
-    return build_results(submission, evaluations, protocol, data_root=scan_result.root, command=command)
+    if not on_cluster:
+        from eval.evaluate import evaluate_submission
+        from eval.results import build_results
+
+        evaluations = evaluate_submission(submission, scan_result.manifest, protocol, workers=workers,
+                                          progress=progress)
+        return build_results(submission, evaluations, protocol, data_root=scan_result.root, command=command)
+
+    from contextlib import nullcontext
+
+    from eval.distributed import DEFAULT_CHUNK_SIZE, DistributedScorer, cluster_client
+
+    connect = nullcontext(client) if client is not None else cluster_client(scheduler=scheduler, n_workers=n_workers)
+    with connect as c:
+        # an existing scheduler keeps the ground truth published for later runs
+        scorer = DistributedScorer(c, scan_result, protocol, data_root=scan_result.root, progress=progress,
+                                   chunk_size=chunk_size or DEFAULT_CHUNK_SIZE, publish=bool(scheduler))
+        results = scorer.score(submission, command=command)
+        if report is not None:
+            report.update(scorer.last_report)
+        return results
+
+
+def _traffic(report) -> str:
+    """One line: what the cluster's tasks sent back, against the map files they read."""
+    tasks = report["pass1_tasks"] + report["pass2_tasks"] + report["sum_tasks"]
+    sent = report["pass1_result_bytes"] + report["pass2_result_bytes"]
+    read = report["pass1_map_bytes"] + report["pass2_map_bytes"]
+    truth = (f"ground truth: {report['truth_tasks']}, its summary {report['summary_bytes'] / 1e6:.1f} MB"
+             if report["summary_bytes"] else f"ground truth: {report['truth_tasks']}")
+    return (f"cluster: {tasks} tasks (pass 1: {report['pass1_tasks']}, pass 2: {report['pass2_tasks']}, "
+            f"sums: {report['sum_tasks']}; {truth}); results "
+            f"{sent / 1e6:.1f} MB ({sent / max(tasks, 1) / 1e3:.1f} kB per task; pass 1 "
+            f"{report['pass1_result_bytes'] / max(report['pass1_tasks'], 1) / 1e3:.1f} kB, pass 2 "
+            f"{report['pass2_result_bytes'] / max(report['pass2_tasks'] + report['sum_tasks'], 1) / 1e3:.1f} kB) "
+            f"for {read / 1e6:.0f} MB of map files read ({read / max(sent, 1):.0f}x)")
 
 
 def run(args) -> int:
@@ -47,17 +94,29 @@ def run(args) -> int:
     if not data_root.is_dir():
         raise UsageError(f"no dataset at {data_root}: pass --data-root ROOT or set ${DATA_ROOT_ENV} "
                          f"(or fetch it with 'threecad download')")
+    scheduler = getattr(args, "scheduler", None)
+    n_workers = getattr(args, "workers", None)
+    if scheduler or n_workers is not None:
+        from eval.distributed import require_dask  # imports no Dask
+
+        require_dask()
+        if n_workers is not None and n_workers < 1:
+            raise UsageError(f"--workers needs at least 1 worker, got {n_workers}")
     categories = [c for part in (args.categories or []) for c in part.split(",") if c] or None
     start = time.perf_counter()
+    report: dict = {}
     results = score_submission(preds, data_root, protocol_name=args.protocol, categories=categories,
-                               label_map=label_map_from_args(args), workers=args.workers,
-                               progress=show_progress(args), command=["threecad", *sys.argv[1:]])
+                               label_map=label_map_from_args(args), workers=args.threads,
+                               progress=show_progress(args), command=["threecad", *sys.argv[1:]],
+                               scheduler=scheduler, n_workers=n_workers, report=report)
     out = Path(args.out) if args.out else preds / "results"
     paths = write_results(results, out)
     if args.json:
         sys.stdout.write(results_json(results))
     else:
         sys.stdout.write(render_tables(results, markdown=False))
+    if report:
+        print(_traffic(report), file=sys.stderr)
     print(f"scored {sum(c['n_images'] for c in results['categories'].values())} maps in "
           f"{time.perf_counter() - start:.1f} s; wrote {', '.join(str(p) for p in paths)}", file=sys.stderr)
     return 0
