@@ -36,6 +36,7 @@ import numpy as np
 
 from threecad.categories import get_category
 from threecad.errors import Problem
+from threecad.regions import MaskReadError, decode_mask
 
 from .engine import order_keys
 from .mapio import MapReadError, read_map
@@ -123,19 +124,15 @@ class ImageScore:
 
 def _read_masks(paths: Sequence[str]) -> tuple[np.ndarray | None, tuple[str, ...], str | None]:
     """Union (uint8 0/255) of an image's masks, their sha256, or an error text."""
-    import cv2
-
     union = None
     digests = []
     for p in paths:
         data = Path(p).read_bytes()
         digests.append(hashlib.sha256(data).hexdigest())
-        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-        if arr is None:
+        try:
+            m = decode_mask(data, p) > 0
+        except MaskReadError:
             return None, tuple(digests), f"cannot decode mask {p}"
-        if arr.ndim == 3:
-            arr = arr.max(axis=2)
-        m = arr > 0
         if union is not None and union.shape != m.shape:
             return None, tuple(digests), f"masks of one image differ in size ({p})"
         union = m if union is None else union | m

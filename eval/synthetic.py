@@ -17,17 +17,16 @@ from typing import Any
 import numpy as np
 
 from threecad.atomic import write_text_atomic
+from threecad.regions import read_mask
 
 __all__ = ["write_synthetic_submission"]
 
 
 def _mask_union(paths, shape) -> np.ndarray:
-    import cv2
-
     union = np.zeros(shape, np.float32)
     for p in paths:
-        m = cv2.imdecode(np.fromfile(p, np.uint8), cv2.IMREAD_GRAYSCALE)
-        if m is not None and m.shape == shape:
+        m = read_mask(p)
+        if m.shape == shape:
             union = np.maximum(union, (m > 0).astype(np.float32))
     return union
 

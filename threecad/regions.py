@@ -24,6 +24,7 @@ __all__ = [
     "label_regions",
     "mask_regions",
     "read_mask",
+    "decode_mask",
     "MaskReadError",
 ]
 
@@ -114,22 +115,27 @@ def label_regions(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return labels, stats
 
 
-def read_mask(path: str | Path) -> np.ndarray:
-    """Read a mask file as a 2-D array (a multi-channel file is reduced by ``max``).
+def decode_mask(data: bytes | np.ndarray, path: str | Path) -> np.ndarray:
+    """Decode the bytes of a mask file as a 2-D array (a multi-channel file is reduced by ``max``).
 
-    Raises :class:`MaskReadError` naming the file when it cannot be decoded.
+    Raises :class:`MaskReadError` naming ``path`` when the bytes cannot be decoded.
     """
     import cv2
 
-    data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
-    if data is None:
-        raise MaskReadError(f"{path}: mask file not found")
-    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    buf = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray)) else data
+    arr = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
     if arr is None:
         raise MaskReadError(f"{path}: cannot decode mask (not an image, or truncated)")
     if arr.ndim == 3:
         arr = arr.max(axis=2)
     return arr
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """Read a mask file as a 2-D array (see :func:`decode_mask`)."""
+    if not Path(path).is_file():
+        raise MaskReadError(f"{path}: mask file not found")
+    return decode_mask(np.fromfile(str(path), dtype=np.uint8), path)
 
 
 def _nonzero_yx(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
