@@ -33,14 +33,13 @@ import json
 import logging
 import math
 import os
-import sys
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from threecad.categories import CATEGORIES, Category, find_category, get_category
 from threecad.errors import DataError, Problem, UsageError
+from threecad.parallel import thread_map
 
 from .mapio import MAP_SUFFIXES, MapReadError, read_map
 
@@ -413,7 +412,6 @@ def _read_meta(path: Path, default_method: str, col: _Collector) -> SubmissionMe
 
 def _check_contents(maps: dict[str, Path], workers: int | None, progress: bool, col: _Collector) -> None:
     """Read every map with :func:`read_map`; report unreadable and bad ones."""
-    from tqdm import tqdm
 
     def check(path: Path) -> MapReadError | None:
         try:
@@ -422,14 +420,10 @@ def _check_contents(maps: dict[str, Path], workers: int | None, progress: bool, 
             return exc
         return None
 
-    paths = list(maps.values())
-    with ThreadPoolExecutor(max_workers=workers) as pool, \
-            tqdm(total=len(paths), desc="checking maps", unit="map", file=sys.stderr,
-                 disable=not progress) as bar:
-        for err in pool.map(check, paths):
-            bar.update(1)
-            if err is not None:
-                col.add(err.kind, err.path, err.message)
+    for err in thread_map(check, maps.values(), workers=workers, progress=progress, desc="checking maps",
+                          unit="map"):
+        if err is not None:
+            col.add(err.kind, err.path, err.message)
 
 
 def _resolve_categories(names: Iterable[str]) -> list[Category]:
@@ -460,7 +454,7 @@ def load_submission(preds_dir: str | os.PathLike[str], manifest: Any, *,
         Also read every map (:func:`eval.mapio.read_map`) and report unreadable or
         invalid ones. Off by default: the check is then structural and fast.
     workers : int, optional
-        Threads for ``check_contents`` (default: ``ThreadPoolExecutor``'s).
+        Threads for ``check_contents`` (default: all CPUs).
     progress : bool
         Show a progress bar on stderr while checking contents.
 

@@ -20,6 +20,7 @@ __all__ = [
     "Severity",
     "Problem",
     "format_problems",
+    "ProblemsView",
 ]
 
 EXIT_OK = 0
@@ -80,6 +81,22 @@ class Problem:
             "path": str(self.path),
             "message": self.message,
         }
+
+
+class ProblemsView:
+    """Mixin for results holding ``problems``: the errors and warnings among them."""
+
+    problems: list[Problem]
+
+    @property
+    def errors(self) -> list[Problem]:
+        """The problems of severity ``error``."""
+        return [p for p in self.problems if p.is_error]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        """The problems of severity ``warning``."""
+        return [p for p in self.problems if not p.is_error]
 
 
 def format_problems(problems: Iterable[Problem], *, limit_per_kind: int = 20) -> str:

@@ -8,12 +8,11 @@ processes). A progress bar goes to the terminal when asked for.
 from __future__ import annotations
 
 import logging
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import Problem, Severity
+from .parallel import thread_map
 from .regions import MaskReadError, MaskStats, mask_regions, read_mask
 
 __all__ = ["IMAGE_STAT_COLUMNS", "REGION_COLUMNS", "StatsResult", "compute_image_stats"]
@@ -86,22 +85,10 @@ def compute_image_stats(manifest: "object", *, workers: int | None = None,
         region with :data:`REGION_COLUMNS`.
     """
     import pandas as pd
-    from tqdm import tqdm
 
-    workers = workers or os.cpu_count() or 1
     defect_rows = manifest[(manifest["label"] == "defect") & (manifest["mask_paths"].map(len) > 0)]
     records = defect_rows.to_dict("records")
-    results: list[tuple[MaskStats | None, list[Problem]]] = []
-    with tqdm(total=len(records), desc="masks", unit="img", disable=not progress, leave=False) as bar:
-        if workers == 1:
-            for rec in records:
-                results.append(_one_image(rec))
-                bar.update()
-        else:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                for res in pool.map(_one_image, records, chunksize=1):
-                    results.append(res)
-                    bar.update()
+    results = thread_map(_one_image, records, workers=workers, progress=progress, desc="masks", unit="img")
 
     problems: list[Problem] = []
     n_regions = {}

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from .categories import CATEGORIES, Category, find_category, get_category
-from .errors import DataError, Problem, Severity, UsageError
+from .errors import DataError, Problem, ProblemsView, Severity, UsageError
 from .labels import LabelKind, LabelMap
 
 __all__ = [
@@ -81,7 +81,7 @@ def image_id(category: str, split: str, folder: str, stem: str) -> str:
 
 
 @dataclass
-class ScanResult:
+class ScanResult(ProblemsView):
     """What :func:`scan` found: the manifest and every problem met on the way."""
 
     root: Path
@@ -89,16 +89,6 @@ class ScanResult:
     problems: list[Problem] = field(default_factory=list)
     categories: tuple[Category, ...] = ()
     unknown_labels: dict[str, list[str]] = field(default_factory=dict)
-
-    @property
-    def errors(self) -> list[Problem]:
-        """The problems of severity ``error``."""
-        return [p for p in self.problems if p.is_error]
-
-    @property
-    def warnings(self) -> list[Problem]:
-        """The problems of severity ``warning``."""
-        return [p for p in self.problems if not p.is_error]
 
 
 @dataclass

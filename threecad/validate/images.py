@@ -19,17 +19,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import struct
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from ..errors import Problem, Severity
+from ..parallel import thread_map
 
 __all__ = [
     "PNG_SIGNATURE",
@@ -344,23 +343,8 @@ def inspect_files(jobs: Sequence[tuple[str, str]], *, want_hash: bool = True, wo
     list of FileCheck
         One per job, in the order of ``jobs``.
     """
-    from tqdm import tqdm
-
     def one(job: tuple[str, str]) -> FileCheck:
         kind, path = job
         return inspect_image(path, want_hash=want_hash) if kind == "image" else inspect_mask(path)
 
-    fn: Callable[[tuple[str, str]], FileCheck] = one
-    workers = workers or os.cpu_count() or 1
-    out: list[FileCheck] = []
-    with tqdm(total=len(jobs), desc=desc, unit="file", disable=not progress, leave=False) as bar:
-        if workers == 1:
-            for job in jobs:
-                out.append(fn(job))
-                bar.update()
-        else:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                for res in pool.map(fn, jobs, chunksize=1):
-                    out.append(res)
-                    bar.update()
-    return out
+    return thread_map(one, jobs, workers=workers, progress=progress, desc=desc, unit="file")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import EXIT_DATA, EXIT_OK, Problem, Severity
+from ..errors import EXIT_DATA, EXIT_OK, Problem, ProblemsView, Severity
 from .duplicates import ClosePair
 
 __all__ = ["ValidationReport", "render_table", "sort_problems"]
@@ -24,7 +24,7 @@ def sort_problems(problems: list[Problem]) -> list[Problem]:
 
 
 @dataclass
-class ValidationReport:
+class ValidationReport(ProblemsView):
     """Everything ``validate`` found.
 
     Attributes
@@ -54,16 +54,6 @@ class ValidationReport:
     checks: list[str] = field(default_factory=list)
     download_record: dict[str, object] | None = None
     notes: list[str] = field(default_factory=list)
-
-    @property
-    def errors(self) -> list[Problem]:
-        """The problems of severity ``error``."""
-        return [p for p in self.problems if p.is_error]
-
-    @property
-    def warnings(self) -> list[Problem]:
-        """The problems of severity ``warning``."""
-        return [p for p in self.problems if not p.is_error]
 
     @property
     def ok(self) -> bool:
