@@ -16,9 +16,10 @@ import os
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
+
+from _sample import add_sample_arguments, tree_to_measure
 
 
 def naive_region_counts(manifest) -> dict[str, int]:
@@ -44,25 +45,14 @@ def naive_region_counts(manifest) -> dict[str, int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", default="small", choices=("tiny", "small"))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=None, help="threads (default: all CPUs)")
-    parser.add_argument("--root", help="an existing tree to measure instead of a fresh sample")
+    add_sample_arguments(parser)
     args = parser.parse_args()
 
     from threecad.image_stats import compute_image_stats
     from threecad.manifest import scan
 
     with tempfile.TemporaryDirectory() as tmp:
-        if args.root:
-            root = Path(args.root)
-        else:
-            from threecad.sample import write_sample
-
-            root = Path(tmp) / "sample"
-            t0 = time.perf_counter()
-            write_sample(root, seed=args.seed, scale=args.scale)
-            print(f"sample ({args.scale}, seed {args.seed}) built in {time.perf_counter() - t0:.1f} s")
+        root = tree_to_measure(args, tmp)
 
         t0 = time.perf_counter()
         result = scan(root)

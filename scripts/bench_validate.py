@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _sample import add_sample_arguments, tree_to_measure
+
 
 def naive_validate(manifest) -> dict[str, object]:
     """Reference: single thread, Pillow decode, hashlib, all-pairs Hamming comparison."""
@@ -79,10 +81,7 @@ def naive_validate(manifest) -> dict[str, object]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", default="small", choices=("tiny", "small"))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=None, help="threads (default: all CPUs)")
-    parser.add_argument("--root", help="an existing tree to measure instead of a fresh sample")
+    add_sample_arguments(parser)
     parser.add_argument("--skip-naive", action="store_true", help="only time validate")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of each; the best counts (default 3)")
     args = parser.parse_args()
@@ -91,15 +90,7 @@ def main() -> int:
     from threecad.validate import validate
 
     with tempfile.TemporaryDirectory() as tmp:
-        if args.root:
-            root = Path(args.root)
-        else:
-            from threecad.sample import write_sample
-
-            root = Path(tmp) / "sample"
-            t0 = time.perf_counter()
-            write_sample(root, seed=args.seed, scale=args.scale)
-            print(f"sample ({args.scale}, seed {args.seed}) built in {time.perf_counter() - t0:.1f} s")
+        root = tree_to_measure(args, tmp)
 
         validate(root, workers=args.workers)  # warm-up: imports, page cache
         t_ours = float("inf")
