@@ -48,7 +48,8 @@ from .submission import Submission, SubmissionError
 
 __all__ = ["ImageRecord", "CategoryEvaluation", "evaluate_submission", "summarize_category",
            "ground_truth_digest", "ImageTruth", "ImageScore", "image_truth", "score_image", "map_on_grid",
-           "CategoryBuilder", "submission_error", "pass1_image", "image_keys"]
+           "CategoryBuilder", "submission_error", "pass1_image", "image_keys", "ImageObserver",
+           "category_truths", "evaluate_category"]
 
 log = logging.getLogger(__name__)
 
@@ -289,11 +290,12 @@ class _Pass1:
         self.protocol = protocol
         self.submission = submission
 
-    def __call__(self, row: dict[str, Any]):
+    def __call__(self, item: tuple[dict[str, Any], ImageTruth | None]):
+        row, known = item
         image_id = row["image_id"]
         score = self.submission.scores[image_id] if self.submission.scores is not None else None
-        result, problems = pass1_image(self.submission.maps[image_id], lambda: image_truth(row, self.protocol),
-                                       score, self.protocol)
+        truth = known if known is not None else (lambda: image_truth(row, self.protocol))
+        result, problems = pass1_image(self.submission.maps[image_id], truth, score, self.protocol)
         if result is None:
             return None, problems
         truth, scored, on_grid = result
@@ -327,9 +329,81 @@ def _progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="img", disable=not enabled, leave=False)
 
 
+class ImageObserver:
+    """Receives every image of a category while it is scored (e.g. bootstrap statistics).
+
+    :meth:`start` opens a category of ``n`` images; :meth:`pass1` sees image ``i`` (in
+    manifest order) after pass 1; :meth:`pass2` sees its map on the grid in pass 2 (from
+    several threads, each image once); :meth:`finish` closes the category.
+    """
+
+    def start(self, folder: str, n: int) -> None:  # pragma: no cover - interface
+        """A category of ``n`` images begins."""
+
+    def pass1(self, i: int, truth: ImageTruth, result: ImageScore) -> None:  # pragma: no cover
+        """Image ``i`` after pass 1."""
+
+    def end_pass1(self) -> None:  # pragma: no cover - interface
+        """Every image of the category went through pass 1."""
+
+    def pass2(self, i: int, on_grid: np.ndarray, flat_positive: np.ndarray) -> None:  # pragma: no cover
+        """Image ``i``'s map on the grid, in pass 2."""
+
+    def finish(self, evaluation: "CategoryEvaluation") -> None:  # pragma: no cover - interface
+        """The category is scored."""
+
+
+def category_truths(rows: list[dict[str, Any]], protocol: Protocol, pool: ThreadPoolExecutor) -> list[ImageTruth]:
+    """The ground truth of every row (masks read once, in threads), for several submissions."""
+    return list(pool.map(lambda row: image_truth(row, protocol), rows))
+
+
+def evaluate_category(submission: Submission, folder: str, rows: list[dict[str, Any]], protocol: Protocol,
+                      pool: ThreadPoolExecutor, *, workers: int, truths: Sequence[ImageTruth] | None = None,
+                      observer: ImageObserver | None = None, progress: bool = False,
+                      cache_bytes: int = 1 << 30, count: bool = True) -> tuple[CategoryEvaluation, list[Problem]]:
+    """Score one category of ``submission`` (both passes); return it and its problems.
+
+    ``rows`` are the category's test rows of the manifest, in order; ``truths``, when
+    given, their ground truth already read (:func:`category_truths`), so that several
+    submissions share one reading of the masks. With problems (or ``count=False``: pass 1
+    only, to list problems), pass 2 is skipped and the evaluation is incomplete.
+    """
+    builder = CategoryBuilder(folder)
+    problems: list[Problem] = []
+    cache: dict[str, np.ndarray] = {}
+    cached = 0
+    items = list(zip(rows, truths if truths is not None else [None] * len(rows)))
+    if observer is not None:
+        observer.start(folder, len(rows))
+    with _progress(len(rows), f"{builder.evaluation.code} read", progress) as bar:
+        for i, (row, (result, probs)) in enumerate(zip(rows, pool.map(_Pass1(protocol, submission), items))):
+            bar.update()
+            problems.extend(probs)
+            if result is None:
+                continue
+            truth, scored, on_grid, keys = result
+            if not problems and cached + on_grid.nbytes <= cache_bytes:
+                cache[row["image_id"]] = on_grid
+                cached += on_grid.nbytes
+            builder.add(truth, scored, keys=keys)
+            if observer is not None and not problems:
+                observer.pass1(i, truth, scored)
+    ev = builder.evaluation
+    if count and not problems:  # pass 2 now, while this category's maps are still cached
+        if observer is not None:
+            observer.end_pass1()
+        _count_normals(ev, submission, protocol, pool, workers, cache, progress, observer)
+        if observer is not None:
+            observer.finish(ev)
+    cache.clear()
+    return ev, problems
+
+
 def evaluate_submission(submission: Submission, manifest: Any, protocol: Protocol, *,
                         workers: int | None = None, progress: bool = False,
-                        cache_bytes: int = 1 << 30) -> list[CategoryEvaluation]:
+                        cache_bytes: int = 1 << 30, observer: ImageObserver | None = None
+                        ) -> list[CategoryEvaluation]:
     """Evaluate every category of ``submission`` against ``manifest`` (see module doc).
 
     Parameters
@@ -338,6 +412,8 @@ def evaluate_submission(submission: Submission, manifest: Any, protocol: Protoco
         Maps on the protocol grid are kept from pass 1 to pass 2 while their total stays
         under this many bytes per category; the rest are read again. Memory stays bounded
         whatever the number of images.
+    observer : ImageObserver, optional
+        Sees every image while it is scored (e.g. :class:`eval.bootstrap.BootstrapObserver`).
 
     Raises
     ------
@@ -349,48 +425,36 @@ def evaluate_submission(submission: Submission, manifest: Any, protocol: Protoco
     test = manifest[manifest["split"] == "test"]
     evaluations: list[CategoryEvaluation] = []
     problems: list[Problem] = []
-    pass1 = _Pass1(protocol, submission)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for folder in submission.categories:
             rows = test[test["category"] == folder].to_dict("records")
-            builder = CategoryBuilder(folder)
-            cache: dict[str, np.ndarray] = {}
-            cached = 0
-            with _progress(len(rows), f"{builder.evaluation.code} read", progress) as bar:
-                for row, (result, probs) in zip(rows, pool.map(pass1, rows)):
-                    bar.update()
-                    problems.extend(probs)
-                    if result is None:
-                        continue
-                    truth, scored, on_grid, keys = result
-                    if not problems and cached + on_grid.nbytes <= cache_bytes:
-                        cache[row["image_id"]] = on_grid
-                        cached += on_grid.nbytes
-                    builder.add(truth, scored, keys=keys)
-            ev = builder.evaluation
+            ev, probs = evaluate_category(submission, folder, rows, protocol, pool, workers=workers,
+                                          observer=None if problems else observer, progress=progress,
+                                          cache_bytes=0 if problems else cache_bytes, count=not problems)
+            problems.extend(probs)
             evaluations.append(ev)
-            if not problems:  # pass 2 now, while this category's maps are still cached
-                _count_normals(ev, submission, protocol, pool, workers, cache, progress)
-            cache.clear()
     if problems:
         raise submission_error(submission, problems)
     return evaluations
 
 
 def _count_normals(ev: CategoryEvaluation, submission: Submission, protocol: Protocol, pool, workers: int,
-                   cache: dict[str, np.ndarray], progress: bool) -> None:
+                   cache: dict[str, np.ndarray], progress: bool, observer: ImageObserver | None = None) -> None:
     """Pass 2 of one category: count every normal pixel (cached maps, else read again)."""
     ev.pixels.finalize_positives()
-    chunks = [ev.records[i::workers] for i in range(workers)]
+    indexed = list(enumerate(ev.records))
+    chunks = [indexed[i::workers] for i in range(workers)]
     with _progress(len(ev.records), f"{ev.code} count", progress) as bar:
 
         def count(chunk):
             tally = ev.pixels.new_tally()
-            for rec in chunk:
+            for i, rec in chunk:
                 on_grid = cache.get(rec.image_id)
                 if on_grid is None:
                     on_grid = map_on_grid(read_map(submission.maps[rec.image_id]), rec.shape, protocol)
                 ev.pixels.add_negatives(tally, on_grid, rec.flat_positive, group=rec.group)
+                if observer is not None:
+                    observer.pass2(i, on_grid, rec.flat_positive)
                 rec.flat_positive = None
                 bar.update()
             return tally

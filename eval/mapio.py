@@ -15,6 +15,10 @@ Pillow reads as unsigned bytes viewed as ``int8`` again, ...).
 * ``.png``: 8- or 16-bit grey (``uint8``/``uint16``), decoded with OpenCV.
 
 A leading or trailing singleton axis (``(1, H, W)`` or ``(H, W, 1)``) is dropped.
+
+Size cap: a map of more than :data:`MAX_MAP_PIXELS` values (64 Mi, e.g. 8192 x 8192; the
+largest 3CAD image is far smaller) is refused from its header, before it is decoded, so a
+hostile file cannot exhaust memory.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ __all__ = [
     "UNREADABLE_MAP",
     "read_map",
     "check_map",
+    "MAX_MAP_PIXELS",
 ]
 
 log = logging.getLogger(__name__)
@@ -42,6 +47,9 @@ BAD_MAP = "bad_map"
 """Problem kind: the file decodes but is not a valid map (shape, dtype, NaN, pickle)."""
 UNREADABLE_MAP = "unreadable_map"
 """Problem kind: the file cannot be read or decoded at all."""
+
+MAX_MAP_PIXELS = 1 << 26
+"""Most values (pixels) a map may hold; larger maps are refused before decoding."""
 
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -181,6 +189,7 @@ def _read_npy(path: Path, mmap: bool) -> np.ndarray:
                                      "with numpy.save)", BAD_MAP)
         what = "an empty file" if not head else "not an .npy file (no NumPy header)"
         raise MapReadError(path, what, UNREADABLE_MAP)
+    _check_npy_size(path)
     try:
         arr = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     except ValueError as exc:
@@ -195,6 +204,34 @@ def _read_npy(path: Path, mmap: bool) -> np.ndarray:
     if not isinstance(arr, np.ndarray):  # pragma: no cover - guarded by the magic check
         raise MapReadError(path, "not a single .npy array", UNREADABLE_MAP)
     return arr
+
+
+def _too_big(path: Path, shape: tuple[int, ...]) -> None:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    if n > MAX_MAP_PIXELS:
+        dims = " x ".join(str(int(d)) for d in shape)
+        raise MapReadError(path, f"{dims} = {n:,} values, more than the limit of {MAX_MAP_PIXELS:,} per map; "
+                                 f"save maps at the image size or smaller", BAD_MAP)
+
+
+def _check_npy_size(path: Path) -> None:
+    """Refuse an .npy whose header announces more than MAX_MAP_PIXELS values."""
+    from numpy.lib import format as npy_format
+
+    try:
+        with open(path, "rb") as fh:
+            version = npy_format.read_magic(fh)
+            if version == (1, 0):
+                shape, _, _ = npy_format.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, _, _ = npy_format.read_array_header_2_0(fh)
+            else:
+                return  # np.load reports unsupported versions itself
+    except (OSError, ValueError, EOFError):
+        return  # np.load gives the precise error
+    _too_big(path, tuple(shape))
 
 
 def _read_tiff(path: Path) -> np.ndarray:
@@ -216,6 +253,7 @@ def _read_tiff(path: Path) -> np.ndarray:
             if samples != 1 or im.mode not in _TIFF_GREY_MODES:
                 raise MapReadError(path, f"expected a single-channel (grey) map, got {samples} samples per "
                                          f"pixel (Pillow mode {im.mode})", BAD_MAP)
+            _too_big(path, (im.size[1], im.size[0]))
             expected = _TIFF_DTYPES.get((sample_format, bits))
             if expected is None:
                 raise MapReadError(path, f"unsupported TIFF sample type (SampleFormat {sample_format}, "
@@ -264,6 +302,7 @@ def _read_png(path: Path) -> np.ndarray:
     head = data[:33].tobytes()
     if not head.startswith(_PNG_MAGIC) or head[12:16] != b"IHDR" or len(head) < 26:
         raise MapReadError(path, "not a PNG file" if data.size else "an empty file", UNREADABLE_MAP)
+    _too_big(path, (int.from_bytes(head[20:24], "big"), int.from_bytes(head[16:20], "big")))
     bit_depth, colour_type = head[24], head[25]
     if colour_type != 0:
         kind = _PNG_COLOUR_TYPES.get(colour_type, f"colour type {colour_type}")

@@ -221,6 +221,19 @@ def _explain_no_category(root: Path) -> str:
             f"{root}/Copper_Stator/test/good/000000.npy")
 
 
+def _links_outside(root: Path) -> list[tuple[Path, str]]:
+    """Symbolic links under ``root`` (itself resolved) whose target lies outside it."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in sorted(dirnames + filenames):
+            path = Path(dirpath) / name
+            if path.is_symlink():
+                target = os.path.realpath(path)
+                if os.path.commonpath([target, str(root)]) != str(root):
+                    found.append((path, target))
+    return sorted(found)
+
+
 def _scan_root(root: Path) -> tuple[dict[Category, Path], list[Problem]]:
     """Category folders of the submission; other entries become problems (held back)."""
     cat_dirs: dict[Category, Path] = {}
@@ -481,6 +494,11 @@ def load_submission(preds_dir: str | os.PathLike[str], manifest: Any, *,
     index = _index_manifest(manifest)
 
     col = _Collector()
+    escaping = _links_outside(root)
+    if escaping:
+        for link, target in escaping:
+            col.add("link_outside", link, f"symbolic link pointing outside the submission ({target}); "
+                                          f"copy the file in instead")
     cat_dirs, held = _scan_root(root)
     if not cat_dirs:
         raise UsageError(_explain_no_category(root))
@@ -528,7 +546,9 @@ def load_submission(preds_dir: str | os.PathLike[str], manifest: Any, *,
     meta = _read_meta(root / META_FILE, root.name, col)
 
     if check_contents:
-        _check_contents(maps, workers, progress, col)
+        outside = {str(link) for link, _ in escaping}
+        _check_contents({k: p for k, p in maps.items()
+                         if not any(str(p) == o or str(p).startswith(o + os.sep) for o in outside)}, workers, progress, col)
 
     if col.problems:
         n = len(col.problems)

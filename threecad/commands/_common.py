@@ -7,7 +7,7 @@ import sys
 from ..errors import UsageError
 from ..labels import LabelMap, LabelMapError
 
-__all__ = ["label_map_from_args", "show_progress"]
+__all__ = ["label_map_from_args", "show_progress", "resolve_data_root"]
 
 
 def label_map_from_args(args) -> LabelMap:
@@ -24,3 +24,16 @@ def label_map_from_args(args) -> LabelMap:
 def show_progress(args) -> bool:
     """Progress bars only on a terminal, and not with ``--no-progress``."""
     return not getattr(args, "no_progress", False) and sys.stderr.isatty()
+
+
+def resolve_data_root(given: str | None):
+    """The data root from ``--data-root``, else the default; :class:`UsageError` when absent."""
+    from pathlib import Path
+
+    from ..paths import DATA_ROOT_ENV, default_data_root
+
+    root = Path(given).expanduser() if given else default_data_root()
+    if not root.is_dir():
+        raise UsageError(f"no dataset at {root}: pass --data-root ROOT or set ${DATA_ROOT_ENV} "
+                         f"(or fetch it with 'threecad download')")
+    return root

@@ -13,7 +13,7 @@ from ._common import label_map_from_args, show_progress
 
 def score_submission(preds, data_root, *, protocol_name="standard", categories=None, label_map=None,
                      workers=None, progress=False, command=None, scheduler=None, n_workers=None, client=None,
-                     chunk_size=None, report=None):
+                     chunk_size=None, report=None, observer=None):
     """Validate and score a submission; return the results object (nothing written).
 
     In this process by default (``workers`` threads). On a Dask cluster with ``client``
@@ -21,7 +21,8 @@ def score_submission(preds, data_root, *, protocol_name="standard", categories=N
     worker processes, started here and closed at the end); the result is identical. The
     submission is validated before any cluster is started or any task is submitted.
     ``report``, a dict, receives the cluster's traffic figures (see
-    :class:`eval.distributed.DistributedScorer`).
+    :class:`eval.distributed.DistributedScorer`). ``observer`` (in this process only) sees
+    every image while it is scored (:class:`eval.bootstrap.BootstrapObserver`).
     """
     from eval.protocols import get_protocol
     from eval.submission import SubmissionError, load_submission
@@ -29,6 +30,8 @@ def score_submission(preds, data_root, *, protocol_name="standard", categories=N
     from ..manifest import raise_on_errors, scan
 
     on_cluster = client is not None or bool(scheduler) or n_workers is not None
+    if on_cluster and observer is not None:
+        raise UsageError("bootstrap statistics are computed in this process only (no Dask cluster)")
     if on_cluster and client is None:
         from eval.distributed import require_dask
 
@@ -50,7 +53,7 @@ def score_submission(preds, data_root, *, protocol_name="standard", categories=N
         from eval.results import build_results
 
         evaluations = evaluate_submission(submission, scan_result.manifest, protocol, workers=workers,
-                                          progress=progress)
+                                          progress=progress, observer=observer)
         return build_results(submission, evaluations, protocol, data_root=scan_result.root, command=command)
 
     from contextlib import nullcontext

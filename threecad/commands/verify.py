@@ -1,0 +1,30 @@
+"""``threecad verify RESULTS.json SUBMISSION``: re-score and confirm a results file."""
+
+from __future__ import annotations
+
+import sys
+
+from ..errors import EXIT_DATA
+from ._common import label_map_from_args, resolve_data_root, show_progress
+
+
+def run(args) -> int:
+    """Run the command; return 0 when everything agrees, 1 when something differs."""
+    from eval.verify import MAX_SHOWN, verify_results
+
+    data_root = resolve_data_root(args.data_root)
+    report = verify_results(args.results, args.submission, data_root, label_map=label_map_from_args(args),
+                            workers=args.threads, progress=show_progress(args))
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if report.ok:
+        print(f"verified: {args.results} matches {args.submission} ({report.n_values} recorded values and "
+              f"digests agree)")
+        return 0
+    print(f"NOT verified: {len(report.differences)} difference(s) between {args.results} and a re-scoring of "
+          f"{args.submission}:")
+    for line in report.differences[:MAX_SHOWN]:
+        print(f"  {line}")
+    if len(report.differences) > MAX_SHOWN:
+        print(f"  ... and {len(report.differences) - MAX_SHOWN} more")
+    return EXIT_DATA
