@@ -141,6 +141,112 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler="threecad.commands.eval:run")
 
+    # --- leaderboard / verify (issue 5; owner: eval/leaderboard, eval/bootstrap) ---
+    p = sub.add_parser("leaderboard", help="score several submissions on one ground truth and rank them",
+                       description="Validate and score several submissions (folders or .zip files) on the same "
+                                   "ground truth, read once, and write leaderboard.md/.csv/.json plus each "
+                                   "method's results.json. An invalid submission gets a row marked invalid.")
+    p.add_argument("submissions", nargs="+", metavar="SUBMISSION", help="submission folders or .zip files")
+    p.add_argument("--data-root", metavar="ROOT",
+                   help="the 3CAD tree (default: $THREECAD_ROOT, then the folder 'threecad download' uses)")
+    p.add_argument("--protocol", choices=("standard", "paper"), default="standard",
+                   help="standard (native size, exact MVTec AUPRO) or paper (the 3CAD authors' protocol)")
+    p.add_argument("--out", metavar="DIR", default="leaderboard", help="output folder (default ./leaderboard)")
+    p.add_argument("--categories", nargs="+", metavar="NAME", help="only these categories")
+    p.add_argument("--label-map", metavar="FILE", help="extra Pinyin->English defect names for the tree")
+    p.add_argument("--include-published", action="store_true",
+                   help="add the 3CAD paper's published rows, marked 'published, not re-scored'")
+    p.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                   help="N stratified bootstrap resamples of the test images: percentile confidence intervals")
+    p.add_argument("--confidence", type=float, default=0.95, metavar="C", help="interval level (default 0.95)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--compare", nargs=2, action="append", metavar=("A", "B"),
+                   help="paired bootstrap comparison of methods A and B (names or submission paths); repeatable")
+    p.add_argument("--threads", type=int, default=None, metavar="N", help="threads (default: all CPUs)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler="threecad.commands.leaderboard:run")
+
+    p = sub.add_parser("verify", help="re-score a submission and confirm a results.json",
+                       description="Re-score SUBMISSION with the protocol and settings recorded in RESULTS and "
+                                   "confirm that every digest and every number agrees (or name what differs).")
+    p.add_argument("results", metavar="RESULTS", help="a results.json written by threecad eval/leaderboard")
+    p.add_argument("submission", metavar="SUBMISSION", help="the submission folder or .zip")
+    p.add_argument("--data-root", metavar="ROOT",
+                   help="the 3CAD tree (default: $THREECAD_ROOT, then the folder 'threecad download' uses)")
+    p.add_argument("--label-map", metavar="FILE", help="extra Pinyin->English defect names for the tree")
+    p.add_argument("--threads", type=int, default=None, metavar="N", help="threads (default: all CPUs)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler="threecad.commands.verify:run")
+
+    # --- train / predict (issue 6; owner: reference_models) ---
+    p = sub.add_parser("train", help="train a reference model (CFRG) on a 3CAD tree",
+                       description="Train a reference model on the training images of one category (or all). "
+                                   "Needs the 'model' extra (torch, torchvision).")
+    p.add_argument("--model", choices=("cfrg",), default="cfrg", help="which model (default cfrg)")
+    p.add_argument("--data-root", metavar="ROOT",
+                   help="the 3CAD tree (default: $THREECAD_ROOT, then the folder 'threecad download' uses)")
+    cat = p.add_mutually_exclusive_group()
+    cat.add_argument("--category", metavar="NAME", help="the category to train (code, folder name or alias)")
+    cat.add_argument("--all-categories", action="store_true", help="train one model per category")
+    p.add_argument("--out", metavar="DIR", default="runs", help="output folder (default ./runs)")
+    p.add_argument("--epochs", type=int, default=None, metavar="N", help="epochs (default: the paper's)")
+    p.add_argument("--max-steps", type=int, default=None, metavar="N", help="stop after N steps (smoke runs)")
+    p.add_argument("--batch-size", type=int, default=None, metavar="N", help="batch size (default: the paper's)")
+    p.add_argument("--device", default="cuda", metavar="DEV", help="cuda or cpu (default cuda, CPU if none)")
+    p.add_argument("--teacher-weights", metavar="FILE",
+                   help="teacher weights file for offline machines ('none': untrained teacher, smoke runs only)")
+    p.add_argument("--dtd", metavar="DIR", help="DTD textures for synthetic anomalies (default: procedural)")
+    p.add_argument("--splits", metavar="FILE", help="split file from 'threecad split' (validation images)")
+    p.add_argument("--resume", action="store_true", help="resume from the last checkpoint in --out")
+    p.add_argument("--workers", type=int, default=None, metavar="N", help="data-loader processes")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler="threecad.commands.train:run")
+
+    p = sub.add_parser("predict", help="write a submission of anomaly maps with a reference model",
+                       description="Run a trained reference model (or the training-free baseline) over the "
+                                   "test images and write a submission that 'threecad eval' scores.")
+    p.add_argument("--model", choices=("cfrg", "baseline"), default="cfrg", help="which model (default cfrg)")
+    p.add_argument("--weights", metavar="CKPT", help="checkpoint (file, or folder of per-category checkpoints)")
+    p.add_argument("--data-root", metavar="ROOT",
+                   help="the 3CAD tree (default: $THREECAD_ROOT, then the folder 'threecad download' uses)")
+    p.add_argument("--out", metavar="PREDS", required=True, help="the submission folder to write")
+    p.add_argument("--categories", nargs="+", metavar="NAME", help="only these categories")
+    p.add_argument("--batch-size", type=int, default=16, metavar="N", help="batch size (default 16)")
+    p.add_argument("--device", default="cuda", metavar="DEV", help="cuda or cpu (default cuda, CPU if none)")
+    p.add_argument("--workers", type=int, default=None, metavar="N", help="data-loader processes")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler="threecad.commands.predict:run")
+
+    # --- view (issue 7; owner: threecad/fiftyone) ---
+    p = sub.add_parser("view", help="explore a 3CAD tree and submissions in the FiftyOne app",
+                       description="Build (or update) a persistent FiftyOne dataset of a 3CAD tree, with "
+                                   "masks, regions and submissions' heatmaps, and open the app. Needs the "
+                                   "'fiftyone' extra.")
+    p.add_argument("root", metavar="ROOT", help="folder holding the category folders")
+    _add_common_data_options(p)
+    p.add_argument("--preds", nargs="+", metavar="PREDS", default=(), help="submission folders to add")
+    p.add_argument("--split", choices=("test", "train", "all"), default="test", help="which images (default test)")
+    p.add_argument("--port", type=int, default=5151, help="app port (default 5151)")
+    p.add_argument("--address", default="127.0.0.1", help="app address (default 127.0.0.1)")
+    p.add_argument("--name", metavar="NAME", help="dataset name (default: from the root and split)")
+    p.add_argument("--no-launch", action="store_true", help="only build the dataset")
+    p.add_argument("--media-dir", metavar="DIR",
+                   help="where mask and heatmap files go (default: <threecad cache>/fiftyone/media)")
+    p.add_argument("--db-dir", metavar="DIR",
+                   help="data folder of the private MongoDB server (default: <threecad cache>/fiftyone/db; "
+                        "not used when $FIFTYONE_DATABASE_URI is set)")
+    val = p.add_mutually_exclusive_group()
+    val.add_argument("--validate", action="store_true",
+                     help="run 'threecad validate' first: tag duplicates and train/test leakage")
+    val.add_argument("--validation-report", metavar="FILE",
+                     help="tag duplicates and leakage from a 'threecad validate --json' report")
+    p.add_argument("--timeout", type=float, default=60.0, metavar="S",
+                   help="seconds to wait for the database and the app to answer (default 60)")
+    p.add_argument("--workers", type=int, default=None, metavar="N", help="threads reading masks and maps")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler="threecad.commands.view:run")
+
     p = sub.add_parser("demo", help="build the sample (cached) and show its statistics",
                        description="The main job on the built-in sample: build it in a cache folder "
                                    "(once) and print its dataset table.")
