@@ -43,7 +43,7 @@ from __future__ import annotations
 import threading
 import warnings
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -51,10 +51,10 @@ import numpy as np
 from .curves import UndefinedMetricWarning, aupro_from_counts, average_precision_from_counts, roc_auc_from_counts
 from .engine import NegativeCounts
 from .evaluate import CategoryEvaluation, ImageObserver, ImageScore, ImageTruth
-from .protocols import Protocol
+from .protocols import PROTOCOLS, Protocol
 
 __all__ = ["DEFAULT_MAX_LEVELS", "BOOTSTRAP_METRICS", "CategorySamples", "BootstrapObserver",
-           "resample_weights", "resample_metrics", "point_metrics", "percentile_interval",
+           "resample_weights", "resample_metrics", "category_samples", "point_metrics", "percentile_interval",
            "BootstrapResult", "bootstrap_category", "bootstrap_submission", "summarize_bootstrap",
            "paired_comparison", "auroc_tie_bound"]
 
@@ -255,6 +255,42 @@ class BootstrapObserver(ImageObserver):
         if not self.n_resamples:
             raise ValueError("this observer was made with n_resamples=0")
         return self._boot
+
+
+def category_samples(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray], *, scores: Sequence[float] | None = None,
+                     defect: Sequence[bool] | None = None, code: str = "X", fpr_limit: float = 0.3,
+                     max_levels: int = DEFAULT_MAX_LEVELS) -> CategorySamples:
+    """Per-image statistics from arrays (maps and masks of one category, on one grid).
+
+    Parameters
+    ----------
+    maps : sequence of ndarray of shape (H_i, W_i)
+        Anomaly maps.
+    masks : sequence of ndarray of shape (H_i, W_i)
+        Ground truth (non-zero = anomalous; regions are 8-connected).
+    scores : sequence of float, optional
+        Image scores (default: the maximum of each map).
+    defect : sequence of bool, optional
+        The stratum of each image (default: its mask has an anomalous pixel).
+    """
+    from .pixels import extract_positives
+
+    n = len(maps)
+    if len(masks) != n:
+        raise ValueError(f"{n} maps but {len(masks)} masks")
+    col = _CategoryCollector(code, n, max_levels)
+    for i, (m, g) in enumerate(zip(maps, masks)):
+        pos = extract_positives(np.asarray(m), np.asarray(g))
+        is_defect = bool(np.asarray(g).any()) if defect is None else bool(defect[i])
+        truth = ImageTruth(f"{code}/test/x/{i:06d}", "x", (), is_defect, np.asarray(m).shape,
+                           int(np.asarray(g).any()), pos)
+        score = float(np.max(m)) if scores is None else float(scores[i])
+        values = np.asarray(m).reshape(-1)[pos.flat_index]
+        col.add(i, truth, ImageScore(truth.image_id, score, "", truth.shape, float("nan"), values))
+    col.end_pass1()
+    for i, (m, g) in enumerate(zip(maps, masks)):
+        col.add_normals(i, np.asarray(m), np.flatnonzero(np.asarray(g).reshape(-1)))
+    return col.samples(code, replace(PROTOCOLS["standard"], fpr_limit=fpr_limit))
 
 
 # resampling --------------------------------------------------------------------------

@@ -86,6 +86,7 @@ class Leaderboard:
     confidence: float = 0.95
     comparisons: list[dict[str, Any]] = field(default_factory=list)
     include_published: bool = False
+    rank_by: str = "pixel_auroc"
 
     @property
     def any_invalid(self) -> bool:
@@ -120,7 +121,7 @@ def score_leaderboard(paths: Sequence[str | os.PathLike[str]], data_root: str | 
                       command: Sequence[str] | None = None, n_resamples: int = 0, seed: int = 0,
                       confidence: float = 0.95, compare: Sequence[tuple[str, str]] = (),
                       include_published: bool = False, max_levels: int = DEFAULT_MAX_LEVELS,
-                      tmp_dir: str | None = None) -> Leaderboard:
+                      rank_by: str = "pixel_auroc", tmp_dir: str | None = None) -> Leaderboard:
     """Validate and score several submissions on one ground truth (see module doc).
 
     Parameters
@@ -132,6 +133,8 @@ def score_leaderboard(paths: Sequence[str | os.PathLike[str]], data_root: str | 
     compare : sequence of (str, str)
         Pairs of methods (names, or the paths as given) for paired comparisons; needs
         ``n_resamples``.
+    rank_by : str
+        The mean metric that orders the scored entries (highest first; NaN last).
 
     Raises
     ------
@@ -148,6 +151,8 @@ def score_leaderboard(paths: Sequence[str | os.PathLike[str]], data_root: str | 
 
     if not paths:
         raise UsageError("give at least one submission (folder or .zip)")
+    if rank_by not in BOOTSTRAP_METRICS:
+        raise UsageError(f"--rank-by must be one of {', '.join(BOOTSTRAP_METRICS)}, got {rank_by!r}")
     if compare and not n_resamples:
         raise UsageError("--compare needs --bootstrap N (the paired test uses the bootstrap resamples)")
     if n_resamples < 0:
@@ -223,13 +228,25 @@ def score_leaderboard(paths: Sequence[str | os.PathLike[str]], data_root: str | 
             if e.observer is not None:
                 e.results["bootstrap"] = summarize_bootstrap(e.observer.result(), e.results)
     gt = {e.results["ground_truth"]["sha256"] for e in entries if e.results}
-    board = Leaderboard(protocol=protocol, entries=entries, categories=scored_folders,
+    entries = _ranked(entries, rank_by)
+    board = Leaderboard(protocol=protocol, entries=entries, rank_by=rank_by, categories=scored_folders,
                         data_root=str(scan_result.root), ground_truth_sha256=gt.pop() if len(gt) == 1 else "",
                         command=cmd, n_resamples=n_resamples, seed=seed, confidence=confidence,
                         include_published=include_published)
     for ea, eb in pairs:
         board.comparisons.append(_compare(ea, eb))
     return board
+
+
+def _ranked(entries: list[Entry], metric: str) -> list[Entry]:
+    """Scored entries by their mean ``metric`` (highest first, NaN last, ties by name), then invalid ones."""
+    def key(e: Entry):
+        v = e.results["mean"].get(metric)
+        v = float("nan") if v is None else float(v)
+        return (math.isnan(v), -v if not math.isnan(v) else 0.0, e.method, e.source)
+
+    scored = sorted((e for e in entries if e.status == "scored"), key=key)
+    return scored + [e for e in entries if e.status != "scored"]
 
 
 def _find_entry(entries: list[Entry], key: str) -> Entry:
@@ -303,7 +320,8 @@ def render_leaderboard(board: Leaderboard) -> str:
            f"threecad {__version__}; ground truth sha256 `{board.ground_truth_sha256 or 'n/a'}`; "
            f"{sum(e.status == 'scored' for e in board.entries)} scored, "
            f"{sum(e.status != 'scored' for e in board.entries)} invalid. Percent; best re-scored value per "
-           f"column in bold; Mean is the unweighted mean over the categories a method was scored on.", ""]
+           f"column in bold; Mean is the unweighted mean over the categories a method was scored on. "
+           f"Scored methods are ranked by mean {board.rank_by}.", ""]
     for title, (a, b) in ((f"P-AUROC/P-AP", ("pixel_auroc", "pixel_ap")),
                           (f"I-AUROC/{aupro_name}", ("image_auroc", "aupro"))):
         out.append(f"**{title}**\n")
@@ -439,7 +457,8 @@ def leaderboard_json(board: Leaderboard) -> str:
     """leaderboard.json: settings, entries (with their results and intervals), comparisons."""
     entries = []
     for e in board.entries:
-        item: dict[str, Any] = {"method": e.method, "source": e.source, "status": e.status,
+        item: dict[str, Any] = {"rank": (board.entries.index(e) + 1) if e.status == "scored" else None,
+                                "method": e.method, "source": e.source, "status": e.status,
                                 "results_file": f"{e.slug}/results.json" if e.status == "scored" else None}
         if e.status == "scored":
             item["submission_digest"] = e.results["submission"]["digest"]
@@ -457,6 +476,7 @@ def leaderboard_json(board: Leaderboard) -> str:
         "protocol": board.protocol.to_dict(),
         "ground_truth": {"sha256": board.ground_truth_sha256, "data_root": board.data_root},
         "command": board.command,
+        "rank_by": board.rank_by,
         "bootstrap": ({"n_resamples": board.n_resamples, "seed": board.seed, "confidence": board.confidence}
                       if board.n_resamples else None),
         "entries": entries,

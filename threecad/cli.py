@@ -162,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--compare", nargs=2, action="append", metavar=("A", "B"),
                    help="paired bootstrap comparison of methods A and B (names or submission paths); repeatable")
+    p.add_argument("--rank-by", default="pixel_auroc",
+                   choices=("pixel_auroc", "pixel_ap", "aupro", "image_auroc", "image_ap"),
+                   help="the mean metric that orders the methods (default pixel_auroc)")
     p.add_argument("--threads", type=int, default=None, metavar="N", help="threads (default: all CPUs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler="threecad.commands.leaderboard:run")
@@ -192,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None, metavar="N", help="epochs (default: the paper's)")
     p.add_argument("--max-steps", type=int, default=None, metavar="N", help="stop after N steps (smoke runs)")
     p.add_argument("--batch-size", type=int, default=None, metavar="N", help="batch size (default: the paper's)")
+    p.add_argument("--image-size", type=int, default=None, metavar="S",
+                   help="input side in pixels, a multiple of 16 (default: the paper's 256; smaller for smoke runs)")
     p.add_argument("--device", default="cuda", metavar="DEV", help="cuda or cpu (default cuda, CPU if none)")
     p.add_argument("--teacher-weights", metavar="FILE",
                    help="teacher weights file for offline machines ('none': untrained teacher, smoke runs only)")
@@ -206,7 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="write a submission of anomaly maps with a reference model",
                        description="Run a trained reference model (or the training-free baseline) over the "
                                    "test images and write a submission that 'threecad eval' scores.")
-    p.add_argument("--model", choices=("cfrg", "baseline"), default="cfrg", help="which model (default cfrg)")
+    p.add_argument("--model", choices=("cfrg", "baseline", "patchknn"), default="cfrg",
+                   help="cfrg (needs --weights) or the training-free baseline (baseline = patchknn; fits on "
+                        "train/good, CPU, seconds); default cfrg")
     p.add_argument("--weights", metavar="CKPT", help="checkpoint (file, or folder of per-category checkpoints)")
     p.add_argument("--data-root", metavar="ROOT",
                    help="the 3CAD tree (default: $THREECAD_ROOT, then the folder 'threecad download' uses)")

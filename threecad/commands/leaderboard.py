@@ -22,7 +22,7 @@ def run(args) -> int:
         label_map=label_map_from_args(args), workers=args.threads, progress=show_progress(args),
         command=["threecad", *sys.argv[1:]], n_resamples=args.bootstrap, seed=args.seed,
         confidence=args.confidence, compare=[tuple(p) for p in (args.compare or [])],
-        include_published=args.include_published)
+        include_published=args.include_published, rank_by=args.rank_by)
     paths = write_leaderboard(board, Path(args.out))
     sys.stdout.write(render_leaderboard(board))
     n_ok = sum(e.status == "scored" for e in board.entries)
