@@ -316,6 +316,8 @@ def render_leaderboard(board: Leaderboard) -> str:
     codes = [c.code for c in CATEGORIES]
     rows = _rows(board)
     aupro_name = "P-PRO (authors')" if board.protocol.aupro == "paper_per_image" else "AUPRO"
+    names = {"image_auroc": "I-AUROC", "image_ap": "I-AP", "pixel_auroc": "P-AUROC", "pixel_ap": "P-AP",
+             "aupro": aupro_name}
     out = [f"# Leaderboard ({board.protocol.name} protocol)", "",
            f"threecad {__version__}; ground truth sha256 `{board.ground_truth_sha256 or 'n/a'}`; "
            f"{sum(e.status == 'scored' for e in board.entries)} scored, "
@@ -366,8 +368,6 @@ def render_leaderboard(board: Leaderboard) -> str:
         out.append(f"## {100 * board.confidence:g}% bootstrap intervals\n")
         out.append(f"{board.n_resamples} resamples (seed {board.seed}), test images resampled within each "
                    f"category, good and defective separately; percentile intervals.\n")
-        names = {"image_auroc": "I-AUROC", "image_ap": "I-AP", "pixel_auroc": "P-AUROC", "pixel_ap": "P-AP",
-                 "aupro": aupro_name}
         for e in board.entries:
             if e.status != "scored":
                 continue
@@ -392,7 +392,7 @@ def render_leaderboard(board: Leaderboard) -> str:
             continue
         out.append(f"Differences in percentage points, {100 * board.confidence:g}% paired bootstrap interval "
                    f"(same resamples for both); * = the interval excludes zero.\n")
-        out.append("| Category | " + " | ".join(BOOTSTRAP_METRICS) + " |")
+        out.append("| Category | " + " | ".join(names[m] for m in BOOTSTRAP_METRICS) + " |")
         out.append("|---|" + "---:|" * len(BOOTSTRAP_METRICS))
         codes = c.get("codes", {})
         for label, block in [*((codes.get(k, k), v) for k, v in c["categories"].items()), ("Mean", c["mean"])]:

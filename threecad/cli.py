@@ -122,12 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Validate a submission (PREDS/<Category>/test/<folder>/<stem>.npy|tif|png, "
                                    "optional scores.csv and submission.json), score every category it "
                                    "covers and write results.json, results.csv and results.md.")
-    p.add_argument("preds", metavar="PREDS", help="the submission folder")
+    p.add_argument("preds", metavar="PREDS", help="the submission folder, or a .zip of it")
     p.add_argument("--data-root", metavar="ROOT",
                    help="the 3CAD tree (default: $THREECAD_ROOT, then the folder 'threecad download' uses)")
     p.add_argument("--protocol", choices=("standard", "paper"), default="standard",
                    help="standard (native size, exact MVTec AUPRO) or paper (the 3CAD authors' protocol)")
-    p.add_argument("--out", metavar="DIR", help="where results go (default: PREDS/results)")
+    p.add_argument("--out", metavar="DIR", help="where results go (default: PREDS/results; for a zip "
+                                                "PREDS-results beside it)")
     p.add_argument("--categories", nargs="+", metavar="NAME", help="only these categories (e.g. ACC,AI or ACC AI)")
     p.add_argument("--label-map", metavar="FILE", help="extra Pinyin->English defect names for the tree")
     p.add_argument("--json", action="store_true", help="print results.json instead of the tables")

@@ -214,3 +214,14 @@ def test_cli_exit_code_and_output(subs, sample_root, tmp_path):
     lj = json.loads((tmp_path / "bad" / "leaderboard.json").read_text())
     assert [e["status"] for e in lj["entries"]] == ["scored", "invalid"]
     assert "category folder" in lj["entries"][1]["reason"]
+
+
+def test_eval_scores_a_zip_and_writes_results_beside_it(subs, sample_root, tmp_path):
+    from threecad.cli import main
+
+    z = _zip_folder(subs["good"], tmp_path / "good.zip")
+    rc = main(["eval", str(z), "--data-root", str(sample_root), "--categories", "ACC", "--no-progress"])
+    assert rc == 0
+    obj = json.loads((tmp_path / "good-results" / "results.json").read_text())
+    assert obj["method"] == "good" and set(obj["categories"]) == {"Aluminum_Camera_Cover"}
+    assert not list(tmp_path.glob("threecad-submission-*"))

@@ -90,9 +90,12 @@ def run(args) -> int:
     """Run the command; return the exit code."""
     from eval.results import render_tables, results_json, write_results
 
+    from eval.archive import is_archive, submission_folder
+
     preds = Path(args.preds)
-    if not preds.is_dir():
-        raise UsageError(f"{preds} is not a folder of anomaly maps (see 'threecad eval --help')")
+    if not preds.is_dir() and not is_archive(preds):
+        raise UsageError(f"{preds} is neither a folder of anomaly maps nor a .zip of one "
+                         f"(see 'threecad eval --help')")
     data_root = Path(args.data_root) if args.data_root else default_data_root()
     if not data_root.is_dir():
         raise UsageError(f"no dataset at {data_root}: pass --data-root ROOT or set ${DATA_ROOT_ENV} "
@@ -108,11 +111,13 @@ def run(args) -> int:
     categories = [c for part in (args.categories or []) for c in part.split(",") if c] or None
     start = time.perf_counter()
     report: dict = {}
-    results = score_submission(preds, data_root, protocol_name=args.protocol, categories=categories,
-                               label_map=label_map_from_args(args), workers=args.threads,
-                               progress=show_progress(args), command=["threecad", *sys.argv[1:]],
-                               scheduler=scheduler, n_workers=n_workers, report=report)
-    out = Path(args.out) if args.out else preds / "results"
+    with submission_folder(preds) as folder:
+        results = score_submission(folder, data_root, protocol_name=args.protocol, categories=categories,
+                                   label_map=label_map_from_args(args), workers=args.threads,
+                                   progress=show_progress(args), command=["threecad", *sys.argv[1:]],
+                                   scheduler=scheduler, n_workers=n_workers, report=report)
+    out = Path(args.out) if args.out else \
+        (preds / "results" if preds.is_dir() else preds.with_name(f"{preds.name.removesuffix('.zip')}-results"))
     paths = write_results(results, out)
     if args.json:
         sys.stdout.write(results_json(results))
