@@ -199,7 +199,7 @@ def test_cli_bad_submission_lists_all_problems_and_writes_nothing(sample_root, t
 
 
 def test_cli_usage_errors(sample_root, tmp_path):
-    assert "not a folder" in run_cli("eval", tmp_path / "nope", "--data-root", sample_root, rc=2).stderr
+    assert "neither a folder of anomaly maps nor a .zip" in run_cli("eval", tmp_path / "nope", "--data-root", sample_root, rc=2).stderr
     (tmp_path / "p").mkdir()
     assert "no dataset" in run_cli("eval", tmp_path / "p", "--data-root", tmp_path / "none", rc=2).stderr
     assert "invalid choice" in run_cli("eval", tmp_path / "p", "--protocol", "x", rc=2).stderr
