@@ -1,0 +1,266 @@
+"""A submission in the dataset: heatmap files on a shared scale, and per-sample results.
+
+For a submission whose method is ``M`` (``submission.json``, else the folder name), with
+``<p>`` = ``M`` as a field name (e.g. ``synthetic_demo``), every test sample of the
+categories it covers gets:
+
+``<p>_heatmap``
+    Heatmap stored as a file: the map as submitted (its own resolution), as 8-bit PNG on
+    the category's shared scale, ``range`` ``[0, 255]``; ``value_min``/``value_max`` give the
+    scale in map units. The scale of a category runs from the median of its normal pixels
+    (so that half of the normal surface is fully transparent) to the 99.9th percentile of
+    all its maps' values (pooled over every test image of the category, from a strided
+    sample of up to 4096 values per map); values outside are clipped. It is never per
+    image: equal colours mean equal scores within a category.
+``<p>_score``
+    The image score (``scores.csv``, else the maximum of the map), as ``threecad eval``.
+``<p>_pro``
+    The 3CAD authors' per-image PRO (the ``paper`` protocol's, from :mod:`eval.evaluate`);
+    None for good images.
+``<p>_max_normal``
+    The highest score on the image's normal pixels (standard protocol grid: native size).
+``<p>_regions``
+    The ground-truth regions, each with ``coverage`` (the fraction of its pixels above the
+    category's 1 % FPR threshold: the 99th percentile of the normal pixels of the
+    category's test images, to 1 % precision) and ``max_score``; ``<p>_missed`` counts the
+    regions with ``coverage`` below :data:`MISSED_COVERAGE`.
+
+The scoring engine's functions are reused (:func:`eval.evaluate.image_truth`,
+:func:`eval.evaluate.score_image`, :func:`eval.evaluate.map_on_grid`); nothing is
+re-implemented here but the per-region summary.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import UsageError
+from .media import heatmap_file, quantize, write_png
+
+__all__ = ["MISSED_COVERAGE", "SCALE_PERCENTILES", "FPR_QUANTILE", "PredictionReport", "field_prefix",
+           "add_predictions"]
+
+log = logging.getLogger(__name__)
+
+MISSED_COVERAGE = 0.1           # a region is missed when < 10 % of its pixels pass the 1 % FPR threshold
+SCALE_PERCENTILES = (50.0, 99.9)  # the category's heatmap scale: median normal pixel .. 99.9th pct of all
+FPR_QUANTILE = 0.99             # the category's normal-pixel quantile used as threshold (1 % FPR)
+_SAMPLE_PER_MAP = 4096
+_QUANTILES = np.linspace(0.0, 1.0, 101)
+
+
+def field_prefix(method: str) -> str:
+    """A field-name prefix for a method name (letters, digits, ``_``; not starting with a digit)."""
+    p = re.sub(r"[^A-Za-z0-9]+", "_", method).strip("_").lower() or "preds"
+    return p if not p[0].isdigit() else f"m_{p}"
+
+
+@dataclass
+class _Measured:
+    """Pass 1 of one image."""
+
+    image_id: str
+    code: str
+    score: float
+    pro: float | None
+    max_normal: float | None
+    sample: np.ndarray             # strided values of the map as submitted (scale)
+    normal_sample: np.ndarray      # strided normal-pixel values on the grid (threshold)
+    region_quantiles: list[np.ndarray] = field(default_factory=list)
+    region_max: list[float] = field(default_factory=list)
+
+
+@dataclass
+class PredictionReport:
+    """What :func:`add_predictions` did: field prefix, method, images, per-category scales."""
+
+    prefix: str
+    method: str
+    images: int
+    scales: dict[str, dict[str, float]]
+    seconds: float
+
+
+def _strided(a: np.ndarray, n: int) -> np.ndarray:
+    flat = np.asarray(a).reshape(-1)
+    step = max(1, flat.size // n)
+    return np.asarray(flat[::step][:n], dtype=np.float64)
+
+
+def _measure(row: dict[str, Any], path: Path, score: float | None) -> _Measured:
+    from eval.evaluate import image_truth, map_on_grid, score_image, truth_mask
+    from eval.mapio import read_map
+    from eval.protocols import get_protocol
+
+    from ..errors import DataError
+    from ..regions import label_regions
+
+    standard, paper = get_protocol("standard"), get_protocol("paper")
+    amap = read_map(path)
+    truth = image_truth(row, standard)
+    if truth.problem is not None:
+        raise DataError(f"{row['image_id']}: {truth.problem.message}", [truth.problem])
+    gt = truth_mask(truth).astype(bool)
+    grid = np.asarray(map_on_grid(amap, truth.shape, standard))
+    value = float(score) if score is not None else float(amap.max())
+    pro = None
+    if truth.defect:
+        ptruth = image_truth(row, paper)
+        if ptruth.problem is None:
+            scored, _ = score_image(amap, ptruth, score, "", paper)
+            pro = None if math.isnan(scored.pro_paper) else float(scored.pro_paper)
+    flat_gt = gt.reshape(-1)
+    # normal pixels: a strided sample (positions on defects dropped), and the maximum, taken
+    # with the few defect pixels set to -inf in a copy (cheaper than indexing every normal pixel)
+    step = max(1, flat_gt.size // _SAMPLE_PER_MAP)
+    picks = np.arange(0, flat_gt.size, step)
+    normal_sample = np.asarray(grid.reshape(-1)[picks[~flat_gt[picks]]], dtype=np.float64)
+    vals = None
+    if gt.any():
+        labels, stats = label_regions(gt)
+        ys, xs = np.nonzero(gt)
+        vals = grid[ys, xs].astype(np.float64)
+    if gt.all():
+        max_normal = None
+    elif vals is None:
+        max_normal = float(grid.max())
+    else:
+        masked = np.array(grid, dtype=np.float64, copy=True)
+        masked[ys, xs] = -np.inf
+        max_normal = float(masked.max())
+    m = _Measured(row["image_id"], row["code"], value, pro, max_normal, _strided(amap, _SAMPLE_PER_MAP),
+                  normal_sample)
+    if vals is not None:
+        lab = labels[ys, xs] - 1
+        order = np.argsort(lab, kind="stable")
+        bounds = np.cumsum(np.bincount(lab, minlength=len(stats)))[:-1]
+        for part in np.split(vals[order], bounds):
+            m.region_quantiles.append(np.quantile(part, _QUANTILES))
+            m.region_max.append(float(part.max()))
+    return m
+
+
+def _coverage(quantiles: np.ndarray, threshold: float) -> float:
+    """Fraction of a region's pixels above ``threshold``, from its 101 quantiles (1 % steps)."""
+    below = int(np.searchsorted(quantiles, threshold, side="right"))
+    return round(max(0.0, 1.0 - below / (len(quantiles) - 1)), 2)
+
+
+def add_predictions(fo, dataset, manifest: Any, preds: str | Path, *, media_dir: Path,
+                    categories: Sequence[str] | None = None, workers: int | None = None,
+                    progress: bool = False, taken: Sequence[str] = ()) -> PredictionReport:
+    """Add one submission to ``dataset`` (see the module doc for the fields).
+
+    Raises
+    ------
+    UsageError
+        ``preds`` is not a folder, or its field prefix is already used by another submission.
+    eval.submission.SubmissionError
+        The submission does not fit the dataset (maps for other images, missing maps, ...):
+        every problem is listed.
+    """
+    import time
+
+    from eval.mapio import MapReadError, read_map
+    from eval.submission import SubmissionError, load_submission
+
+    from ..parallel import thread_map
+
+    start = time.perf_counter()
+    preds = Path(preds)
+    if not preds.is_dir():
+        raise UsageError(f"{preds} is not a submission folder (<Category>/test/<folder>/<stem>.npy ...)")
+    test = manifest[manifest["split"] == "test"]
+    if test.empty:
+        raise UsageError("predictions need test images; the dataset has none (use --split test or all)")
+    try:
+        submission = load_submission(preds, test, categories=categories)
+    except SubmissionError as exc:
+        kinds = {p.kind for p in exc.problems}
+        hint = (" (predictions for another dataset, or another release of it?)"
+                if kinds & {"extra_map", "unknown_category"} else "")
+        raise SubmissionError(f"{preds} does not fit the test images of this dataset{hint}; nothing was added",
+                              exc.problems) from None
+    prefix = field_prefix(submission.meta.method)
+    if prefix in taken:
+        raise UsageError(f"two submissions give the field name {prefix!r} (method {submission.meta.method!r}); "
+                         f"give one another 'method' in its submission.json")
+    rows = test[test["image_id"].isin(submission.maps)].to_dict("records")
+    scores = submission.scores
+
+    def measure(row):
+        try:
+            return _measure(row, submission.maps[row["image_id"]],
+                            scores[row["image_id"]] if scores is not None else None)
+        except MapReadError as exc:
+            from ..errors import Problem
+
+            raise SubmissionError(f"{preds}: a map cannot be used", [Problem(exc.kind, exc.path, exc.message)]) \
+                from None
+
+    measured = thread_map(measure, rows, workers=workers, progress=progress, desc=f"{prefix} read", unit="map")
+
+    scales: dict[str, dict[str, float]] = {}
+    for code in dict.fromkeys(m.code for m in measured):
+        ms = [m for m in measured if m.code == code]
+        pooled = np.concatenate([m.sample for m in ms])
+        normal = np.concatenate([m.normal_sample for m in ms])
+        lo = float(np.percentile(normal, SCALE_PERCENTILES[0])) if normal.size else float(pooled.min())
+        hi = float(np.percentile(pooled, SCALE_PERCENTILES[1]))
+        if not hi > lo:
+            lo, hi = float(pooled.min()), float(pooled.max())
+        threshold = float(np.quantile(normal, FPR_QUANTILE)) if normal.size else float("inf")
+        scales[code] = {"value_min": lo, "value_max": hi, "threshold_fpr_1pct": threshold}
+
+    heat_field = f"{prefix}_heatmap"
+    name = dataset.name
+
+    def write(row):
+        scale = scales[row["code"]]
+        target = heatmap_file(media_dir, name, heat_field, row["image_id"])
+        write_png(target, quantize(read_map(submission.maps[row["image_id"]]), scale["value_min"],
+                                   scale["value_max"]))
+        return str(target)
+
+    paths = thread_map(write, rows, workers=workers, progress=progress, desc=f"{prefix} heatmaps", unit="map")
+
+    heatmaps, score_v, pro_v, normal_v, regions_v, missed_v = {}, {}, {}, {}, {}, {}
+    region_boxes = dict(zip(*dataset.select_by("image_id", [r["image_id"] for r in rows])
+                            .values(["image_id", "regions.detections"])))
+    for row, m, path in zip(rows, measured, paths):
+        scale = scales[m.code]
+        iid = m.image_id
+        heatmaps[iid] = fo.Heatmap(map_path=path, range=[0, 255], value_min=scale["value_min"],
+                                   value_max=scale["value_max"])
+        score_v[iid] = m.score
+        pro_v[iid] = m.pro
+        normal_v[iid] = m.max_normal
+        dets = []
+        boxes = region_boxes.get(iid) or []
+        for k, (q, mx) in enumerate(zip(m.region_quantiles, m.region_max)):
+            box = boxes[k] if k < len(boxes) else None
+            cov = _coverage(q, scale["threshold_fpr_1pct"])
+            dets.append(fo.Detection(label=box.label if box else "defect",
+                                     bounding_box=list(box.bounding_box) if box else [0, 0, 0, 0],
+                                     size_class=getattr(box, "size_class", None) if box else None,
+                                     coverage=cov, max_score=mx, missed=cov < MISSED_COVERAGE))
+        regions_v[iid] = fo.Detections(detections=dets)
+        missed_v[iid] = sum(1 for d in dets if d["missed"])
+    for suffix, values in (("heatmap", heatmaps), ("score", score_v), ("pro", pro_v), ("max_normal", normal_v),
+                           ("regions", regions_v), ("missed", missed_v)):
+        dataset.set_values(f"{prefix}_{suffix}", values, key_field="image_id")
+    info = dict(dataset.info or {})
+    info.setdefault("predictions", {})[prefix] = {"method": submission.meta.method, "path": str(submission.root),
+                                                  "scales": scales}
+    dataset.info = info
+    dataset.save()
+    seconds = time.perf_counter() - start
+    log.info("%s: %d maps added as %s_* in %.1f s", submission.meta.method, len(rows), prefix, seconds)
+    return PredictionReport(prefix, submission.meta.method, len(rows), scales, seconds)
