@@ -182,6 +182,8 @@ def test_pinyin_sample_scans_to_the_same_english_types(tmp_path):
 def test_demo_builds_once_then_reuses(tmp_path):
     first = run("demo", "--cache-dir", tmp_path / "cache")
     assert "building the sample" in first.stderr
+    assert "fitting the training-free PatchKNN baseline" in first.stderr
+    assert "PatchKNN (training-free baseline)" in first.stdout
     for cat in CATEGORIES:
         assert cat.code in first.stdout
     second = run("demo", "--cache-dir", tmp_path / "cache")

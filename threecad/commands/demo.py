@@ -26,23 +26,17 @@ def ensure_sample(cache_dir: Path, *, seed: int, scale: str) -> Path:
 
 
 def ensure_submission(cache_dir: Path, root: Path, manifest, *, seed: int) -> Path:
-    """A synthetic submission for the sample (blurred ground truth plus structured noise)."""
-    import shutil
-    import tempfile
+    """The training-free PatchKNN baseline's submission for the sample (fitted on its train/good
+    images, maps of its test images), written once; writing is atomic."""
+    from reference_models.patchknn import PatchKNNConfig
+    from reference_models.patchknn.predict import fit_predict_submission
 
-    from eval.synthetic import write_synthetic_submission
-
-    preds = cache_dir / f"{root.name}-submission"
+    preds = cache_dir / f"{root.name}-patchknn"
     if (preds / "submission.json").is_file():
         return preds
-    tmp = Path(tempfile.mkdtemp(prefix=f".{preds.name}.", dir=cache_dir))
-    try:
-        write_synthetic_submission(manifest, tmp, seed=seed)
-        shutil.rmtree(preds, ignore_errors=True)
-        tmp.rename(preds)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    print("fitting the training-free PatchKNN baseline on train/good and predicting the test images ...",
+          file=sys.stderr)
+    fit_predict_submission(manifest, preds, config=PatchKNNConfig(seed=seed))
     return preds
 
 
@@ -61,13 +55,13 @@ def run(args) -> int:
     sys.stdout.write(render(summary, "table"))
 
     preds = ensure_submission(cache, root, stats.images, seed=args.seed)
-    print(f"\nScoring a synthetic submission ({preds}):\n")
+    print(f"\nScoring the training-free PatchKNN baseline's submission ({preds}):\n")
     for protocol in ("standard", "paper"):
         results = score_submission(preds, root, protocol_name=protocol, progress=progress,
                                    command=["threecad", "demo"])
         write_results(results, preds / "results" / protocol)
         sys.stdout.write(render_tables(results, markdown=False) + "\n")
     print(f"Results files: {preds / 'results'}")
-    print("Next: 'threecad stats ROOT --plots DIR', 'threecad eval PREDS --data-root ROOT' "
-          "(see README.md for every command).")
+    print("Next: 'threecad stats ROOT --plots DIR', 'threecad eval PREDS --data-root ROOT', "
+          "'threecad train --model cfrg ...' (see README.md for every command).")
     return 0

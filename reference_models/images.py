@@ -1,0 +1,47 @@
+"""Reading dataset images for the reference models: RGB, squashed to a square size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from threecad.errors import DataError
+
+__all__ = ["read_rgb"]
+
+
+def read_rgb(path: str | Path, size: int) -> np.ndarray:
+    """Decode an image and squash it to ``size`` x ``size`` (no crop), as the 3CAD protocol does.
+
+    Grey images become three equal channels, alpha is dropped, 16-bit images are scaled to
+    8 bits (OpenCV's ``IMREAD_COLOR``).
+
+    Parameters
+    ----------
+    path : path
+        A PNG (or any format OpenCV decodes).
+    size : int
+        Output height and width.
+
+    Returns
+    -------
+    ndarray
+        ``(size, size, 3)`` uint8, RGB.
+
+    Raises
+    ------
+    DataError
+        The file cannot be read or decoded.
+    """
+    import cv2
+
+    data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
+    if img is None:
+        raise DataError(f"{path}: cannot read or decode this image (run 'threecad validate' on the tree)")
+    h, w = img.shape[:2]
+    if (h, w) != (size, size):
+        shrink = h > size and w > size
+        img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return np.ascontiguousarray(img[:, :, ::-1])

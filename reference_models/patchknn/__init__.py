@@ -1,0 +1,12 @@
+"""PatchKNN: a training-free baseline (nearest-neighbour search over hand-made patch features).
+
+Fitted on ``train/good`` images in seconds on a CPU with numpy, OpenCV and scikit-learn only (no
+PyTorch): every pixel of a squashed image gets multi-scale colour, gradient, blob and texture
+features, pooled over small patches; a category's model is a memory bank of its normal
+patches; a test patch's anomaly score is its distance to the nearest normal patch.
+"""
+
+from .config import PatchKNNConfig
+from .model import PatchKNN
+
+__all__ = ["PatchKNNConfig", "PatchKNN"]

@@ -1,0 +1,94 @@
+"""The PatchKNN model of one category: a bank of normal patches and a nearest-neighbour search."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from threecad.errors import DataError
+from threecad.parallel import thread_map
+
+from ..images import read_rgb
+from .config import PatchKNNConfig
+from .features import patch_features
+
+__all__ = ["PatchKNN"]
+
+log = logging.getLogger(__name__)
+
+
+class PatchKNN:
+    """Nearest-neighbour patch model of one category.
+
+    ``fit`` reads the normal (``train/good``) images, keeps a random subset of their patch
+    features (standardised per feature) and indexes them; ``anomaly_map`` scores a test image.
+    """
+
+    def __init__(self, config: PatchKNNConfig | None = None) -> None:
+        self.config = config or PatchKNNConfig()
+        self.mean: np.ndarray | None = None
+        self.scale: np.ndarray | None = None
+        self.bank: np.ndarray | None = None
+        self._index = None
+
+    def _features(self, path: str | Path) -> np.ndarray:
+        return patch_features(read_rgb(path, self.config.image_size), self.config)
+
+    def fit(self, image_paths: Sequence[str | Path], *, workers: int | None = None) -> "PatchKNN":
+        """Build the bank from normal images.
+
+        Parameters
+        ----------
+        image_paths : sequence of path
+            The category's normal training images (at least one).
+        workers : int, optional
+            Threads decoding images (default: all CPUs).
+        """
+        from sklearn.neighbors import NearestNeighbors
+
+        if not image_paths:
+            raise DataError("PatchKNN needs at least one normal training image (train/good is empty)")
+        feats = thread_map(self._features, list(image_paths), workers=workers)
+        bank = np.concatenate([f.reshape(-1, f.shape[-1]) for f in feats])
+        self.mean = bank.mean(axis=0)
+        self.scale = bank.std(axis=0) + 1e-3
+        bank = (bank - self.mean) / self.scale
+        if len(bank) > self.config.max_bank:
+            rng = np.random.default_rng(self.config.seed)
+            bank = bank[np.sort(rng.choice(len(bank), self.config.max_bank, replace=False))]
+        self.bank = np.ascontiguousarray(bank, dtype=np.float32)
+        self._index = NearestNeighbors(n_neighbors=self.config.k).fit(self.bank)
+        log.info("PatchKNN: %d normal images, bank of %d patches x %d features",
+                 len(image_paths), len(self.bank), self.bank.shape[1])
+        return self
+
+    def anomaly_map(self, rgb: np.ndarray) -> np.ndarray:
+        """The anomaly map of one image.
+
+        Parameters
+        ----------
+        rgb : ndarray
+            ``(S, S, 3)`` uint8 RGB (see :func:`reference_models.images.read_rgb`).
+
+        Returns
+        -------
+        ndarray
+            ``(S, S)`` float32, higher = more anomalous (Gaussian-smoothed patch distances).
+        """
+        import cv2
+
+        if self._index is None:
+            raise RuntimeError("PatchKNN.anomaly_map before fit")
+        f = patch_features(rgb, self.config)
+        grid = f.shape[0]
+        q = (f.reshape(-1, f.shape[-1]) - self.mean) / self.scale
+        dist, _ = self._index.kneighbors(q.astype(np.float32))
+        patch = dist.mean(axis=1).reshape(grid, grid).astype(np.float32)
+        size = self.config.image_size
+        amap = cv2.resize(patch, (size, size), interpolation=cv2.INTER_LINEAR)
+        if self.config.smooth_sigma > 0:
+            amap = cv2.GaussianBlur(amap, (0, 0), self.config.smooth_sigma)
+        return amap

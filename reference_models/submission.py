@@ -1,0 +1,108 @@
+"""Writing a submission (``shared/formats.md``) atomically: maps, ``scores.csv``, ``submission.json``.
+
+Everything is written into a temporary folder beside the target, which is renamed onto the
+target only when complete: an interrupted run leaves no partial submission. An existing
+submission at the target (a folder holding ``submission.json``) is replaced; any other
+non-empty folder is refused.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from threecad.errors import UsageError
+
+__all__ = ["SubmissionWriter", "map_key", "check_target"]
+
+log = logging.getLogger(__name__)
+
+
+def map_key(row: Any) -> str:
+    """The submission key of a manifest row: ``<Category>/test/<folder>/<stem>``."""
+    return f"{row.category}/test/{row.folder}/{row.stem}"
+
+
+def check_target(out: str | Path) -> Path:
+    """Refuse a target that exists and is not a submission (nothing is overwritten by accident)."""
+    out = Path(out)
+    if out.exists():
+        if not out.is_dir():
+            raise UsageError(f"{out} exists and is not a folder; choose another --out")
+        if any(out.iterdir()) and not (out / "submission.json").is_file():
+            raise UsageError(f"{out} is a non-empty folder that is not a submission; choose another --out "
+                             f"(an existing submission there would be replaced)")
+    return out
+
+
+class SubmissionWriter:
+    """Context manager that writes one submission folder atomically.
+
+    Use ``add(row, amap)`` for every test image (``row``: a manifest row with ``category``,
+    ``folder``, ``stem``; ``amap``: a 2-D array, saved as float16 ``.npy`` without pickle);
+    the image score is the maximum of the map unless ``score`` is given. On a clean exit,
+    ``scores.csv`` and ``submission.json`` (``meta`` plus ``format_version``) are written and the
+    folder is renamed onto ``out``.
+    """
+
+    def __init__(self, out: str | Path, meta: dict[str, Any]) -> None:
+        self.out = check_target(out)
+        self.meta = {"format_version": 1, **meta}
+        self.scores: dict[str, float] = {}
+        self.tmp: Path | None = None
+
+    def __enter__(self) -> "SubmissionWriter":
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", suffix=".part", dir=self.out.parent))
+        return self
+
+    def add(self, row: Any, amap: np.ndarray, score: float | None = None) -> Path:
+        """Save the map of one test image; return its path (inside the temporary folder)."""
+        if self.tmp is None:
+            raise RuntimeError("SubmissionWriter.add outside its 'with' block")
+        amap = np.asarray(amap)
+        if amap.ndim != 2 or not np.all(np.isfinite(amap)):
+            raise ValueError(f"map of {map_key(row)} is not a finite 2-D array (shape {amap.shape})")
+        target = self.tmp / row.category / "test" / row.folder / f"{row.stem}.npy"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        np.save(target, amap.astype(np.float16), allow_pickle=False)
+        value = float(amap.max()) if score is None else float(score)
+        self.scores[map_key(row)] = value
+        return target
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        assert self.tmp is not None  # set by __enter__
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return
+        try:
+            buf = io.StringIO()
+            writer = csv.writer(buf, lineterminator="\n")
+            writer.writerow(["image", "score"])
+            for key in sorted(self.scores):
+                writer.writerow([key, repr(self.scores[key])])
+            (self.tmp / "scores.csv").write_text(buf.getvalue(), encoding="utf-8")
+            (self.tmp / "submission.json").write_text(json.dumps(self.meta, indent=2, sort_keys=True) + "\n",
+                                                      encoding="utf-8")
+            if self.out.exists():
+                old = self.out.with_name(f".{self.out.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                self.out.rename(old)
+                self.tmp.rename(self.out)
+                shutil.rmtree(old, ignore_errors=True)
+                log.info("replaced the submission at %s", self.out)
+            else:
+                self.tmp.rename(self.out)
+        except BaseException:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise

@@ -1,0 +1,107 @@
+"""Prediction writes a submission that ``threecad eval`` accepts; the CLI end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from reference_models.cfrg.checkpoint import file_sha256
+from reference_models.cfrg.maps import gaussian_blur
+from reference_models.cfrg.predict import find_checkpoints, predict_submission
+from reference_models.cfrg.train import train_category
+from threecad.errors import UsageError
+from threecad.manifest import load_manifest
+
+CPU = torch.device("cpu")
+
+
+def test_gaussian_blur_on_the_device_matches_opencv():
+    import cv2
+
+    rng = np.random.default_rng(0)
+    img = rng.random((64, 64)).astype(np.float32)
+    got = gaussian_blur(torch.from_numpy(img)[None, None], 4.0)[0, 0].numpy()
+    want = cv2.GaussianBlur(img, (33, 33), 4.0, borderType=cv2.BORDER_REFLECT_101)
+    assert got.shape == img.shape
+    assert np.abs(got - want).max() < 1e-4
+    const = torch.full((1, 1, 20, 20), 3.0)
+    assert torch.allclose(gaussian_blur(const, 4.0), const)
+
+
+def test_predict_writes_a_submission_that_eval_accepts(tiny_config, cs_train_paths, sample_root, tmp_path):
+    from threecad.commands.eval import score_submission
+
+    run = train_category(cs_train_paths, tmp_path / "run" / "Copper_Stator", tiny_config, device=CPU,
+                         teacher_state=None, teacher_info={"source": "none (untrained)", "pretrained": False},
+                         max_steps=1, workers=0, category="Copper_Stator")
+    manifest = load_manifest(sample_root, categories=["CS"])
+    ckpts = find_checkpoints(tmp_path / "run", ["Copper_Stator"])
+    assert ckpts == {"Copper_Stator": run.model_path}
+    preds = predict_submission(manifest, ckpts, tmp_path / "preds", device=CPU, batch_size=2, workers=0)
+    test = manifest[manifest["split"] == "test"]
+    maps = sorted(preds.rglob("*.npy"))
+    assert len(maps) == len(test)
+    amap = np.load(maps[0], allow_pickle=False)
+    assert amap.dtype == np.float16 and amap.shape == (64, 64) and np.isfinite(amap).all()
+    meta = json.loads((preds / "submission.json").read_text())
+    assert meta["format_version"] == 1 and meta["model"] == "cfrg"
+    assert "UNTRAINED TEACHER" in meta["method"]
+    assert meta["config"]["image_size"] == 64
+    assert meta["checkpoints"]["Copper_Stator"]["sha256"] == file_sha256(run.model_path)
+    scores = (preds / "scores.csv").read_text().splitlines()
+    assert scores[0] == "image,score" and len(scores) == 1 + len(test)
+    results = score_submission(preds, sample_root, categories=["CS"])
+    assert results["categories"]["Copper_Stator"]["n_images"] == len(test)
+    assert 0.0 <= results["categories"]["Copper_Stator"]["pixel_auroc"] <= 1.0
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+    with pytest.raises(UsageError, match="no model.pt for Iron_Stator"):
+        find_checkpoints(tmp_path / "run", ["Copper_Stator", "Iron_Stator"])
+
+
+def _cli(*args, check_rc=0):
+    proc = subprocess.run([sys.executable, "-m", "threecad", *map(str, args)], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == check_rc, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+def test_cli_train_predict_eval(sample_root, tmp_path):
+    runs, preds = tmp_path / "runs", tmp_path / "preds"
+    proc = _cli("train", "--model", "cfrg", "--data-root", sample_root, "--category", "CS", "--image-size", "64",
+                "--batch-size", "3", "--max-steps", "1", "--teacher-weights", "none", "--device", "cuda",
+                "--workers", "0", "--out", runs)
+    if not torch.cuda.is_available():
+        assert "CUDA was asked for" in proc.stderr and "running on the CPU" in proc.stderr
+    assert "untrained teacher" in proc.stderr and "procedural textures" in proc.stderr
+    assert "keeps the last model" in proc.stderr
+    assert (runs / "Copper_Stator" / "model.pt").is_file() and (runs / "Copper_Stator" / "last.pt").is_file()
+    again = _cli("train", "--data-root", sample_root, "--category", "CS", "--out", runs, "--device", "cpu",
+                 "--teacher-weights", "none", check_rc=2)
+    assert "--resume" in again.stderr
+    _cli("predict", "--model", "cfrg", "--weights", runs, "--data-root", sample_root, "--out", preds,
+         "--device", "cpu", "--workers", "0", "--batch-size", "4")
+    assert (preds / "submission.json").is_file()
+    out = _cli("eval", preds, "--data-root", sample_root, "--json").stdout
+    assert "Copper_Stator" in json.loads(out)["categories"]
+    missing = _cli("predict", "--model", "cfrg", "--data-root", sample_root, "--out", tmp_path / "p2", check_rc=2)
+    assert "--weights" in missing.stderr
+
+
+def test_cli_refuses_a_pickle_with_code(sample_root, tmp_path):
+    import pickle
+
+    from tests.reference_models.cfrg.test_checkpoint import _Payload
+
+    marker = tmp_path / "ran.txt"
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps({"format": "threecad-cfrg", "x": _Payload(marker)}))
+    proc = _cli("predict", "--weights", evil, "--categories", "CS", "--data-root", sample_root,
+                "--out", tmp_path / "p", "--device", "cpu", check_rc=1)
+    assert "refused" in proc.stderr and str(evil) in proc.stderr
+    assert not marker.exists() and not (tmp_path / "p").exists()

@@ -1,0 +1,91 @@
+"""``threecad train``: train a reference model (CFRG) per category. Imports torch only when run."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+from ..errors import UsageError
+from ..paths import DATA_ROOT_ENV, default_data_root
+from ._common import show_progress
+
+__all__ = ["run", "require_torch", "data_root_from_args"]
+
+
+def require_torch() -> None:
+    """Stop with a usage error that says how to install the 'model' extra when torch is missing."""
+    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("torchvision") is None:
+        raise UsageError("the reference models need PyTorch and torchvision: pip install 'threecad[model]'")
+
+
+def data_root_from_args(args) -> Path:
+    """``--data-root``, else ``$THREECAD_ROOT``, else the download folder; it must exist."""
+    root = Path(args.data_root).expanduser() if args.data_root else default_data_root()
+    if not root.is_dir():
+        raise UsageError(f"no dataset at {root}: pass --data-root ROOT or set ${DATA_ROOT_ENV} "
+                         f"(or fetch it with 'threecad download'; 'threecad sample DIR' writes a small one)")
+    return root
+
+
+def run(args) -> int:
+    """Run the command; return the exit code."""
+    require_torch()
+    from reference_models.cfrg.config import CFRGConfig
+    from reference_models.cfrg.device import resolve_device
+    from reference_models.cfrg.teacher import teacher_state_dict
+    from reference_models.cfrg.train import LAST_FILE, train_category
+
+    from ..manifest import raise_on_errors, scan
+    from ..splits import load_split
+
+    if not args.category and not args.all_categories:
+        raise UsageError("say which category to train: --category NAME (e.g. ACC) or --all-categories")
+    for name in ("epochs", "batch_size", "max_steps", "image_size"):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    root = data_root_from_args(args)
+    scan_result = scan(root, categories=[args.category] if args.category else None)
+    raise_on_errors(scan_result.problems, f"{scan_result.root} has problems")
+    manifest = scan_result.manifest
+    categories = [c.folder for c in scan_result.categories]
+    device = resolve_device(args.device)
+    config = CFRGConfig().with_overrides(epochs=args.epochs, batch_size=args.batch_size,
+                                         image_size=getattr(args, "image_size", None))
+    out = Path(args.out).expanduser()
+    progress = show_progress(args)
+
+    fresh = [c for c in categories if not (args.resume and (out / c / LAST_FILE).is_file())]
+    if args.resume and fresh and len(fresh) == len(categories):
+        raise UsageError(f"--resume: no {LAST_FILE} under {out}/<Category>/ to resume from")
+    teacher_state, teacher_info = (None, {})
+    if fresh:
+        teacher_state, teacher_info = teacher_state_dict(args.teacher_weights, progress=progress)
+
+    for category in categories:
+        rows = manifest[manifest["category"] == category]
+        if args.splits:
+            train_rows = load_split(args.splits, "fit", root=root, categories=[category])
+            val_rows = load_split(args.splits, "val", root=root, categories=[category])
+            val_paths = val_rows["image_path"].tolist()
+        else:
+            train_rows = rows[(rows["split"] == "train") & (rows["label"] == "good")]
+            val_paths = None
+        resume = category not in fresh
+        print(f"training CFRG on {category}: {len(train_rows)} images"
+              + (f", {len(val_paths)} for validation" if val_paths else ", no validation split (keeps the last model)")
+              + (f", DTD textures from {args.dtd}" if args.dtd else ", procedural anomaly textures")
+              + f", device {device}" + (" (resuming)" if resume else ""), file=sys.stderr)
+        result = train_category(
+            train_rows["image_path"].tolist(), out / category, config, device=device, teacher_state=teacher_state,
+            teacher_info=teacher_info, val_paths=val_paths, dtd=args.dtd, max_steps=args.max_steps, resume=resume,
+            seed=args.seed, workers=args.workers, progress=progress, category=category,
+            resume_epochs=args.epochs, extra_meta={"data_root": str(scan_result.root)})
+        sel = result.selection
+        chosen = (f"best validation pixel AUROC {sel['best_value']:.4f} at epoch {sel['best_epoch']}"
+                  if sel.get("best_epoch") is not None else "the last model")
+        print(f"{category}: {result.epochs_done} epoch(s), {result.steps} steps in {result.seconds:.1f} s "
+              f"({result.images_per_s:.1f} images/s); {result.model_path} is {chosen}")
+    print(f"Next: threecad predict --model cfrg --weights {out} --data-root {root} --out PREDS")
+    return 0
