@@ -82,7 +82,7 @@ def test_app_shows_masks_and_heatmaps_in_chromium(tmp_path):
     out = tmp_path / "view.png"
     env = _env(tmp_path)
     proc = subprocess.run([sys.executable, "scripts/app_screenshot.py", "--out", str(out), "--categories", "ACC",
-                           "CS", "--timeout", "90"], capture_output=True, text=True, env=env, timeout=300, cwd=REPO)
+                           "CS", "--timeout", "180"], capture_output=True, text=True, env=env, timeout=480, cwd=REPO)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert "app check passed" in proc.stdout
     with Image.open(out) as im:

@@ -95,3 +95,21 @@ def test_fiftyone_uses_our_server_and_starts_none(fo, mongo):
     import fiftyone.core.odm.database as fod
 
     assert fod._db_service is None
+
+
+def test_fiftyone_imports_after_the_importlib_metadata_backport():
+    """Dask imports the importlib_metadata backport, whose finder broke `import fiftyone` (eta reads a
+    metadata field its wheel lacks); the import must work in such a process too."""
+    import subprocess
+    import sys
+
+    code = ("import importlib_metadata, sys\n"
+            "from threecad.fiftyone.env import import_fiftyone\n"
+            "fo = import_fiftyone()\n"
+            "assert any(type(f).__module__.startswith('importlib_metadata') for f in sys.meta_path)\n"
+            "print('ok', fo.__name__)\n")
+    env = {k: v for k, v in os.environ.items()}
+    env["FIFTYONE_DATABASE_URI"] = "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=100"  # never contacted
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "ok fiftyone" in proc.stdout
