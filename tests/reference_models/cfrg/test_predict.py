@@ -105,3 +105,17 @@ def test_cli_refuses_a_pickle_with_code(sample_root, tmp_path):
                 "--out", tmp_path / "p", "--device", "cpu", check_rc=1)
     assert "refused" in proc.stderr and str(evil) in proc.stderr
     assert not marker.exists() and not (tmp_path / "p").exists()
+
+
+def test_cli_all_categories_trains_one_model_each_and_predicts_them(tmp_path):
+    root, runs, preds = tmp_path / "two", tmp_path / "runs", tmp_path / "preds"
+    _cli("sample", root, "--categories", "CS", "IS")
+    _cli("train", "--data-root", root, "--all-categories", "--image-size", "64", "--batch-size", "2",
+         "--max-steps", "1", "--teacher-weights", "none", "--device", "cpu", "--workers", "0", "--out", runs)
+    assert sorted(p.parent.name for p in runs.glob("*/model.pt")) == ["Copper_Stator", "Iron_Stator"]
+    _cli("predict", "--model", "cfrg", "--weights", runs, "--data-root", root, "--out", preds, "--device", "cpu",
+         "--workers", "0", "--batch-size", "4")
+    meta = json.loads((preds / "submission.json").read_text())
+    assert sorted(meta["checkpoints"]) == ["Copper_Stator", "Iron_Stator"]
+    out = json.loads(_cli("eval", preds, "--data-root", root, "--json").stdout)
+    assert sorted(out["categories"]) == ["Copper_Stator", "Iron_Stator"]
