@@ -86,6 +86,22 @@ class CategorySamples:
     neg_below: np.ndarray     # (n, K + 1) float64 (integer values)
     fpr_limit: float = 0.3
     paper_pro: bool = False   # aupro is the mean of the authors' per-image PRO
+    types: list[tuple[str, ...]] = field(default_factory=list)  # defect types of each image (() for good)
+
+    def subset(self, rows: Sequence[int] | np.ndarray, code: str) -> "CategorySamples":
+        """The statistics of some of the images (e.g. one defect type's breakdown), same levels."""
+        rows = np.asarray(rows, np.int64)
+        return replace(self, code=code, image_ids=[self.image_ids[i] for i in rows], defect=self.defect[rows],
+                       label=self.label[rows], score=self.score[rows], n_regions=self.n_regions[rows],
+                       pro_paper=self.pro_paper[rows], pos_count=self.pos_count[rows],
+                       pos_weight=self.pos_weight[rows], neg_on=self.neg_on[rows], neg_below=self.neg_below[rows],
+                       types=[self.types[i] for i in rows] if self.types else [])
+
+    def type_rows(self) -> dict[str, np.ndarray]:
+        """For each defect type, the rows of its breakdown: its defective images and every good one."""
+        names = sorted({t for ty in self.types for t in ty})
+        return {t: np.array([i for i, ty in enumerate(self.types) if not self.defect[i] or t in ty], np.int64)
+                for t in names}
 
 
 class _CategoryCollector:
@@ -96,6 +112,7 @@ class _CategoryCollector:
         self.n = n
         self.max_levels = max_levels
         self.ids: list[str | None] = [None] * n
+        self.types: list[tuple[str, ...]] = [()] * n
         self.defect = np.zeros(n, bool)
         self.label = np.zeros(n, np.int8)
         self.score = np.zeros(n)
@@ -110,6 +127,7 @@ class _CategoryCollector:
 
     def add(self, i: int, truth: ImageTruth, result: ImageScore) -> None:
         self.ids[i] = truth.image_id
+        self.types[i] = tuple(truth.types)
         self.defect[i] = truth.defect
         self.label[i] = truth.label
         self.score[i] = result.score
@@ -176,7 +194,7 @@ class _CategoryCollector:
             n_regions=self.n_regions[order], pro_paper=self.pro[order], levels=self.levels,
             exact=self.exact, pos_count=self.pos_count[order], pos_weight=self.pos_weight[order],
             neg_on=self.neg_on[order], neg_below=self.neg_below[order], fpr_limit=protocol.fpr_limit,
-            paper_pro=protocol.aupro == "paper_per_image")
+            paper_pro=protocol.aupro == "paper_per_image", types=[self.types[j] for j in order])
 
 
 class BootstrapObserver(ImageObserver):
@@ -240,13 +258,7 @@ class BootstrapObserver(ImageObserver):
         s = cur.samples(evaluation.code, self.protocol)
         self._current = None
         if self.n_resamples:
-            b = self._boot
-            f = s.folder
-            b.values[f], b.point_binned[f] = bootstrap_category(s, n_resamples=self.n_resamples, seed=self.seed)
-            b.auroc_bound[f] = auroc_tie_bound(s)
-            b.exact[f] = s.exact
-            b.levels[f] = int(s.levels.size)
-            b.codes[f] = s.code
+            self._boot.add_category(s.folder, s)
         if self.keep_samples:
             self.samples[s.folder] = s
 
@@ -417,6 +429,22 @@ class BootstrapResult:
     auroc_bound: dict[str, float]
     codes: dict[str, str] = field(default_factory=dict)
     max_levels: int = DEFAULT_MAX_LEVELS
+    by_type: dict[str, dict[str, dict[str, np.ndarray]]] = field(default_factory=dict)   # folder -> type -> metric
+    point_by_type: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # binned point values
+
+    def add_category(self, folder: str, s: CategorySamples) -> None:
+        """Resample one category and each of its defect-type breakdowns."""
+        self.values[folder], self.point_binned[folder] = bootstrap_category(s, n_resamples=self.n_resamples,
+                                                                            seed=self.seed)
+        self.auroc_bound[folder] = auroc_tie_bound(s)
+        self.exact[folder] = s.exact
+        self.levels[folder] = int(s.levels.size)
+        self.codes[folder] = s.code
+        self.by_type[folder], self.point_by_type[folder] = {}, {}
+        for t, rows in s.type_rows().items():
+            sub = s.subset(rows, f"{s.code}/{t}")
+            self.by_type[folder][t], self.point_by_type[folder][t] = bootstrap_category(
+                sub, n_resamples=self.n_resamples, seed=self.seed)
 
     def mean_values(self) -> dict[str, np.ndarray]:
         """Per-resample mean over the categories (the same resample index in each)."""
@@ -440,11 +468,7 @@ def bootstrap_submission(samples: dict[str, CategorySamples], *, n_resamples: in
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     boot = BootstrapResult(n_resamples, seed, confidence, {}, {}, {}, {}, {}, {}, max_levels)
     for folder, s in samples.items():
-        boot.values[folder], boot.point_binned[folder] = bootstrap_category(s, n_resamples=n_resamples, seed=seed)
-        boot.auroc_bound[folder] = auroc_tie_bound(s)
-        boot.exact[folder] = s.exact
-        boot.levels[folder] = int(s.levels.size)
-        boot.codes[folder] = s.code
+        boot.add_category(folder, s)
     return boot
 
 
@@ -460,12 +484,16 @@ def summarize_bootstrap(boot: BootstrapResult, results: dict[str, Any]) -> dict[
         block: dict[str, Any] = {}
         for m, v in vals.items():
             lo, hi = percentile_interval(v, conf)
-            err = abs(boot.point_binned[folder][m] - exact_point[m]) \
-                if exact_point.get(m) is not None and np.isfinite(exact_point[m]) else float("nan")
-            block[m] = {"low": lo, "high": hi, "point_error": err}
+            block[m] = {"low": lo, "high": hi, "point_error": _error(boot.point_binned[folder][m], exact_point.get(m))}
         block["pixel_auroc"]["error_bound"] = boot.auroc_bound[folder]
         block["pixel_metrics"] = "exact" if boot.exact[folder] else "binned"
         block["levels"] = boot.levels[folder]
+        exact_types = exact_point.get("by_type", {})
+        block["by_type"] = {
+            t: {m: {"low": lo, "high": hi,
+                    "point_error": _error(boot.point_by_type[folder][t][m], exact_types.get(t, {}).get(m))}
+                for m, v in tvals.items() for lo, hi in [percentile_interval(v, conf)]}
+            for t, tvals in boot.by_type.get(folder, {}).items()}
         cats[folder] = block
     mean_block = {}
     for m, v in boot.mean_values().items():
@@ -513,6 +541,13 @@ def paired_comparison(a: BootstrapResult, b: BootstrapResult, point_a: dict[str,
             out["mean"][m] = entry(diff, point)
     out["n_categories"] = len(common)
     return out
+
+
+def _error(binned: float, exact: Any) -> float:
+    """|binned - exact|, NaN when the exact value is undefined."""
+    if exact is None or not np.isfinite(float(exact)) or not np.isfinite(binned):
+        return float("nan")
+    return abs(float(binned) - float(exact))
 
 
 def _mean(values: list[Any]) -> float:

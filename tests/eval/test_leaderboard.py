@@ -90,13 +90,21 @@ def test_bootstrap_and_paired_comparison_in_the_leaderboard(subs, sample_root, t
     shutil.copytree(subs["good"], same)
     (same / "submission.json").write_text(json.dumps({"method": "same"}))
     b = board([subs["good"], same, subs["random"]], sample_root, n_resamples=60, seed=1,
-              compare=[("good", "same"), ("good", "random")])
+              compare=[("good", "same"), ("good", "random")], max_levels=200_000)  # every level: exact
     good = b.entries[0] if b.entries[0].method == "good" else b.entries[1]
     boot = good.results["bootstrap"]
     for folder, block in boot["categories"].items():
         for m in ("pixel_auroc", "aupro", "image_auroc"):
             point = good.results["categories"][folder][m]
             assert block[m]["low"] - 1e-3 <= point <= block[m]["high"] + 1e-3
+        for t, tb in block["by_type"].items():  # per defect type too (exact here: float16 maps)
+            exact = good.results["categories"][folder]["by_type"][t]
+            for m in ("pixel_auroc", "pixel_ap", "aupro"):
+                if exact[m] is not None and np.isfinite(exact[m]):
+                    assert tb[m]["point_error"] <= (1e-12 if block["pixel_metrics"] == "exact" else 1e-3)
+                    assert tb[m]["low"] - 1e-3 <= exact[m] <= tb[m]["high"] + 1e-3
+    assert any(block["by_type"] for block in boot["categories"].values())
+    assert all(block["pixel_metrics"] == "exact" for block in boot["categories"].values())
     self_cmp, vs_random = b.comparisons
     for block in [*self_cmp["categories"].values(), self_cmp["mean"]]:
         for d in block.values():
