@@ -77,6 +77,9 @@ __all__ = ["DASK_EXTRA", "DEFAULT_CHUNK_SIZE", "ClusterError", "DistributedScore
 
 log = logging.getLogger(__name__)
 
+SCATTER_TIMEOUT_S = 30.0
+"""Seconds one broadcast of a positive index may take before it is tried again."""
+
 DASK_EXTRA = "pip install 'threecad[dask]'"
 DEFAULT_CHUNK_SIZE = 128
 """Images of one category per task (64-256 keeps task overhead small and work balanced)."""
@@ -657,8 +660,10 @@ class DistributedScorer:
 
         for attempt in range(10):
             try:
-                return self.client.scatter(value, broadcast=True, hash=False)
-            except OSError as exc:  # CommClosedError: a worker died during the scatter
+                # with a timeout: a scatter to a worker that was killed but not yet removed by the
+                # scheduler would otherwise wait for ever
+                return self.client.scatter(value, broadcast=True, hash=False, timeout=SCATTER_TIMEOUT_S)
+            except OSError as exc:  # CommClosedError or TimeoutError: a worker died during the scatter
                 if attempt == 9:
                     raise ClusterError(f"cannot send the positive index to the workers ({exc})") from exc
                 log.info("scatter failed (%s); trying again", exc)
