@@ -31,6 +31,11 @@ def _add_common_data_options(p: argparse.ArgumentParser) -> None:
                    help="extra Pinyin->English defect names (CSV 'pinyin,english' or JSON object)")
 
 
+def _add_data_root(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-root", metavar="ROOT",
+                   help="the 3CAD tree (default: $THREECAD_ROOT, then the folder 'threecad download' uses)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every command (cheap: no heavy imports)."""
     parser = argparse.ArgumentParser(
@@ -123,8 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "optional scores.csv and submission.json), score every category it "
                                    "covers and write results.json, results.csv and results.md.")
     p.add_argument("preds", metavar="PREDS", help="the submission folder, or a .zip of it")
-    p.add_argument("--data-root", metavar="ROOT",
-                   help="the 3CAD tree (default: $THREECAD_ROOT, then the folder 'threecad download' uses)")
+    _add_data_root(p)
     p.add_argument("--protocol", choices=("standard", "paper"), default="standard",
                    help="standard (native size, exact MVTec AUPRO) or paper (the 3CAD authors' protocol)")
     p.add_argument("--out", metavar="DIR", help="where results go (default: PREDS/results; for a zip "
@@ -148,8 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "ground truth, read once, and write leaderboard.md/.csv/.json plus each "
                                    "method's results.json. An invalid submission gets a row marked invalid.")
     p.add_argument("submissions", nargs="+", metavar="SUBMISSION", help="submission folders or .zip files")
-    p.add_argument("--data-root", metavar="ROOT",
-                   help="the 3CAD tree (default: $THREECAD_ROOT, then the folder 'threecad download' uses)")
+    _add_data_root(p)
     p.add_argument("--protocol", choices=("standard", "paper"), default="standard",
                    help="standard (native size, exact MVTec AUPRO) or paper (the 3CAD authors' protocol)")
     p.add_argument("--out", metavar="DIR", default="leaderboard", help="output folder (default ./leaderboard)")
@@ -175,8 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "confirm that every digest and every number agrees (or name what differs).")
     p.add_argument("results", metavar="RESULTS", help="a results.json written by threecad eval/leaderboard")
     p.add_argument("submission", metavar="SUBMISSION", help="the submission folder or .zip")
-    p.add_argument("--data-root", metavar="ROOT",
-                   help="the 3CAD tree (default: $THREECAD_ROOT, then the folder 'threecad download' uses)")
+    _add_data_root(p)
     p.add_argument("--label-map", metavar="FILE", help="extra Pinyin->English defect names for the tree")
     p.add_argument("--threads", type=int, default=None, metavar="N", help="threads (default: all CPUs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -187,8 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a reference model on the training images of one category (or all). "
                                    "Needs the 'model' extra (torch, torchvision).")
     p.add_argument("--model", choices=("cfrg",), default="cfrg", help="which model (default cfrg)")
-    p.add_argument("--data-root", metavar="ROOT",
-                   help="the 3CAD tree (default: $THREECAD_ROOT, then the folder 'threecad download' uses)")
+    _add_data_root(p)
     cat = p.add_mutually_exclusive_group()
     cat.add_argument("--category", metavar="NAME", help="the category to train (code, folder name or alias)")
     cat.add_argument("--all-categories", action="store_true", help="train one model per category")
@@ -216,8 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cfrg (needs --weights) or the training-free baseline (baseline = patchknn; fits on "
                         "train/good, CPU, seconds); default cfrg")
     p.add_argument("--weights", metavar="CKPT", help="checkpoint (file, or folder of per-category checkpoints)")
-    p.add_argument("--data-root", metavar="ROOT",
-                   help="the 3CAD tree (default: $THREECAD_ROOT, then the folder 'threecad download' uses)")
+    _add_data_root(p)
     p.add_argument("--out", metavar="PREDS", required=True, help="the submission folder to write")
     p.add_argument("--categories", nargs="+", metavar="NAME", help="only these categories")
     p.add_argument("--batch-size", type=int, default=16, metavar="N", help="batch size (default 16)")

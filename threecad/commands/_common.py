@@ -7,7 +7,7 @@ import sys
 from ..errors import UsageError
 from ..labels import LabelMap, LabelMapError
 
-__all__ = ["label_map_from_args", "show_progress", "resolve_data_root"]
+__all__ = ["label_map_from_args", "show_progress", "data_root_from_args", "categories_from_args"]
 
 
 def label_map_from_args(args) -> LabelMap:
@@ -26,14 +26,20 @@ def show_progress(args) -> bool:
     return not getattr(args, "no_progress", False) and sys.stderr.isatty()
 
 
-def resolve_data_root(given: str | None):
-    """The data root from ``--data-root``, else the default; :class:`UsageError` when absent."""
+def data_root_from_args(args):
+    """``--data-root``, else ``$THREECAD_ROOT``, else the download folder; :class:`UsageError`
+    when it does not exist."""
     from pathlib import Path
 
     from ..paths import DATA_ROOT_ENV, default_data_root
 
-    root = Path(given).expanduser() if given else default_data_root()
+    root = Path(args.data_root).expanduser() if args.data_root else default_data_root()
     if not root.is_dir():
         raise UsageError(f"no dataset at {root}: pass --data-root ROOT or set ${DATA_ROOT_ENV} "
-                         f"(or fetch it with 'threecad download')")
+                         f"(or fetch it with 'threecad download'; 'threecad sample DIR' writes a small one)")
     return root
+
+
+def categories_from_args(args) -> list[str] | None:
+    """``--categories`` as a list (``ACC,AI`` and ``ACC AI`` both accepted), or None for all."""
+    return [c for part in (getattr(args, "categories", None) or []) for c in part.split(",") if c] or None

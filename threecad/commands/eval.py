@@ -7,8 +7,7 @@ import time
 from pathlib import Path
 
 from ..errors import UsageError
-from ..paths import DATA_ROOT_ENV, default_data_root
-from ._common import label_map_from_args, show_progress
+from ._common import categories_from_args, data_root_from_args, label_map_from_args, show_progress
 
 
 def score_submission(preds, data_root, *, protocol_name="standard", categories=None, label_map=None,
@@ -25,7 +24,7 @@ def score_submission(preds, data_root, *, protocol_name="standard", categories=N
     every image while it is scored (:class:`eval.bootstrap.BootstrapObserver`).
     """
     from eval.protocols import get_protocol
-    from eval.submission import SubmissionError, load_submission
+    from eval.submission import validate_submission
 
     from ..manifest import raise_on_errors, scan
 
@@ -41,13 +40,8 @@ def score_submission(preds, data_root, *, protocol_name="standard", categories=N
     protocol = get_protocol(protocol_name)
     scan_result = scan(data_root, label_map=label_map)
     raise_on_errors(scan_result.errors, f"the ground truth at {scan_result.root} has problems")
-    try:
-        submission = load_submission(preds, scan_result.manifest, categories=categories, progress=progress)
-    except SubmissionError:
-        # Structural problems: read every map too, so that all problems are listed at once.
-        load_submission(preds, scan_result.manifest, categories=categories, check_contents=True,
-                        workers=workers, progress=progress)
-        raise
+    submission = validate_submission(preds, scan_result.manifest, categories=categories, workers=workers,
+                                     progress=progress)
     if not on_cluster:
         from eval.evaluate import evaluate_submission
         from eval.results import build_results
@@ -96,10 +90,7 @@ def run(args) -> int:
     if not preds.is_dir() and not is_archive(preds):
         raise UsageError(f"{preds} is neither a folder of anomaly maps nor a .zip of one "
                          f"(see 'threecad eval --help')")
-    data_root = Path(args.data_root) if args.data_root else default_data_root()
-    if not data_root.is_dir():
-        raise UsageError(f"no dataset at {data_root}: pass --data-root ROOT or set ${DATA_ROOT_ENV} "
-                         f"(or fetch it with 'threecad download')")
+    data_root = data_root_from_args(args)
     scheduler = getattr(args, "scheduler", None)
     n_workers = getattr(args, "workers", None)
     if scheduler or n_workers is not None:
@@ -108,7 +99,7 @@ def run(args) -> int:
         require_dask()
         if n_workers is not None and n_workers < 1:
             raise UsageError(f"--workers needs at least 1 worker, got {n_workers}")
-    categories = [c for part in (args.categories or []) for c in part.split(",") if c] or None
+    categories = categories_from_args(args)
     start = time.perf_counter()
     report: dict = {}
     with submission_folder(preds) as folder:

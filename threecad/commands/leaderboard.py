@@ -7,15 +7,15 @@ import time
 from pathlib import Path
 
 from ..errors import EXIT_DATA
-from ._common import label_map_from_args, resolve_data_root, show_progress
+from ._common import categories_from_args, data_root_from_args, label_map_from_args, show_progress
 
 
 def run(args) -> int:
     """Run the command; return the exit code (1 when some submission was invalid)."""
     from eval.leaderboard import render_leaderboard, score_leaderboard, write_leaderboard
 
-    data_root = resolve_data_root(args.data_root)
-    categories = [c for part in (args.categories or []) for c in part.split(",") if c] or None
+    data_root = data_root_from_args(args)
+    categories = categories_from_args(args)
     start = time.perf_counter()
     board = score_leaderboard(
         args.submissions, data_root, protocol_name=args.protocol, categories=categories,

@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 from ..errors import UsageError
-from ._common import show_progress
-from .train import data_root_from_args, require_torch
+from ._common import categories_from_args, data_root_from_args, show_progress
+from .train import require_torch
 
 __all__ = ["run"]
 
@@ -20,7 +20,7 @@ def run(args) -> int:
     if args.batch_size is not None and args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     root = data_root_from_args(args)
-    categories = [c for part in (args.categories or []) for c in part.split(",") if c] or None
+    categories = categories_from_args(args)
     progress = show_progress(args)
     start = time.perf_counter()
     out = Path(args.out).expanduser()

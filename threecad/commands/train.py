@@ -7,25 +7,15 @@ import sys
 from pathlib import Path
 
 from ..errors import UsageError
-from ..paths import DATA_ROOT_ENV, default_data_root
-from ._common import show_progress
+from ._common import data_root_from_args, show_progress
 
-__all__ = ["run", "require_torch", "data_root_from_args"]
+__all__ = ["run", "require_torch"]
 
 
 def require_torch() -> None:
     """Stop with a usage error that says how to install the 'model' extra when torch is missing."""
     if importlib.util.find_spec("torch") is None or importlib.util.find_spec("torchvision") is None:
         raise UsageError("the reference models need PyTorch and torchvision: pip install 'threecad[model]'")
-
-
-def data_root_from_args(args) -> Path:
-    """``--data-root``, else ``$THREECAD_ROOT``, else the download folder; it must exist."""
-    root = Path(args.data_root).expanduser() if args.data_root else default_data_root()
-    if not root.is_dir():
-        raise UsageError(f"no dataset at {root}: pass --data-root ROOT or set ${DATA_ROOT_ENV} "
-                         f"(or fetch it with 'threecad download'; 'threecad sample DIR' writes a small one)")
-    return root
 
 
 def run(args) -> int:

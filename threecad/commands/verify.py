@@ -5,14 +5,14 @@ from __future__ import annotations
 import sys
 
 from ..errors import EXIT_DATA
-from ._common import label_map_from_args, resolve_data_root, show_progress
+from ._common import data_root_from_args, label_map_from_args, show_progress
 
 
 def run(args) -> int:
     """Run the command; return 0 when everything agrees, 1 when something differs."""
     from eval.verify import MAX_SHOWN, verify_results
 
-    data_root = resolve_data_root(args.data_root)
+    data_root = data_root_from_args(args)
     report = verify_results(args.results, args.submission, data_root, label_map=label_map_from_args(args),
                             workers=args.threads, progress=show_progress(args))
     for note in report.notes:
