@@ -37,8 +37,8 @@ from .bootstrap import DEFAULT_MAX_LEVELS, BOOTSTRAP_METRICS, BootstrapObserver,
 from .evaluate import category_truths, evaluate_category
 from .protocols import Protocol, get_protocol
 from .published import PUBLISHED_SOURCE, published_rows
-from .results import _clean, build_results, write_results
-from .submission import Submission, SubmissionError, load_submission
+from .results import _clean, _pct, build_results, write_results
+from .submission import Submission, SubmissionError, validate_submission
 
 __all__ = ["Entry", "Leaderboard", "score_leaderboard", "write_leaderboard", "render_leaderboard",
            "leaderboard_csv", "leaderboard_json"]
@@ -173,12 +173,7 @@ def score_leaderboard(paths: Sequence[str | os.PathLike[str]], data_root: str | 
             entries.append(entry)
             try:
                 folder = stack.enter_context(submission_folder(path, tmp_dir=tmp_dir))
-                try:
-                    entry.submission = load_submission(folder, manifest, categories=categories)
-                except SubmissionError:
-                    load_submission(folder, manifest, categories=categories, check_contents=True,
-                                    workers=workers)
-                    raise
+                entry.submission = validate_submission(folder, manifest, categories=categories, workers=workers)
                 entry.method = entry.submission.meta.method
             except ThreecadError as exc:
                 entry.invalidate(*_problem_reason(exc))
@@ -273,12 +268,6 @@ def _compare(ea: Entry, eb: Entry) -> dict[str, Any]:
 
 # rendering -------------------------------------------------------------------------------
 
-def _pct(v: Any) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    return f"{100 * v:.1f}"
-
-
 def _value(results: dict[str, Any], code: str, metric: str) -> float:
     if code == "Mean":
         v = results["mean"].get(metric)
@@ -324,7 +313,7 @@ def render_leaderboard(board: Leaderboard) -> str:
            f"{sum(e.status != 'scored' for e in board.entries)} invalid. Percent; best re-scored value per "
            f"column in bold; Mean is the unweighted mean over the categories a method was scored on. "
            f"Scored methods are ranked by mean {board.rank_by}.", ""]
-    for title, (a, b) in ((f"P-AUROC/P-AP", ("pixel_auroc", "pixel_ap")),
+    for title, (a, b) in (("P-AUROC/P-AP", ("pixel_auroc", "pixel_ap")),
                           (f"I-AUROC/{aupro_name}", ("image_auroc", "aupro"))):
         out.append(f"**{title}**\n")
         header = ["Method", *codes, "Mean"]

@@ -44,6 +44,7 @@ from threecad.parallel import thread_map
 from .mapio import MAP_SUFFIXES, MapReadError, read_map
 
 __all__ = [
+    "validate_submission",
     "FORMAT_VERSION",
     "SCORES_FILE",
     "META_FILE",
@@ -185,16 +186,19 @@ class _Collector:
     def add(self, kind: str, path: str | Path, message: str) -> None:
         self.problems.append(Problem(kind, Path(path), message))
 
+    def entries(self, folder: str | Path) -> list[os.DirEntry[str]] | None:
+        """The visible entries of ``folder`` by name, or None (a problem recorded) when it cannot be listed."""
+        try:
+            return _sorted_entries(folder)
+        except OSError as exc:
+            self.add("unknown_file", folder, f"cannot list folder ({exc.strerror or exc})")
+            return None
+
     def stray(self, entry: os.DirEntry[str] | Path, why: str) -> None:
         """Report a file (or every file under a folder) that is not an expected map."""
         path = Path(entry.path if isinstance(entry, os.DirEntry) else entry)
         if path.is_dir():
-            try:
-                entries = _sorted_entries(path)
-            except OSError as exc:
-                self.add("unknown_file", path, f"cannot list folder ({exc.strerror or exc})")
-                return
-            for sub in entries:
+            for sub in self.entries(path) or ():
                 self.stray(sub, why)
         elif path.suffix.lower() in MAP_SUFFIXES:
             self.add("extra_map", path, why)
@@ -262,10 +266,8 @@ def _scan_category(cat: Category, cat_dir: Path, ci: _CategoryIndex, found: dict
                    col: _Collector) -> None:
     """Match the map files of one category folder to its test images."""
     layout = f"maps go in {cat_dir.name}/test/<folder>/<stem>.<ext>"
-    try:
-        entries = _sorted_entries(cat_dir)
-    except OSError as exc:
-        col.add("unknown_file", cat_dir, f"cannot list folder ({exc.strerror or exc})")
+    entries = col.entries(cat_dir)
+    if entries is None:
         return
     for entry in entries:
         if entry.name != TEST or not entry.is_dir():
@@ -559,3 +561,16 @@ def load_submission(preds_dir: str | os.PathLike[str], manifest: Any, *,
              "y" if len(names) == 1 else "ies", ", ".join(c.code for c in scored),
              ", with scores.csv" if scores is not None else "")
     return Submission(root=root, meta=meta, maps=maps, scores=scores, categories=names)
+
+
+def validate_submission(preds_dir: str | os.PathLike[str], manifest: Any, *,
+                        categories: Sequence[str] | None = None, workers: int | None = None,
+                        progress: bool = False) -> Submission:
+    """:func:`load_submission` with its fast structural check; when that finds problems, every
+    map is read too, so that the :class:`SubmissionError` lists all problems at once."""
+    try:
+        return load_submission(preds_dir, manifest, categories=categories, progress=progress)
+    except SubmissionError:
+        load_submission(preds_dir, manifest, categories=categories, check_contents=True, workers=workers,
+                        progress=progress)
+        raise
