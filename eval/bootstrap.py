@@ -40,7 +40,6 @@ images' keys, never on a submission).
 
 from __future__ import annotations
 
-import threading
 import warnings
 import zlib
 from dataclasses import dataclass, field, replace
@@ -123,7 +122,6 @@ class _CategoryCollector:
         self.levels: np.ndarray | None = None
         self.exact = True
         self.top = 0.0
-        self.lock = threading.Lock()
 
     def add(self, i: int, truth: ImageTruth, result: ImageScore) -> None:
         self.ids[i] = truth.image_id

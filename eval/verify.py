@@ -131,7 +131,7 @@ def verify_results(results_path: str | os.PathLike[str], submission: str | os.Pa
     from threecad.commands.eval import score_submission
 
     from .archive import submission_folder
-    from .bootstrap import BootstrapObserver, summarize_bootstrap
+    from .bootstrap import DEFAULT_MAX_LEVELS, BootstrapObserver, summarize_bootstrap
     from .protocols import PROTOCOLS
 
     path = Path(results_path)
@@ -149,7 +149,7 @@ def verify_results(results_path: str | os.PathLike[str], submission: str | os.Pa
     if boot:
         observer = BootstrapObserver(PROTOCOLS[name], n_resamples=int(boot["n_resamples"]), seed=int(boot["seed"]),
                                      confidence=float(boot["confidence"]),
-                                     max_levels=int(boot.get("max_levels") or _max_levels_default()))
+                                     max_levels=int(boot.get("max_levels") or DEFAULT_MAX_LEVELS))
     with submission_folder(submission) as folder:
         rescored = score_submission(folder, data_root, protocol_name=name, categories=categories or None,
                                     label_map=label_map, workers=workers, progress=progress,
@@ -160,8 +160,3 @@ def verify_results(results_path: str | os.PathLike[str], submission: str | os.Pa
     report.differences, report.n_values = compare_results(recorded, rescored, tolerance=tolerance)
     return report
 
-
-def _max_levels_default() -> int:
-    from .bootstrap import DEFAULT_MAX_LEVELS
-
-    return DEFAULT_MAX_LEVELS
