@@ -146,7 +146,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler="threecad.commands.eval:run")
 
-    # --- leaderboard / verify (issue 5; owner: eval/leaderboard, eval/bootstrap) ---
     p = sub.add_parser("leaderboard", help="score several submissions on one ground truth and rank them",
                        description="Validate and score several submissions (folders or .zip files) on the same "
                                    "ground truth, read once, and write leaderboard.md/.csv/.json plus each "
@@ -184,7 +183,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler="threecad.commands.verify:run")
 
-    # --- train / predict (issue 6; owner: reference_models) ---
     p = sub.add_parser("train", help="train a reference model (CFRG) on a 3CAD tree",
                        description="Train a reference model on the training images of one category (or all). "
                                    "Needs the 'model' extra (torch, torchvision).")
@@ -226,7 +224,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler="threecad.commands.predict:run")
 
-    # --- view (issue 7; owner: threecad/fiftyone) ---
     p = sub.add_parser("view", help="explore a 3CAD tree and submissions in the FiftyOne app",
                        description="Build (or update) a persistent FiftyOne dataset of a 3CAD tree, with "
                                    "masks, regions and submissions' heatmaps, and open the app. Needs the "
