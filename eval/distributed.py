@@ -221,7 +221,7 @@ class _LogCapture(logging.Handler):
 @contextmanager
 def _captured_logs() -> Iterator[list[tuple[str, int, str]]]:
     handler = _LogCapture()
-    logger = logging.getLogger("eval")
+    logger = logging.getLogger("threecad.eval")
     logger.addHandler(handler)
     try:
         yield handler.records

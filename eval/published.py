@@ -31,7 +31,7 @@ class PublishedRow:
 
 def published_rows() -> list[PublishedRow]:
     """Every published method, in the paper's order; metrics as fractions in [0, 1]."""
-    text = resources.files("eval").joinpath("data/published_3cad.csv").read_text(encoding="utf-8")
+    text = resources.files("threecad.eval").joinpath("data/published_3cad.csv").read_text(encoding="utf-8")
     lines = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
     order: list[str] = []
     rows: dict[str, PublishedRow] = {}

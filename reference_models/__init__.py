@@ -1,8 +1,8 @@
 """Reference anomaly-detection models for 3CAD.
 
-* :mod:`reference_models.cfrg`: CFRG, the 3CAD paper's method (needs torch and torchvision);
-* :mod:`reference_models.patchknn`: a training-free nearest-neighbour baseline (numpy, OpenCV,
+* :mod:`threecad.reference_models.cfrg`: CFRG, the 3CAD paper's method (needs torch and torchvision);
+* :mod:`threecad.reference_models.patchknn`: a training-free nearest-neighbour baseline (numpy, OpenCV,
   scikit-learn only), used by ``threecad demo``.
 
-Both write submissions in the format ``threecad eval`` scores (:mod:`reference_models.submission`).
+Both write submissions in the format ``threecad eval`` scores (:mod:`threecad.reference_models.submission`).
 """

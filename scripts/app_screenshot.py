@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _check(args: argparse.Namespace, tmp: Path, port: int) -> int:
-    from eval.synthetic import write_synthetic_submission
+    from threecad.eval.synthetic import write_synthetic_submission
     from threecad.fiftyone import to_fiftyone
     from threecad.fiftyone.app import launch
     from threecad.fiftyone.env import import_fiftyone

@@ -43,9 +43,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    from eval.bootstrap import (BOOTSTRAP_METRICS, auroc_tie_bound, category_samples, percentile_interval,
+    from threecad.eval.bootstrap import (BOOTSTRAP_METRICS, auroc_tie_bound, category_samples, percentile_interval,
                                 point_metrics, resample_metrics, resample_weights)
-    from eval.metrics import average_precision, pixel_metrics, roc_auc
+    from threecad.eval.metrics import average_precision, pixel_metrics, roc_auc
 
     t0 = time.perf_counter()
     maps, masks = make_category(args.maps, args.size, args.dtype, args.seed)

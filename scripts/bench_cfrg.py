@@ -47,11 +47,11 @@ def main() -> int:
 
     import torch
 
-    from reference_models.cfrg.config import CFRGConfig
-    from reference_models.cfrg.data import load_images, normalise
-    from reference_models.cfrg.device import resolve_device
-    from reference_models.cfrg.predict import predict_maps
-    from reference_models.cfrg.train import autocast, build_model, make_optimizer, train_step
+    from threecad.reference_models.cfrg.config import CFRGConfig
+    from threecad.reference_models.cfrg.data import load_images, normalise
+    from threecad.reference_models.cfrg.device import resolve_device
+    from threecad.reference_models.cfrg.predict import predict_maps
+    from threecad.reference_models.cfrg.train import autocast, build_model, make_optimizer, train_step
     from threecad.manifest import load_manifest
 
     device = resolve_device(args.device)
@@ -94,7 +94,7 @@ def main() -> int:
         model.eval()
         ib = args.infer_batch_size or args.batch_size
         x = normalise(pool[:ib].float() / 255, channels_last=device.type == "cuda" and config.channels_last)
-        from reference_models.cfrg.maps import anomaly_maps
+        from threecad.reference_models.cfrg.maps import anomaly_maps
 
         with torch.no_grad():
             for _ in range(2):

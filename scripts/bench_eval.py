@@ -65,7 +65,7 @@ def main() -> int:
     parser.add_argument("--binned", action="store_true", help="also time a 1000-bin approximation")
     args = parser.parse_args()
 
-    from eval.metrics import pixel_metrics
+    from threecad.eval.metrics import pixel_metrics
 
     t0 = time.perf_counter()
     maps, masks = make_category(args.maps, args.size, args.dtype, args.seed)

@@ -86,9 +86,9 @@ def rescore(root: Path, preds: Path, protocol: str, n_workers: int) -> tuple[flo
     """Seconds to score ``preds`` twice with one DistributedScorer on a local cluster."""
     from distributed import Client
 
-    from eval.distributed import DistributedScorer, local_cluster
-    from eval.protocols import get_protocol
-    from eval.submission import load_submission
+    from threecad.eval.distributed import DistributedScorer, local_cluster
+    from threecad.eval.protocols import get_protocol
+    from threecad.eval.submission import load_submission
     from threecad.manifest import scan
 
     import logging

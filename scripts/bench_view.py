@@ -47,7 +47,7 @@ def naive_build(fo, manifest, name: str, media_dir: Path) -> float:
 
 def naive_heatmaps(fo, name: str, preds: Path) -> float:
     """Reference for a submission: each map as an array in the database, samples saved one by one."""
-    from eval.mapio import read_map
+    from threecad.eval.mapio import read_map
 
     dataset = fo.load_dataset(name)
     start = time.perf_counter()
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args, root: Path, tmp: Path) -> int:
-    from eval.synthetic import write_synthetic_submission
+    from threecad.eval.synthetic import write_synthetic_submission
     from threecad.fiftyone.api import build_view_dataset
     from threecad.fiftyone.env import import_fiftyone
     from threecad.manifest import load_manifest

@@ -150,7 +150,7 @@ class _Validator:
 
     @torch.no_grad()
     def __call__(self, model: CFRG) -> float:
-        from eval.metrics import roc_auc
+        from threecad.eval.metrics import roc_auc
 
         was_training = model.training
         model.eval()

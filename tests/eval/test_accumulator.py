@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from eval.accumulator import PixelAccumulator
-from eval.metrics import pixel_metrics
+from threecad.eval.accumulator import PixelAccumulator
+from threecad.eval.metrics import pixel_metrics
 from tests.eval.test_metrics import random_case
 
 

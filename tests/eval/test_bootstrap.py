@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from eval.bootstrap import (auroc_tie_bound, category_samples, paired_comparison, percentile_interval,
+from threecad.eval.bootstrap import (auroc_tie_bound, category_samples, paired_comparison, percentile_interval,
                             point_metrics, resample_metrics, resample_weights, bootstrap_submission)
 
 from .test_metrics import brute_aupro

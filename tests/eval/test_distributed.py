@@ -16,14 +16,14 @@ pytest.importorskip("distributed")
 
 from distributed import Client  # noqa: E402
 
-from eval.distributed import (DistributedScorer, _chunks, local_cluster, pack_tally, sum_task,  # noqa: E402
+from threecad.eval.distributed import (DistributedScorer, _chunks, local_cluster, pack_tally, sum_task,  # noqa: E402
                               unpack_tally)
-from eval.engine import NegativeCounts  # noqa: E402
-from eval.pixels import NegativeTally  # noqa: E402
-from eval.protocols import get_protocol  # noqa: E402
-from eval.results import results_json  # noqa: E402
-from eval.submission import SubmissionError, load_submission  # noqa: E402
-from eval.synthetic import write_synthetic_submission  # noqa: E402
+from threecad.eval.engine import NegativeCounts  # noqa: E402
+from threecad.eval.pixels import NegativeTally  # noqa: E402
+from threecad.eval.protocols import get_protocol  # noqa: E402
+from threecad.eval.results import results_json  # noqa: E402
+from threecad.eval.submission import SubmissionError, load_submission  # noqa: E402
+from threecad.eval.synthetic import write_synthetic_submission  # noqa: E402
 from threecad.commands.eval import score_submission  # noqa: E402
 from threecad.manifest import scan  # noqa: E402
 

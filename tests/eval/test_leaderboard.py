@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from numpy.lib import format as npy_format
 
-from eval.leaderboard import score_leaderboard, write_leaderboard
-from eval.synthetic import write_synthetic_submission
+from threecad.eval.leaderboard import score_leaderboard, write_leaderboard
+from threecad.eval.synthetic import write_synthetic_submission
 from threecad.manifest import scan
 
 CATS = ["ACC", "AI"]
@@ -71,7 +71,7 @@ def test_known_quality_ranks_in_order_and_files_are_written(subs, sample_root, t
 
 
 def test_masks_are_read_once_for_all_submissions(subs, sample_root, monkeypatch):
-    import eval.evaluate as ev
+    import threecad.eval.evaluate as ev
 
     calls = []
     real = ev.image_truth

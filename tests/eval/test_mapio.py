@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from eval.mapio import BAD_MAP, MAP_SUFFIXES, UNREADABLE_MAP, MapReadError, check_map, read_map
+from threecad.eval.mapio import BAD_MAP, MAP_SUFFIXES, UNREADABLE_MAP, MapReadError, check_map, read_map
 
 
 def _ramp(dtype, shape=(5, 7)) -> np.ndarray:

@@ -9,8 +9,8 @@ import pytest
 from skimage.measure import label as sk_label
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from eval.curves import UndefinedMetricWarning
-from eval.metrics import aupro, average_precision, pixel_metrics, pro_curve, roc_auc
+from threecad.eval.curves import UndefinedMetricWarning
+from threecad.eval.metrics import aupro, average_precision, pixel_metrics, pro_curve, roc_auc
 
 TOL = 1e-6
 
@@ -201,7 +201,7 @@ def test_bad_inputs():
 
 @pytest.mark.parametrize("kind", ["linear", "key"])
 def test_both_bucket_modes_are_exact(kind):
-    from eval.engine import PositiveIndex, order_keys
+    from threecad.eval.engine import PositiveIndex, order_keys
 
     rng = np.random.default_rng(11)
     n = 5000

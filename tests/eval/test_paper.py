@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from eval.paper import (
+from threecad.eval.paper import (
     PAPER_FPR_LIMIT,
     PAPER_SIZE,
     PAPER_THRESHOLDS,
@@ -22,7 +22,7 @@ from eval.paper import (
     resize_mask_paper,
 )
 
-LOGGER = "eval.paper"
+LOGGER = "threecad.eval.paper"
 
 
 # --------------------------------------------------------------------------- oracle

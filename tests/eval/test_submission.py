@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from eval.mapio import read_map
-from eval.submission import Submission, SubmissionError, SubmissionMeta, load_submission
+from threecad.eval.mapio import read_map
+from threecad.eval.submission import Submission, SubmissionError, SubmissionMeta, load_submission
 from tests.conftest import box_mask
 from threecad.categories import CATEGORIES
 from threecad.errors import DataError, UsageError

@@ -8,9 +8,9 @@ import shutil
 import numpy as np
 import pytest
 
-from eval.leaderboard import score_leaderboard, write_leaderboard
-from eval.synthetic import write_synthetic_submission
-from eval.verify import verify_results
+from threecad.eval.leaderboard import score_leaderboard, write_leaderboard
+from threecad.eval.synthetic import write_synthetic_submission
+from threecad.eval.verify import verify_results
 from threecad.cli import main
 from threecad.errors import UsageError
 from threecad.manifest import scan

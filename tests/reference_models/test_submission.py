@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from reference_models.submission import SubmissionWriter
+from threecad.reference_models.submission import SubmissionWriter
 from threecad.errors import UsageError
 
 ROW = SimpleNamespace(category="Copper_Stator", folder="good", stem="000001")

@@ -192,7 +192,7 @@ def test_demo_builds_once_then_reuses(tmp_path):
 
 
 def test_eval_never_imports_torch_or_fiftyone(sample_root, tmp_path):
-    from eval.synthetic import write_synthetic_submission
+    from threecad.eval.synthetic import write_synthetic_submission
     from threecad.manifest import scan
 
     preds = write_synthetic_submission(scan(sample_root, categories=["CS"]).manifest, tmp_path / "p")

@@ -28,8 +28,8 @@ def ensure_sample(cache_dir: Path, *, seed: int, scale: str) -> Path:
 def ensure_submission(cache_dir: Path, root: Path, manifest, *, seed: int) -> Path:
     """The training-free PatchKNN baseline's submission for the sample (fitted on its train/good
     images, maps of its test images), written once; writing is atomic."""
-    from reference_models.patchknn import PatchKNNConfig
-    from reference_models.patchknn.predict import fit_predict_submission
+    from threecad.reference_models.patchknn import PatchKNNConfig
+    from threecad.reference_models.patchknn.predict import fit_predict_submission
 
     preds = cache_dir / f"{root.name}-patchknn"
     if (preds / "submission.json").is_file():
@@ -42,7 +42,7 @@ def ensure_submission(cache_dir: Path, root: Path, manifest, *, seed: int) -> Pa
 
 def run(args) -> int:
     """Run the command; return the exit code."""
-    from eval.results import render_tables, write_results
+    from threecad.eval.results import render_tables, write_results
 
     from .eval import score_submission
 

@@ -23,8 +23,8 @@ def score_submission(preds, data_root, *, protocol_name="standard", categories=N
     :class:`eval.distributed.DistributedScorer`). ``observer`` (in this process only) sees
     every image while it is scored (:class:`eval.bootstrap.BootstrapObserver`).
     """
-    from eval.protocols import get_protocol
-    from eval.submission import validate_submission
+    from threecad.eval.protocols import get_protocol
+    from threecad.eval.submission import validate_submission
 
     from ..manifest import raise_on_errors, scan
 
@@ -32,7 +32,7 @@ def score_submission(preds, data_root, *, protocol_name="standard", categories=N
     if on_cluster and observer is not None:
         raise UsageError("bootstrap statistics are computed in this process only (no Dask cluster)")
     if on_cluster and client is None:
-        from eval.distributed import require_dask
+        from threecad.eval.distributed import require_dask
 
         require_dask()
         if n_workers is not None and n_workers < 1:
@@ -43,8 +43,8 @@ def score_submission(preds, data_root, *, protocol_name="standard", categories=N
     submission = validate_submission(preds, scan_result.manifest, categories=categories, workers=workers,
                                      progress=progress)
     if not on_cluster:
-        from eval.evaluate import evaluate_submission
-        from eval.results import build_results
+        from threecad.eval.evaluate import evaluate_submission
+        from threecad.eval.results import build_results
 
         evaluations = evaluate_submission(submission, scan_result.manifest, protocol, workers=workers,
                                           progress=progress, observer=observer)
@@ -52,7 +52,7 @@ def score_submission(preds, data_root, *, protocol_name="standard", categories=N
 
     from contextlib import nullcontext
 
-    from eval.distributed import DEFAULT_CHUNK_SIZE, DistributedScorer, cluster_client
+    from threecad.eval.distributed import DEFAULT_CHUNK_SIZE, DistributedScorer, cluster_client
 
     connect = nullcontext(client) if client is not None else cluster_client(scheduler=scheduler, n_workers=n_workers)
     with connect as c:
@@ -82,9 +82,9 @@ def _traffic(report) -> str:
 
 def run(args) -> int:
     """Run the command; return the exit code."""
-    from eval.results import render_tables, results_json, write_results
+    from threecad.eval.results import render_tables, results_json, write_results
 
-    from eval.archive import is_archive, submission_folder
+    from threecad.eval.archive import is_archive, submission_folder
 
     preds = Path(args.preds)
     if not preds.is_dir() and not is_archive(preds):
@@ -94,7 +94,7 @@ def run(args) -> int:
     scheduler = getattr(args, "scheduler", None)
     n_workers = getattr(args, "workers", None)
     if scheduler or n_workers is not None:
-        from eval.distributed import require_dask  # imports no Dask
+        from threecad.eval.distributed import require_dask  # imports no Dask
 
         require_dask()
         if n_workers is not None and n_workers < 1:

@@ -12,7 +12,7 @@ from ._common import categories_from_args, data_root_from_args, label_map_from_a
 
 def run(args) -> int:
     """Run the command; return the exit code (1 when some submission was invalid)."""
-    from eval.leaderboard import render_leaderboard, score_leaderboard, write_leaderboard
+    from threecad.eval.leaderboard import render_leaderboard, score_leaderboard, write_leaderboard
 
     data_root = data_root_from_args(args)
     categories = categories_from_args(args)

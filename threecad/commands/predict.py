@@ -26,7 +26,7 @@ def run(args) -> int:
     out = Path(args.out).expanduser()
 
     if args.model in ("baseline", "patchknn"):
-        from reference_models.patchknn.predict import fit_predict_submission
+        from threecad.reference_models.patchknn.predict import fit_predict_submission
 
         if args.weights:
             raise UsageError("the PatchKNN baseline fits itself on train/good; it takes no --weights")
@@ -37,9 +37,9 @@ def run(args) -> int:
         method = "PatchKNN baseline"
     else:
         require_torch()
-        from reference_models.cfrg.checkpoint import load_checkpoint
-        from reference_models.cfrg.device import resolve_device
-        from reference_models.cfrg.predict import find_checkpoints, predict_submission
+        from threecad.reference_models.cfrg.checkpoint import load_checkpoint
+        from threecad.reference_models.cfrg.device import resolve_device
+        from threecad.reference_models.cfrg.predict import find_checkpoints, predict_submission
 
         if not args.weights:
             raise UsageError("--weights CKPT is needed: a model.pt from 'threecad train --model cfrg', or the "

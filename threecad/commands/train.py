@@ -21,10 +21,10 @@ def require_torch() -> None:
 def run(args) -> int:
     """Run the command; return the exit code."""
     require_torch()
-    from reference_models.cfrg.config import CFRGConfig
-    from reference_models.cfrg.device import resolve_device
-    from reference_models.cfrg.teacher import teacher_state_dict
-    from reference_models.cfrg.train import LAST_FILE, train_category
+    from threecad.reference_models.cfrg.config import CFRGConfig
+    from threecad.reference_models.cfrg.device import resolve_device
+    from threecad.reference_models.cfrg.teacher import teacher_state_dict
+    from threecad.reference_models.cfrg.train import LAST_FILE, train_category
 
     from ..manifest import raise_on_errors, scan
     from ..splits import load_split

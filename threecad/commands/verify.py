@@ -10,7 +10,7 @@ from ._common import data_root_from_args, label_map_from_args, show_progress
 
 def run(args) -> int:
     """Run the command; return 0 when everything agrees, 1 when something differs."""
-    from eval.verify import MAX_SHOWN, verify_results
+    from threecad.eval.verify import MAX_SHOWN, verify_results
 
     data_root = data_root_from_args(args)
     report = verify_results(args.results, args.submission, data_root, label_map=label_map_from_args(args),

@@ -95,9 +95,9 @@ def _strided(a: np.ndarray, n: int) -> np.ndarray:
 
 
 def _measure(row: dict[str, Any], path: Path, score: float | None) -> _Measured:
-    from eval.evaluate import image_truth, map_on_grid, score_image, truth_mask
-    from eval.mapio import read_map
-    from eval.protocols import get_protocol
+    from threecad.eval.evaluate import image_truth, map_on_grid, score_image, truth_mask
+    from threecad.eval.mapio import read_map
+    from threecad.eval.protocols import get_protocol
 
     from ..errors import DataError
     from ..regions import label_regions
@@ -168,8 +168,8 @@ def add_predictions(fo, dataset, manifest: Any, preds: str | Path, *, media_dir:
     """
     import time
 
-    from eval.mapio import MapReadError, read_map
-    from eval.submission import SubmissionError, load_submission
+    from threecad.eval.mapio import MapReadError, read_map
+    from threecad.eval.submission import SubmissionError, load_submission
 
     from ..parallel import thread_map
 

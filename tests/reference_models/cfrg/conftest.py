@@ -16,7 +16,7 @@ if importlib.util.find_spec("torch") is None or importlib.util.find_spec("torchv
 @pytest.fixture
 def tiny_config():
     """CFRG at 64x64 with one block per recovery stage: seconds per step on a CPU."""
-    from reference_models.cfrg.config import CFRGConfig
+    from threecad.reference_models.cfrg.config import CFRGConfig
 
     return CFRGConfig(image_size=64, batch_size=3, epochs=2, bottleneck_blocks=1, decoder_blocks=(1, 1, 1),
                       recovery_width=1, seg_channels=(32, 32, 32), checkpoint_every=100, val_every=1)

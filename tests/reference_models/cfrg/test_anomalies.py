@@ -6,9 +6,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from reference_models.cfrg.anomalies import perlin_masks, perlin_noise, procedural_textures, synthesize
-from reference_models.cfrg.config import CFRGConfig
-from reference_models.cfrg.data import load_images, texture_paths
+from threecad.reference_models.cfrg.anomalies import perlin_masks, perlin_noise, procedural_textures, synthesize
+from threecad.reference_models.cfrg.config import CFRGConfig
+from threecad.reference_models.cfrg.data import load_images, texture_paths
 
 
 def gen(seed):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from reference_models.cfrg.checkpoint import (capture_rng, load_checkpoint, plain_scheduler_state, restore_rng,
+from threecad.reference_models.cfrg.checkpoint import (capture_rng, load_checkpoint, plain_scheduler_state, restore_rng,
                                               restore_scheduler_state, save_checkpoint)
 from threecad.errors import DataError, UsageError
 

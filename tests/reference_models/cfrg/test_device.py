@@ -7,7 +7,7 @@ import logging
 import pytest
 import torch
 
-from reference_models.cfrg.device import resolve_device
+from threecad.reference_models.cfrg.device import resolve_device
 from threecad.errors import UsageError
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from reference_models.cfrg.config import TEACHER_CHANNELS, CFRGConfig
-from reference_models.cfrg.model import CFRG, Recovery, SegmentationHead, Student, Teacher
+from threecad.reference_models.cfrg.config import TEACHER_CHANNELS, CFRGConfig
+from threecad.reference_models.cfrg.model import CFRG, Recovery, SegmentationHead, Student, Teacher
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_default_recovery_is_the_wide_one():
 
 
 def test_teacher_is_frozen_and_stays_in_eval_mode(model, tiny_config):
-    from reference_models.cfrg.losses import total_loss
+    from threecad.reference_models.cfrg.losses import total_loss
 
     model.train()
     assert not model.teacher.training

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from reference_models.cfrg.checkpoint import file_sha256
-from reference_models.cfrg.maps import gaussian_blur
-from reference_models.cfrg.predict import find_checkpoints, predict_submission
-from reference_models.cfrg.train import train_category
+from threecad.reference_models.cfrg.checkpoint import file_sha256
+from threecad.reference_models.cfrg.maps import gaussian_blur
+from threecad.reference_models.cfrg.predict import find_checkpoints, predict_submission
+from threecad.reference_models.cfrg.train import train_category
 from threecad.errors import UsageError
 from threecad.manifest import load_manifest
 

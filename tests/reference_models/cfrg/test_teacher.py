@@ -7,9 +7,9 @@ import os
 import pytest
 import torch
 
-from reference_models.cfrg import teacher as teacher_mod
-from reference_models.cfrg.model import Teacher
-from reference_models.cfrg.teacher import hub_cache_file, imagenet_weights, teacher_state_dict
+from threecad.reference_models.cfrg import teacher as teacher_mod
+from threecad.reference_models.cfrg.model import Teacher
+from threecad.reference_models.cfrg.teacher import hub_cache_file, imagenet_weights, teacher_state_dict
 from threecad.errors import DataError, UsageError
 
 

@@ -6,11 +6,11 @@ import json
 
 import torch
 
-from reference_models.cfrg.anomalies import synthesize
-from reference_models.cfrg.checkpoint import load_checkpoint
-from reference_models.cfrg.data import load_images, normalise
-from reference_models.cfrg.losses import total_loss
-from reference_models.cfrg.train import build_model, train_category
+from threecad.reference_models.cfrg.anomalies import synthesize
+from threecad.reference_models.cfrg.checkpoint import load_checkpoint
+from threecad.reference_models.cfrg.data import load_images, normalise
+from threecad.reference_models.cfrg.losses import total_loss
+from threecad.reference_models.cfrg.train import build_model, train_category
 
 CPU = torch.device("cpu")
 NO_TEACHER = {"source": "none (untrained)", "pretrained": False}
@@ -76,9 +76,9 @@ def test_validation_selects_without_the_test_set(tiny_config, cs_train_paths, tm
 
 def test_bf16_autocast_and_channels_last_path(tiny_config, monkeypatch):
     """The CUDA recipe's mixed precision and memory format, run with the CPU's bf16 autocast."""
-    import reference_models.cfrg.train as train_mod
-    from reference_models.cfrg.maps import anomaly_maps
-    from reference_models.cfrg.train import make_optimizer, train_step
+    import threecad.reference_models.cfrg.train as train_mod
+    from threecad.reference_models.cfrg.maps import anomaly_maps
+    from threecad.reference_models.cfrg.train import make_optimizer, train_step
 
     monkeypatch.setattr(train_mod, "autocast",
                         lambda device, config: torch.autocast(device_type="cpu", dtype=torch.bfloat16))

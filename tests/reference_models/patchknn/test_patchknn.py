@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from reference_models.patchknn import PatchKNN, PatchKNNConfig
-from reference_models.patchknn.features import n_features, patch_features
-from reference_models.patchknn.predict import fit_predict_submission
-from reference_models.submission import SubmissionWriter
+from threecad.reference_models.patchknn import PatchKNN, PatchKNNConfig
+from threecad.reference_models.patchknn.features import n_features, patch_features
+from threecad.reference_models.patchknn.predict import fit_predict_submission
+from threecad.reference_models.submission import SubmissionWriter
 from threecad.errors import DataError
 from threecad.manifest import load_manifest
 
@@ -33,7 +33,7 @@ def test_fit_scores_a_painted_defect_highest(sample_root):
     m = load_manifest(sample_root, categories=["AI"])
     train = m[m["split"] == "train"]["image_path"].tolist()
     model = PatchKNN(PatchKNNConfig(image_size=128)).fit(train, workers=1)
-    from reference_models.images import read_rgb
+    from threecad.reference_models.images import read_rgb
 
     img = read_rgb(train[0], 128)
     base = model.anomaly_map(img)

@@ -52,7 +52,7 @@ def fo(mongo):
 @pytest.fixture(scope="session")
 def sample_preds(sample_root, tmp_path_factory):
     """A synthetic submission for the tiny sample."""
-    from eval.synthetic import write_synthetic_submission
+    from threecad.eval.synthetic import write_synthetic_submission
     from threecad.manifest import load_manifest
 
     return write_synthetic_submission(load_manifest(sample_root), tmp_path_factory.mktemp("preds") / "preds")

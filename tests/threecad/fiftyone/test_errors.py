@@ -25,7 +25,7 @@ def test_root_without_images(fo, tmp_path):
 
 
 def test_predictions_for_another_dataset(fo, sample_root, tmp_path):
-    from eval.synthetic import write_synthetic_submission
+    from threecad.eval.synthetic import write_synthetic_submission
     from threecad.fiftyone import to_fiftyone
     from threecad.manifest import load_manifest
     from threecad.sample import write_sample

@@ -9,7 +9,7 @@ from PIL import Image
 
 
 def test_heatmaps_are_files_on_one_scale_per_category(built, sample_preds):
-    from eval.mapio import read_map
+    from threecad.eval.mapio import read_map
 
     dataset, report, media = built
     (pr,) = report.predictions
@@ -37,10 +37,10 @@ def test_heatmaps_are_files_on_one_scale_per_category(built, sample_preds):
 
 
 def test_per_sample_results_match_the_scoring_engine(built, sample_root, sample_preds):
-    from eval.evaluate import evaluate_submission
-    from eval.mapio import read_map
-    from eval.protocols import get_protocol
-    from eval.submission import load_submission
+    from threecad.eval.evaluate import evaluate_submission
+    from threecad.eval.mapio import read_map
+    from threecad.eval.protocols import get_protocol
+    from threecad.eval.submission import load_submission
     from threecad.manifest import load_manifest
 
     dataset, _, _ = built
