@@ -1,4 +1,7 @@
-"""Ordered thread-pool map with a progress bar, shared by the passes that read many files."""
+"""Ordered thread-pool map with progress, shared by the passes that read many files.
+
+Progress itself lives in :mod:`threecad.progress` (``progress`` is re-exported here).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,11 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, TypeVar
 
-__all__ = ["thread_map"]
+from .progress import progress
+
+_progress = progress  # the argument of thread_map shadows the name
+
+__all__ = ["thread_map", "progress"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -16,16 +23,17 @@ def thread_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int | None 
                desc: str = "", unit: str = "it") -> list[R]:
     """``[fn(x) for x in items]`` in ``workers`` threads (default: all CPUs), results in input order.
 
-    A tqdm bar on standard error counts finished items when ``progress`` is true. With one
+    When ``progress`` is true, finished items are reported through :func:`threecad.progress.progress`
+    (a bar on a terminal, periodic log lines otherwise). With one
     worker no thread is started. Threads pay off where ``fn`` releases the GIL (file I/O,
     OpenCV decoding, numba ``nogil`` kernels).
     """
-    from tqdm import tqdm
-
+    if workers is not None and workers < 0:
+        raise ValueError(f"workers must be at least 1 (or None for all CPUs), got {workers}")
     items = list(items)
     workers = workers or os.cpu_count() or 1
     out: list[R] = []
-    with tqdm(total=len(items), desc=desc, unit=unit, disable=not progress, leave=False) as bar:
+    with _progress(len(items), desc, unit=unit, enabled=progress) as bar:
         if workers == 1:
             for item in items:
                 out.append(fn(item))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from ..errors import UsageError
 from ..labels import LabelMap, LabelMapError
 
@@ -19,11 +17,17 @@ def label_map_from_args(args) -> LabelMap:
         return LabelMap.from_file(path)
     except LabelMapError as exc:
         raise UsageError(str(exc)) from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not UTF-8 text (byte {exc.start}); save the label map as UTF-8") from None
 
 
 def show_progress(args) -> bool:
-    """Progress bars only on a terminal, and not with ``--no-progress``."""
-    return not getattr(args, "no_progress", False) and sys.stderr.isatty()
+    """Report progress unless ``--no-progress``: bars on a terminal, periodic log lines otherwise.
+
+    The choice between bars and lines is made by :func:`threecad.progress.progress` for each
+    phase, so library functions only receive this flag.
+    """
+    return not getattr(args, "no_progress", False)
 
 
 def data_root_from_args(args):
@@ -41,5 +45,10 @@ def data_root_from_args(args):
 
 
 def categories_from_args(args) -> list[str] | None:
-    """``--categories`` as a list (``ACC,AI`` and ``ACC AI`` both accepted), or None for all."""
+    """``--categories`` as a list, or None for all.
+
+    The parser already gives a list of folder names (``ACC,AI`` and ``ACC AI`` both
+    accepted, see :func:`threecad.cli_options.add_categories`); plain strings with commas
+    (a hand-made namespace) are split the same way.
+    """
     return [c for part in (getattr(args, "categories", None) or []) for c in part.split(",") if c] or None

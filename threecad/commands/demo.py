@@ -8,6 +8,7 @@ from pathlib import Path
 from .. import __version__
 from ..paths import default_cache_dir
 from ..stats import render, summarise
+from ._common import show_progress
 from .stats import collect_stats
 
 
@@ -48,7 +49,7 @@ def run(args) -> int:
 
     cache = Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_dir()
     root = ensure_sample(cache, seed=args.seed, scale=args.scale)
-    progress = sys.stderr.isatty()
+    progress = show_progress(args)
     _, stats = collect_stats(root, progress=progress)
     summary = summarise(stats.images)
     print(f"\n3CAD sample at {root}: {len(stats.images)} images, {len(stats.regions)} regions\n")

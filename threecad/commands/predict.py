@@ -32,7 +32,7 @@ def run(args) -> int:
             raise UsageError("the PatchKNN baseline fits itself on train/good; it takes no --weights")
         scan_result = scan(root, categories=categories)
         raise_on_errors(scan_result.problems, f"{scan_result.root} has problems")
-        fit_predict_submission(scan_result.manifest, out, workers=args.workers, progress=progress)
+        fit_predict_submission(scan_result.manifest, out, workers=getattr(args, "threads", None), progress=progress)
         n = int((scan_result.manifest["split"] == "test").sum())
         method = "PatchKNN baseline"
     else:

@@ -7,6 +7,7 @@ import time
 
 from ..categories import UnknownCategoryError
 from ..errors import UsageError
+from ._common import show_progress
 
 
 def run(args) -> int:
@@ -16,7 +17,7 @@ def run(args) -> int:
     start = time.perf_counter()
     try:
         truth = write_sample(args.out, seed=args.seed, scale=args.scale, names=args.names,
-                             categories=args.categories)
+                             categories=args.categories, progress=show_progress(args))
     except FileExistsError as exc:
         raise UsageError(f"{exc}; choose a new folder or remove it first") from None
     except UnknownCategoryError as exc:

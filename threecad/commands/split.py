@@ -10,12 +10,17 @@ from ..splits import make_splits, write_splits
 from ._common import label_map_from_args
 
 
+def _shots(text) -> list[int]:
+    """``--shots`` given as text (a hand-made namespace; the parser gives a list)."""
+    try:
+        return [int(k) for k in str(text).split(",") if k.strip()] if text else []
+    except ValueError:
+        raise UsageError(f"--shots expects sizes like 1,2,4,8, got {text!r}") from None
+
+
 def run(args) -> int:
     """Run the command; return the exit code."""
-    try:
-        shots = [int(k) for k in args.shots.split(",") if k.strip()] if args.shots else []
-    except ValueError:
-        raise UsageError(f"--shots expects sizes like 1,2,4,8, got {args.shots!r}") from None
+    shots = args.shots if isinstance(args.shots, list) else _shots(args.shots)
     if not str(args.out).lower().endswith((".json", ".csv")):
         raise UsageError(f"{args.out}: use a .json or .csv file name")
     result = scan(args.root, categories=args.categories, label_map=label_map_from_args(args))

@@ -14,7 +14,7 @@ def run(args) -> int:
 
     report = validate(args.root, categories=args.categories, label_map=label_map_from_args(args),
                       expect=args.expect, near_duplicates=not args.no_near_duplicates,
-                      workers=args.workers, progress=show_progress(args))
+                      workers=args.threads, progress=show_progress(args))
     if args.json:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
     else:

@@ -42,7 +42,7 @@ def _validation(args):
         from ..validate import validate
 
         return validate(args.root, categories=args.categories, label_map=label_map_from_args(args),
-                        workers=args.workers, progress=show_progress(args))
+                        workers=args.threads, progress=show_progress(args))
     return None
 
 
@@ -76,7 +76,7 @@ def run(args) -> int:
         dataset, report = build_view_dataset(
             args.root, preds=args.preds, categories=args.categories, split=args.split, name=args.name,
             media_dir=args.media_dir, label_map=label_map_from_args(args), validation=validation,
-            workers=args.workers, progress=show_progress(args))
+            workers=args.threads, progress=show_progress(args))
         b = report.build
         rate = f"; {b.samples / b.seconds:,.0f} samples/s" if b.seconds > 0 and b.samples else ""
         print(f"dataset {report.name}: {len(dataset)} samples ({b.added} added, {b.updated} rebuilt, "

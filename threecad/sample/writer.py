@@ -14,6 +14,7 @@ import numpy as np
 
 from ..categories import CATEGORIES, Category, get_category
 from ..labels import LabelMap
+from ..progress import progress as progress_bar
 from .catalog import CHANNELS, NAME_MODES, SCALE_PLANS, SCALES, ScalePlan
 from .compose import render_image
 from .plan import image_rng, plan_category
@@ -75,8 +76,8 @@ def _write_png(path: Path, array: np.ndarray, params: list[int]) -> None:
 
 
 def _write_category(root: Path, cat: Category, plan: ScalePlan, seed: int,
-                    folder_name: Callable[[str], str]) -> list[SampleImage]:
-    """Draw and write every image of one category under ``root``."""
+                    folder_name: Callable[[str], str], bar=None) -> list[SampleImage]:
+    """Draw and write every image of one category under ``root`` (``bar``: progress, one per image)."""
     channels = CHANNELS[cat.code]
     written: list[SampleImage] = []
     for item in plan_category(cat, plan, seed):
@@ -92,13 +93,15 @@ def _write_category(root: Path, cat: Category, plan: ScalePlan, seed: int,
             types=item.types, stem=item.stem, height=item.height, width=item.width,
             n_regions=len(drawn.region_areas), region_areas=drawn.region_areas,
             channels=channels, mask_folders=mask_folders))
+        if bar is not None:
+            bar.update()
     log.info("%s: %d images (%d defective)", cat.folder, len(written),
              sum(1 for i in written if i.types))
     return written
 
 
 def write_sample(out: str | Path, *, seed: int = 0, scale: str = "tiny", names: str = "english",
-                 categories: Sequence[str] | None = None) -> SampleTruth:
+                 categories: Sequence[str] | None = None, progress: bool = False) -> SampleTruth:
     """Write a synthetic dataset in the real 3CAD layout and return what it holds.
 
     Parameters
@@ -113,6 +116,8 @@ def write_sample(out: str | Path, *, seed: int = 0, scale: str = "tiny", names: 
         ``english`` or ``pinyin`` names for the defect folders.
     categories : sequence of str, optional
         Subset of categories (codes, folder names or aliases); all eight by default.
+    progress : bool
+        Report progress (:func:`threecad.progress.progress`).
 
     Returns
     -------
@@ -143,8 +148,10 @@ def write_sample(out: str | Path, *, seed: int = 0, scale: str = "tiny", names: 
     tmp = _make_temp(out)
     try:
         images: list[SampleImage] = []
-        for cat in cats:
-            images += _write_category(tmp, cat, SCALE_PLANS[scale], seed, folder_name)
+        total = sum(len(plan_category(cat, SCALE_PLANS[scale], seed)) for cat in cats) if progress else None
+        with progress_bar(total, "sample", unit="img", enabled=progress) as bar:
+            for cat in cats:
+                images += _write_category(tmp, cat, SCALE_PLANS[scale], seed, folder_name, bar)
         _check_target(out)
         try:
             os.replace(tmp, out)  # an empty directory at ``out`` is replaced atomically
