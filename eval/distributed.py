@@ -511,7 +511,7 @@ class DistributedScorer:
             A task could not be completed (e.g. the workers kept dying while running it).
         """
         from distributed import as_completed
-        from tqdm import tqdm
+        from threecad.progress import progress as tqdm  # bars on a terminal, log lines otherwise
 
         self._check_workers([str(submission.root)])
         token = uuid.uuid4().hex[:10]

@@ -324,7 +324,7 @@ def pass1_image(path: Path, truth: ImageTruth | Callable[[], ImageTruth], score:
 
 
 def _progress(total: int, desc: str, enabled: bool):
-    from tqdm import tqdm
+    from threecad.progress import progress as tqdm  # bars on a terminal, log lines otherwise
 
     return tqdm(total=total, desc=desc, unit="img", disable=not enabled, leave=False)
 

@@ -63,7 +63,7 @@ def load_images(paths: Sequence[str | Path], size: int, *, device: torch.device,
     Tensor
         ``(N, 3, S, S)`` uint8, in the order of ``paths``.
     """
-    from tqdm import tqdm
+    from threecad.progress import progress as tqdm  # bars on a terminal, log lines otherwise
 
     out = torch.empty((len(paths), 3, size, size), dtype=torch.uint8, device=device)
     loader = image_loader(paths, size, batch_size=32, workers=workers, pin_memory=device.type == "cuda")

@@ -66,7 +66,7 @@ def find_checkpoints(weights: str | Path, categories: list[str]) -> dict[str, Pa
 def predict_maps(model: Any, config: Any, paths: list[str], *, device: torch.device, batch_size: int,
                  workers: int | None = None, progress: bool = False, desc: str = ""):
     """Yield ``(index, map float16 ndarray (S, S))`` for ``paths`` in batches."""
-    from tqdm import tqdm
+    from threecad.progress import progress as tqdm  # bars on a terminal, log lines otherwise
 
     loader = image_loader(paths, config.image_size, batch_size=batch_size, workers=workers,
                           pin_memory=device.type == "cuda")

@@ -204,7 +204,7 @@ def train_category(train_paths: Sequence[str | Path], out_dir: str | Path, confi
     -------
     TrainResult
     """
-    from tqdm import tqdm
+    from threecad.progress import progress as tqdm  # bars on a terminal, log lines otherwise
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -37,7 +37,8 @@ class PatchKNN:
     def _features(self, path: str | Path) -> np.ndarray:
         return patch_features(read_rgb(path, self.config.image_size), self.config)
 
-    def fit(self, image_paths: Sequence[str | Path], *, workers: int | None = None) -> "PatchKNN":
+    def fit(self, image_paths: Sequence[str | Path], *, workers: int | None = None,
+            progress: bool = False) -> "PatchKNN":
         """Build the bank from normal images.
 
         Parameters
@@ -46,12 +47,15 @@ class PatchKNN:
             The category's normal training images (at least one).
         workers : int, optional
             Threads decoding images (default: all CPUs).
+        progress : bool
+            Report the feature extraction's progress (:func:`threecad.progress.progress`).
         """
         from sklearn.neighbors import NearestNeighbors
 
         if not image_paths:
             raise DataError("PatchKNN needs at least one normal training image (train/good is empty)")
-        feats = thread_map(self._features, list(image_paths), workers=workers)
+        feats = thread_map(self._features, list(image_paths), workers=workers, progress=progress,
+                           desc="PatchKNN fit", unit="img")
         bank = np.concatenate([f.reshape(-1, f.shape[-1]) for f in feats])
         self.mean = bank.mean(axis=0)
         self.scale = bank.std(axis=0) + 1e-3

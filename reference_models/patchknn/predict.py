@@ -54,7 +54,7 @@ def fit_predict_submission(manifest: Any, out: str | Path, *, config: PatchKNNCo
             test = rows[rows["split"] == "test"]
             if test.empty:
                 continue
-            model = PatchKNN(config).fit(train["image_path"].tolist(), workers=workers)
+            model = PatchKNN(config).fit(train["image_path"].tolist(), workers=workers, progress=progress)
             rows_list = list(test.itertuples())
 
             def one(row: Any, model: PatchKNN = model) -> None:

@@ -51,6 +51,7 @@ class Served:
     ignore_range: bool = False
     status: int | None = None  # answer this status (with an empty body) instead
     stall: float = 0.0  # seconds to wait after the headers, before the body
+    trickle: float = 0.0  # seconds between two single bytes of the body (a trickling server)
     headers: dict[str, str] = field(default_factory=dict)  # extra response headers
     served: int = 0
 
@@ -138,6 +139,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body[:served.cut_after])
             self.wfile.flush()
             self.close_connection = True
+            return
+        if served.trickle:
+            try:
+                for i in range(len(body)):
+                    self.wfile.write(body[i:i + 1])
+                    self.wfile.flush()
+                    time.sleep(served.trickle)
+            except OSError:  # the client gave up
+                self.close_connection = True
             return
         self.wfile.write(body)
 

@@ -31,6 +31,7 @@ def run(args) -> int:
     resource = resource_for(args.release, dtd=args.dtd)
     outcome = fetch_dataset(resource, args.dest, url=args.url, archive=args.archive, sha256=args.sha256,
                             retries=args.retries, timeout=args.timeout, force=args.force,
+                            stall_timeout=getattr(args, "stall_timeout", None),
                             progress=show_progress(args))
     rec = outcome.record
     if outcome.skipped:

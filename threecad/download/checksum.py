@@ -31,7 +31,7 @@ def normalize_sha256(value: str) -> str:
 
 def sha256_file(path: str | Path, *, progress: bool = False, chunk_size: int = 1 << 20) -> str:
     """The sha256 of the file at ``path`` (hex), read in chunks, with an optional progress bar."""
-    from tqdm import tqdm
+    from threecad.progress import progress as tqdm  # bars on a terminal, log lines otherwise
 
     path = Path(path)
     digest = hashlib.sha256()

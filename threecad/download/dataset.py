@@ -129,7 +129,7 @@ class Fetched:
 
 def fetch_archive(resource: Resource, folder: Path, *, url: str | None = None, retries: int = DEFAULT_RETRIES,
                   timeout: float = DEFAULT_TIMEOUT, backoff: float = DEFAULT_BACKOFF, progress: bool = False,
-                  drive_url: str | None = None, force: bool = False) -> Fetched:
+                  drive_url: str | None = None, force: bool = False, stall_timeout: float | None = None) -> Fetched:
     """Download ``resource`` (or ``url``) into ``folder``.
 
     A complete file from an earlier run of the same source is reused (unless ``force``); a
@@ -161,10 +161,10 @@ def fetch_archive(resource: Resource, folder: Path, *, url: str | None = None, r
                 if kind == "drive":
                     transfer = download_drive_file(value, target, base_url=drive_url, session=session,
                                                    retries=retries, timeout=timeout, backoff=backoff,
-                                                   progress=progress)
+                                                   progress=progress, stall_timeout=stall_timeout)
                 else:
                     transfer = download_file(value, target, session=session, retries=retries, timeout=timeout,
-                                             backoff=backoff, progress=progress)
+                                             backoff=backoff, progress=progress, stall_timeout=stall_timeout)
         except DownloadError as exc:
             last = exc
             nothing = not part.exists() or part.stat().st_size == 0
@@ -183,15 +183,25 @@ def fetch_archive(resource: Resource, folder: Path, *, url: str | None = None, r
 
 
 def _check_url(url: str) -> None:
-    if urlsplit(url).scheme.lower() not in ("http", "https") or not urlsplit(url).netloc:
-        raise UsageError(f"--url {url!r} is not an http(s) URL; use --archive FILE for a file on disk.")
+    """:class:`UsageError` unless ``url`` is a well-formed http(s) URL with a host."""
+    bad = UsageError(f"--url {url!r} is not an http(s) URL; use --archive FILE for a file on disk.")
+    if not isinstance(url, str) or any(c.isspace() or ord(c) < 32 for c in url):
+        raise bad
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError for a port that is not a number in 0-65535
+    except ValueError:
+        raise bad from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or port == 0:
+        raise bad
 
 
 def fetch_dataset(resource: Resource, dest: str | Path | None = None, *, url: str | None = None,
                   archive: str | Path | None = None, sha256: str | None = None,
                   retries: int = DEFAULT_RETRIES, timeout: float = DEFAULT_TIMEOUT,
                   backoff: float = DEFAULT_BACKOFF, force: bool = False, progress: bool = False,
-                  drive_url: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> DownloadOutcome:
+                  drive_url: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES,
+                  stall_timeout: float | None = None) -> DownloadOutcome:
     """Fetch ``resource``'s archive, verify it and install it into ``dest``.
 
     Parameters
@@ -206,7 +216,7 @@ def fetch_dataset(resource: Resource, dest: str | Path | None = None, *, url: st
         Import this archive on disk instead of downloading (it is left where it is).
     sha256
         Pinned digest (wins over ``resource.sha256``); ``None`` to only compute it.
-    retries, timeout, backoff
+    retries, timeout, backoff, stall_timeout
         Network behaviour (see :func:`threecad.download.http.download_file`).
     force
         Download and install again even when ``dest`` is complete.
@@ -234,6 +244,8 @@ def fetch_dataset(resource: Resource, dest: str | Path | None = None, *, url: st
         raise UsageError(f"--retries must be at least 1 (got {retries})")
     if not timeout > 0:
         raise UsageError(f"--timeout must be positive (got {timeout})")
+    if stall_timeout is not None and not stall_timeout > 0:
+        raise UsageError(f"--stall-timeout must be positive (got {stall_timeout})")
     pinned = normalize_sha256(sha256) if sha256 else resource.sha256
     if url:
         _check_url(url)
@@ -258,7 +270,7 @@ def fetch_dataset(resource: Resource, dest: str | Path | None = None, *, url: st
         got = Fetched(archive_path, "archive", str(archive_path))
     else:
         got = fetch_archive(resource, downloads, url=url, retries=retries, timeout=timeout, backoff=backoff,
-                            progress=progress, drive_url=drive_url, force=force)
+                            progress=progress, drive_url=drive_url, force=force, stall_timeout=stall_timeout)
     path = got.path
     digest = verify_sha256(path, pinned, keep_aside=archive_path is None, progress=progress)
     try:

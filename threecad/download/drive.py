@@ -224,7 +224,8 @@ def confirm_handler(file_id: str, session: requests.Session, *, base_url: str | 
 def download_drive_file(file_id: str, target: str | Path, *, base_url: str | None = None,
                         usercontent_url: str | None = None, session: requests.Session | None = None,
                         retries: int = DEFAULT_RETRIES, timeout: float = DEFAULT_TIMEOUT,
-                        backoff: float = DEFAULT_BACKOFF, progress: bool = False) -> Transfer:
+                        backoff: float = DEFAULT_BACKOFF, progress: bool = False,
+                        stall_timeout: float | None = None) -> Transfer:
     """Download Drive file ``file_id`` to ``target`` (resumable, confirm pages handled).
 
     Parameters
@@ -235,7 +236,7 @@ def download_drive_file(file_id: str, target: str | Path, *, base_url: str | Non
         Final path; ``<target>.part`` holds the bytes until the transfer completes.
     base_url, usercontent_url
         Overrides of :data:`DRIVE_URL` and :data:`DRIVE_USERCONTENT_URL` (see :func:`drive_url`).
-    session, retries, timeout, backoff, progress
+    session, retries, timeout, backoff, progress, stall_timeout
         As in :func:`~threecad.download.http.download_file`.
 
     Returns
@@ -254,7 +255,7 @@ def download_drive_file(file_id: str, target: str | Path, *, base_url: str | Non
     try:
         return download_file(
             drive_url(base_url), target, params={"id": file_id, "export": "download"}, session=sess,
-            retries=retries, timeout=timeout, backoff=backoff, progress=progress,
+            retries=retries, timeout=timeout, backoff=backoff, progress=progress, stall_timeout=stall_timeout,
             html_handler=confirm_handler(file_id, sess, base_url=base_url, usercontent_url=usercontent_url),
             error_hint=browser_hint(file_id))
     finally:

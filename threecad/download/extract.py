@@ -351,7 +351,7 @@ class Archive:
         DownloadError
             Writing failed (disk full, permissions).
         """
-        from tqdm import tqdm
+        from threecad.progress import progress as tqdm  # bars on a terminal, log lines otherwise
 
         root = Path(dest_dir)
         real_root = os.path.realpath(root)

@@ -4,8 +4,16 @@
 every byte has arrived. An interrupted transfer resumes with an HTTP ``Range`` request;
 servers that ignore ``Range`` (answer 200) make it start again from byte 0, and a 416 answer
 for a ``.part`` file that is already complete finishes the transfer. Connection errors,
-time-outs, 5xx and 429 answers are retried with exponential back-off; any other HTTP error
-stops at once with a message naming the URL.
+time-outs, stalls, 5xx and 429 answers are retried with exponential back-off; any other HTTP
+error stops at once with a message naming the URL.
+
+Every wait is bounded: ``retries`` failures in a row end the transfer, an attempt that brought
+at least :data:`MIN_PROGRESS_BYTES` new bytes starts the count again, but a transfer never
+makes more than ``ATTEMPTS_PER_RETRY * retries`` attempts in all (a server that drops every
+connection after a few bytes cannot keep it going forever); an attempt that receives less than
+:data:`STALL_MIN_BYTES` in ``stall_timeout`` seconds (a trickling server) is abandoned and
+retried; an answer whose ``Content-Length`` exceeds the free space of the target's folder is
+refused before any byte is written.
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-import sys
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +40,10 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "DEFAULT_BACKOFF",
     "MAX_BACKOFF",
+    "ATTEMPTS_PER_RETRY",
+    "MIN_PROGRESS_BYTES",
+    "STALL_MIN_BYTES",
+    "STALL_FACTOR",
     "HtmlHandler",
     "Transfer",
     "make_session",
@@ -47,6 +59,10 @@ DEFAULT_RETRIES = 5
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_BACKOFF = 1.0
 MAX_BACKOFF = 60.0
+ATTEMPTS_PER_RETRY = 4  # a transfer makes at most this many times ``retries`` attempts in all
+MIN_PROGRESS_BYTES = CHUNK_SIZE  # an attempt that brought this many new bytes resets the failure count
+STALL_MIN_BYTES = 1024  # fewer bytes than this in ``stall_timeout`` seconds: the attempt has stalled
+STALL_FACTOR = 4.0  # default stall_timeout = STALL_FACTOR * timeout
 HTML_READ_LIMIT = 2 << 20  # bytes of an HTML answer read for the html handler
 MAX_HTML_HOPS = 5
 
@@ -127,6 +143,7 @@ def download_file(
     progress: bool = False,
     html_handler: HtmlHandler | None = None,
     error_hint: str = "",
+    stall_timeout: float | None = None,
 ) -> Transfer:
     """Download ``url`` to ``target``, resuming ``<target>.part`` when present.
 
@@ -140,14 +157,19 @@ def download_file(
         Session to use (cookies persist across the requests); a new one by default.
     retries
         Attempts in a row that may fail transiently before giving up (at least 1). An attempt
-        that received bytes before failing does not count.
+        that received at least :data:`MIN_PROGRESS_BYTES` new bytes before failing starts the
+        count again; at most ``ATTEMPTS_PER_RETRY * retries`` attempts are made in all.
     timeout
         Seconds allowed to connect and between two reads.
+    stall_timeout
+        An attempt receiving fewer than :data:`STALL_MIN_BYTES` bytes in this many seconds is
+        abandoned (and retried); default ``STALL_FACTOR * timeout``.
     backoff
         First retry delay in seconds; doubled at every failure, at most ``MAX_BACKOFF``.
         A ``Retry-After`` header wins when present.
     progress
-        Show a tqdm bar (size, rate) on stderr.
+        Report progress on stderr (:func:`threecad.progress.progress`: a bar on a terminal,
+        log lines otherwise).
     html_handler
         Called when the server answers an HTML page (such as Google Drive's confirm page);
         without one, an HTML answer is an error because an archive is expected.
@@ -165,16 +187,24 @@ def download_file(
     HTTPStatusError
         The server refused the request (4xx other than 416/429).
     DownloadError
-        Any other failure (an HTML page instead of a file, a malformed URL, ...).
+        Any other failure (an HTML page instead of a file, a malformed URL, a file larger
+        than the free disk space, ...).
     """
     if retries < 1:
         raise ValueError("retries must be at least 1")
+    if not timeout > 0:
+        raise ValueError("timeout must be positive")
+    stall = STALL_FACTOR * timeout if stall_timeout is None else stall_timeout
+    if not stall > 0:
+        raise ValueError("stall_timeout must be positive")
+    max_attempts = ATTEMPTS_PER_RETRY * retries
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     part = part_path(target)
     own_session = session is None
     sess = session or make_session()
     failures = 0
+    attempts = 0
     restarts = 0
     hops = 0
     n_requests = 0
@@ -186,20 +216,24 @@ def download_file(
             n_requests += 1
             try:
                 result = _attempt(sess, current_url, current_params, part, have, timeout=timeout,
-                                  progress=progress, html_handler=html_handler, error_hint=error_hint,
-                                  display_name=target.name)
+                                  stall_timeout=stall, progress=progress, html_handler=html_handler,
+                                  error_hint=error_hint, display_name=target.name)
             except _Transient as exc:
+                attempts += 1
                 size = part.stat().st_size if part.exists() else 0
-                if exc.progressed and size > best:  # not merely the same bytes again (a server ignoring Range)
+                if exc.progressed and size >= best + MIN_PROGRESS_BYTES:  # new bytes, not the same again
                     failures = 0
                 best = max(best, size)
                 failures += 1
                 if failures >= retries:
                     raise NetworkError(_give_up_message(current_url, failures, str(exc), part, error_hint)) from None
+                if attempts >= max_attempts:
+                    raise NetworkError(_give_up_message(
+                        current_url, attempts, f"{exc}; the transfer keeps breaking", part, error_hint)) from None
                 delay = exc.retry_after if exc.retry_after is not None else backoff * 2 ** (failures - 1)
                 delay = max(0.0, min(delay, MAX_BACKOFF))
-                log.warning("%s: %s; retrying in %.1f s (attempt %d of %d)", _host(current_url), exc,
-                            delay, failures + 1, retries)
+                log.warning("%s: %s; retrying in %.1f s (attempt %d of %d in a row, %d of %d in all)",
+                            _host(current_url), exc, delay, failures + 1, retries, attempts + 1, max_attempts)
                 time.sleep(delay)
                 continue
             except _Restart:
@@ -227,8 +261,8 @@ def download_file(
 
 
 def _attempt(sess: requests.Session, url: str, params: Mapping[str, str] | None, part: Path, have: int, *,
-             timeout: float, progress: bool, html_handler: HtmlHandler | None, error_hint: str,
-             display_name: str) -> "_Follow | tuple[str, int, str | None]":
+             timeout: float, stall_timeout: float, progress: bool, html_handler: HtmlHandler | None,
+             error_hint: str, display_name: str) -> "_Follow | tuple[str, int, str | None]":
     """One request. Returns ``_Follow``, or ``(final_url, resumed_from, remote_name)`` once ``part`` is complete."""
     headers = {"Accept-Encoding": "identity"}
     if have:
@@ -285,36 +319,69 @@ def _attempt(sess: requests.Session, url: str, params: Mapping[str, str] | None,
             total = _content_length(resp)
         else:
             raise DownloadError(f"unexpected answer HTTP {status} from {resp.url}.{_hint(error_hint)}")
-        received = _stream(resp, part, mode, have, total, progress=progress, display_name=display_name)
+        if total is not None:
+            _check_free_space(part, total - have, resp.url, error_hint)
+        received = _stream(resp, part, mode, have, total, stall_timeout=stall_timeout, progress=progress,
+                           display_name=display_name)
         if total is not None and have + received < total:
             raise _Transient(f"connection closed after {have + received} of {total} bytes",
                              progressed=received > 0)
         return resp.url, have, content_disposition_name(resp.headers.get("Content-Disposition"))
 
 
+def free_bytes(folder: Path) -> int:
+    """Free space, in bytes, of the file system holding ``folder``."""
+    return shutil.disk_usage(folder).free
+
+
+def _check_free_space(part: Path, needed: int, url: str, error_hint: str) -> None:
+    """Refuse (before writing) a body larger than the free space beside ``part``."""
+    from .extract import human_size
+
+    try:
+        free = free_bytes(part.parent)
+    except OSError:
+        return
+    if needed > free:
+        raise DownloadError(f"{url} is {human_size(needed)} but only {human_size(free)} is free in {part.parent}; "
+                            f"free some space or choose another --dest.{_hint(error_hint)}")
+
+
 def _stream(resp: requests.Response, part: Path, mode: str, have: int, total: int | None, *,
-            progress: bool, display_name: str) -> int:
-    """Append the body to ``part``; the number of bytes received (written before any error)."""
-    from tqdm import tqdm
+            stall_timeout: float, progress: bool, display_name: str) -> int:
+    """Append the body to ``part``; the number of bytes received (written before any error).
+
+    Raises ``_Transient`` when the connection breaks, or when fewer than
+    :data:`STALL_MIN_BYTES` bytes arrived in ``stall_timeout`` seconds (a trickle).
+    """
+    from ..progress import progress as progress_bar
 
     received = 0
-    bar = tqdm(total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
-               desc=display_name, disable=not progress, dynamic_ncols=True, leave=False)
+    window_start, window_bytes = time.monotonic(), 0
+    bar = progress_bar(total, display_name, unit="B", unit_scale=True, unit_divisor=1024, initial=have,
+                       enabled=progress)
     try:
         with open(part, mode) as fh:
-            chunks = resp.raw.stream(CHUNK_SIZE, decode_content=False)
             while True:
                 try:
-                    chunk = next(chunks)
-                except StopIteration:
-                    break
+                    chunk = resp.raw.read1(CHUNK_SIZE, decode_content=False)
                 except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
                     fh.flush()
                     raise _Transient(f"transfer interrupted after {have + received} bytes ({_reason(exc)})",
                                      progressed=received > 0) from None
+                if not chunk:
+                    break
                 fh.write(chunk)
                 received += len(chunk)
+                window_bytes += len(chunk)
                 bar.update(len(chunk))
+                now = time.monotonic()
+                if now - window_start >= stall_timeout:
+                    if window_bytes < STALL_MIN_BYTES:
+                        fh.flush()
+                        raise _Transient(f"the transfer stalled after {have + received} bytes (less than "
+                                         f"{STALL_MIN_BYTES} bytes in {stall_timeout:g} s)", progressed=received > 0)
+                    window_start, window_bytes = now, 0
     finally:
         bar.close()
     return received
