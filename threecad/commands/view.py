@@ -46,12 +46,48 @@ def _validation(args):
     return None
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
+class _Termination:
+    """SIGTERM as a clean stop, from the first line of the command to the last.
+
+    Installed before any server starts, so that a SIGTERM at any moment stops the database
+    server (and the app) through the command's ``finally`` blocks instead of killing the
+    process. While the app is being launched the signal is only recorded (an interrupted
+    launch could leave the app's server behind); the command stops as soon as the launch
+    returns.
+    """
+
+    def __init__(self) -> None:
+        self.deferred = False
+        self.pending = False
+        self.previous = None
+        self.installed = False
+
+    def __call__(self, signum, frame) -> None:
+        if self.deferred:
+            self.pending = True
+            return
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> "_Termination":
+        try:
+            self.previous = signal.signal(signal.SIGTERM, self)
+            self.installed = True
+        except ValueError:  # not the main thread (an embedding program): leave signals alone
+            pass
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.installed:
+            signal.signal(signal.SIGTERM, self.previous)
 
 
 def run(args) -> int:
     """Run the command; return the exit code."""
+    with _Termination() as termination:
+        return _run(args, termination)
+
+
+def _run(args, termination: _Termination) -> int:
     from ..fiftyone.app import check_port_free
     from ..fiftyone.db import configure_fiftyone_env, start_mongod
 
@@ -90,17 +126,22 @@ def run(args) -> int:
         from ..fiftyone.app import launch
         from ..fiftyone.env import import_fiftyone
 
-        session = launch(import_fiftyone(), dataset, address=args.address, port=args.port, timeout_s=args.timeout)
-        print(f"app: http://{args.address}:{args.port}/ (Ctrl-C to stop)")
-        previous = signal.signal(signal.SIGTERM, _interrupt)  # stop cleanly on SIGTERM too
+        fo = import_fiftyone()
+        termination.deferred = True  # from here until the wait, a SIGTERM is recorded, not raised
+        session = launch(fo, dataset, address=args.address, port=args.port, timeout_s=args.timeout)
         try:
-            session.wait(-1)
+            print(f"app: http://{args.address}:{args.port}/ (Ctrl-C to stop)", flush=True)
+            termination.deferred = False
+            if not termination.pending:
+                session.wait(-1)
         except KeyboardInterrupt:
-            print("stopping", file=sys.stderr)
+            pass
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            termination.deferred = True  # stopping: a second SIGTERM must not cut the clean-up short
+            print("stopping", file=sys.stderr)
             session.close()
         return 0
     finally:
+        termination.deferred = True
         if server is not None:
             server.stop()

@@ -230,6 +230,21 @@ def _start(binary: Path, dbpath: Path, port: int, cache_gb: float, timeout_s: fl
     except OSError as exc:
         raise DatabaseError(f"cannot run {binary} ({exc.strerror or exc})") from None
     server = MongoServer(proc, port, dbpath, logpath)
+    try:
+        _wait_until_up(server, binary, offset, timeout_s)
+    except BaseException:  # an error, Ctrl-C or SIGTERM while waiting: leave no server behind
+        server.stop(5)
+        raise
+    if proc.stderr:
+        proc.stderr.close()
+    atexit.register(server.stop)
+    log.info("mongod %d answers on %s (data in %s)", proc.pid, server.uri, dbpath)
+    return server
+
+
+def _wait_until_up(server: MongoServer, binary: Path, offset: int, timeout_s: float) -> None:
+    """Return when ``server`` answers; DatabaseError (or _PortTaken) when it exits or stays silent."""
+    proc, port, dbpath, logpath = server.process, server.port, server.dbpath, server.logpath
     deadline = time.monotonic() + timeout_s
     while True:
         code = proc.poll()
@@ -261,11 +276,6 @@ def _start(binary: Path, dbpath: Path, port: int, cache_gb: float, timeout_s: fl
             raise DatabaseError(f"the database server did not answer on 127.0.0.1:{port} within "
                                 f"{timeout_s:.0f} s (log {logpath}):\n{_log_errors(logpath, offset)}")
         time.sleep(0.1)
-    if proc.stderr:
-        proc.stderr.close()
-    atexit.register(server.stop)
-    log.info("mongod %d answers on %s (data in %s)", proc.pid, server.uri, dbpath)
-    return server
 
 
 def configure_fiftyone_env(uri: str | None = None, *, home: str | Path | None = None) -> None:
