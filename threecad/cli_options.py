@@ -260,6 +260,9 @@ def _stat(text: str):
         return path, os.stat(path)
     except FileNotFoundError:
         return path, None
+    except NotADirectoryError:
+        _parent_must_be_folder(path, text)
+        _fail(f"{text}: a parent is not a folder")
     except OSError as exc:  # a symlink loop, a name too long, no permission on a parent
         _fail(f"{text}: {exc.strerror or exc}")
 
@@ -322,7 +325,7 @@ def _parent_must_be_folder(path: Path, text: str) -> None:
     for parent in path.absolute().parents:
         try:
             st = os.stat(parent)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             continue
         except OSError as exc:
             _fail(f"{text}: {exc.strerror or exc}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -199,3 +200,212 @@ def test_eval_never_imports_torch_or_fiftyone(sample_root, tmp_path):
     mods = loaded_modules(["eval", str(preds), "--data-root", str(sample_root)])
     assert "numba" in mods  # the command really scored
     assert not mods & {"torch", "fiftyone", "torchvision"}, mods
+
+
+# --- usage errors: every number and path option is checked by the parser (issue 14, class 8) ----
+
+def parse_error(argv: list[str], capsys) -> str:
+    """Parse ``argv`` in process; assert exit 2 and one stderr line; return that line."""
+    from threecad.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main([str(a) for a in argv])
+    assert info.value.code == 2, argv
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, (argv, err)
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_reported_usage_examples_are_one_line_errors(tmp_path, sample_root, capsys):
+    existing_file = tmp_path / "results"
+    existing_file.write_text("x")
+    latin1 = tmp_path / "map.csv"
+    latin1.write_bytes("pinyin,english\nhuahen,scratch \xe9\n".encode("latin-1"))
+    cases = [
+        (["eval", tmp_path, "--data-root", sample_root, "--out", existing_file], "--out", "is not a folder"),
+        (["eval", tmp_path, "--data-root", sample_root, "--scheduler", "notaurl"], "--scheduler", "Dask"),
+        (["sample", tmp_path / "s", "--seed", "-1"], "--seed", "from 0 to"),
+        (["stats", sample_root, "--workers", "-3"], "--workers", "--threads"),
+        (["stats", sample_root, "--label-map", latin1], "--label-map", "not UTF-8"),
+        (["stats", sample_root, "--threads", "0"], "--threads", ">= 1"),
+        (["stats", sample_root, "--threads", "-1"], "--threads", ">= 1"),
+        (["eval", tmp_path, "--data-root", sample_root, "--threads", "-1"], "--threads", ">= 1"),
+        (["stats", sample_root, "--categories", ""], "--categories", "empty"),
+        (["validate", sample_root, "--categories", "ACC,,AI"], "--categories", "empty name"),
+        (["stats", sample_root, "--categories", "Bottle"], "--categories", "unknown 3CAD category 'Bottle'"),
+        (["download", "--url", "http://[::1/x.zip"], "--url", "http"),
+        (["split", sample_root, "--shots", "1,x"], "--shots", "1,2,4,8"),
+        (["split", sample_root, "--val-fraction", "1"], "--val-fraction", "[0, 1)"),
+        (["leaderboard", tmp_path, "--confidence", "1.5"], "--confidence", "between 0 and 1"),
+        (["view", sample_root, "--port", "70000"], "--port", "1 to 65535"),
+        (["train", "--image-size", "100"], "--image-size", "multiple of 16"),
+        (["stats", tmp_path / "missing"], "ROOT", "does not exist"),
+        (["stats", existing_file], "ROOT", "is not a folder"),
+    ]
+    for argv, option, needle in cases:
+        line = parse_error(argv, capsys)
+        assert f"argument {option}" in line and needle in line, (argv, line)
+
+
+# Values each typed option must refuse, by the name of its type function.
+BAD_VALUES = {
+    "positive_int": ["0", "-1", "x", "1.5", ""],
+    "non_negative_int": ["-1", "x", "2.0", ""],
+    "seed_value": ["-1", str(2**32), "x"],
+    "positive_float": ["0", "-1", "nan", "inf", "x", ""],
+    "open_unit_interval": ["0", "1", "-0.5", "nan", "x"],
+    "fraction": ["1", "-0.1", "nan", "x"],
+    "port_number": ["0", "-1", "65536", "x"],
+    "image_side": ["0", "-16", "17", "x"],
+}
+
+
+def _commands():
+    import argparse
+
+    from threecad.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices
+
+
+def _minimal_argv(name: str, root: Path, tmp: Path) -> list[str]:
+    """Valid positionals (and required options) for command ``name``."""
+    return {"stats": [root], "validate": [root], "split": [root], "view": [root], "sample": [tmp / "new"],
+            "eval": [tmp], "leaderboard": [tmp], "verify": [root / "results.json", tmp],
+            "predict": ["--out", tmp / "preds"]}.get(name, [])
+
+
+def test_every_numeric_option_of_every_command_refuses_0_negative_and_garbage(tmp_path, capsys):
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "results.json").write_text("{}")
+    swept = 0
+    for name, sub in _commands().items():
+        base = [name, *_minimal_argv(name, root, tmp_path)]
+        for action in sub._actions:
+            assert action.type not in (int, float), f"{name} {action.option_strings}: untyped number"
+            bad = BAD_VALUES.get(getattr(action.type, "__name__", ""))
+            if not bad or not action.option_strings:
+                continue
+            option = action.option_strings[-1]
+            for value in bad:
+                line = parse_error([*base, f"{option}={value}"], capsys)
+                assert f"argument {option}" in line and repr(value) in line, (name, option, value, line)
+                swept += 1
+    assert swept > 80  # every command's numbers were reached
+
+
+PATH_METAVARS = {"ROOT", "DIR", "FILE", "OUT", "PREDS", "CKPT", "RESULTS"}
+
+
+def test_every_path_option_is_typed(tmp_path):
+    for name, sub in _commands().items():
+        for action in sub._actions:
+            if action.metavar in PATH_METAVARS or action.dest in ("root", "out", "preds", "results", "submission"):
+                assert action.type is not None, (name, action.dest)
+
+
+def test_path_options_refuse_files_for_folders_and_folders_for_files(tmp_path, sample_root, capsys):
+    a_file = tmp_path / "f.txt"
+    a_file.write_text("x")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    cases = [
+        (["stats", sample_root, "--plots", a_file], "--plots", "is not a folder"),
+        (["stats", sample_root, "--per-image", tmp_path], "--per-image", "format"),
+        (["stats", sample_root, "--per-image", tmp_path / "x.xlsx"], "--per-image", ".parquet or .csv"),
+        (["stats", sample_root, "--per-image", a_file / "x.csv"], "--per-image", "is not a folder"),
+        (["stats", sample_root, "--label-map", fifo], "--label-map", "not a regular file"),
+        (["stats", sample_root, "--label-map", tmp_path], "--label-map", "not a regular file"),
+        (["sample", a_file], "OUT", "is not a folder"),
+        (["download", "--archive", tmp_path / "none.zip"], "--archive", "does not exist"),
+        (["download", "--archive", fifo], "--archive", "not a regular file"),
+        (["download", "--dest", a_file], "--dest", "is not a folder"),
+        (["download", "--sha256", "abc"], "--sha256", "64 hexadecimal"),
+        (["view", sample_root, "--validation-report", tmp_path], "--validation-report", "not a regular file"),
+        (["view", sample_root, "--preds", a_file], "--preds", "is not a folder"),
+        (["verify", tmp_path, tmp_path], "RESULTS", "not a regular file"),
+        (["eval", tmp_path / "none"], "PREDS", "does not exist"),
+        (["eval", tmp_path, "--data-root", a_file], "--data-root", "is not a folder"),
+        (["train", "--splits", tmp_path / "none.json"], "--splits", "does not exist"),
+        (["train", "--teacher-weights", tmp_path / "none.pt"], "--teacher-weights", "does not exist"),
+        (["predict", "--out", a_file], "--out", "is not a folder"),
+        (["demo", "--cache-dir", a_file], "--cache-dir", "is not a folder"),
+    ]
+    for argv, option, needle in cases:
+        line = parse_error(argv, capsys)
+        assert f"argument {option}" in line and needle in line, (argv, line)
+
+
+def test_one_meaning_per_option_across_commands():
+    """--categories, --threads, --workers, --no-progress and --seed are the same option everywhere."""
+    from threecad import cli_options as opt
+
+    seen: dict[str, set] = {}
+    for name, sub in _commands().items():
+        options = {s: a for a in sub._actions for s in a.option_strings}
+        assert "--no-progress" in options, name  # every command reports progress the same way
+        for flag in ("--categories", "--threads", "--seed", "--label-map", "--data-root"):
+            if flag in options:
+                seen.setdefault(flag, set()).add((options[flag].type, options[flag].help))
+        workers = options.get("--workers")
+        if workers is not None and workers.help != "==SUPPRESS==":
+            assert "processes" in workers.help, (name, workers.help)  # never threads
+    for flag, variants in seen.items():
+        types = {t for t, _ in variants}
+        assert len(types) == 1, (flag, variants)
+    assert {t for t, _ in seen["--categories"]} == {opt.category_names}
+    assert len({h for _, h in seen["--label-map"]}) == 1
+
+
+def test_categories_are_parsed_the_same_way_everywhere(sample_root):
+    from threecad.cli import build_parser
+
+    parser = build_parser()
+    argvs = {
+        "stats": ["stats", str(sample_root)], "validate": ["validate", str(sample_root)],
+        "split": ["split", str(sample_root)], "view": ["view", str(sample_root)],
+        "sample": ["sample", "new"], "eval": ["eval", str(sample_root)],
+        "leaderboard": ["leaderboard", "x"], "predict": ["predict", "--out", "p"],
+    }
+    for name, argv in argvs.items():
+        for words in (["CS,IS"], ["CS", "IS"], ["cs", "Iron_Stator", "CS"], ["Copper_Stator,IS"]):
+            args = parser.parse_args([*argv, "--categories", *words])
+            assert args.categories == ["Copper_Stator", "Iron_Stator"], (name, words, args.categories)
+        assert parser.parse_args(argv).categories is None
+
+
+def test_stats_accepts_comma_separated_categories_end_to_end(sample_root):
+    out = json.loads(run("stats", sample_root, "--categories", "CS,IS", "--json").stdout)
+    assert set(out["categories"]) == {"Copper_Stator", "Iron_Stator"}
+
+
+# --- progress: bars on a terminal, log lines without one (issue 15, item 3) ---------------------
+
+def test_sample_reports_progress_lines_without_a_terminal(tmp_path):
+    env = {**os.environ, "THREECAD_PROGRESS_INTERVAL": "0"}
+    env.pop("THREECAD_PROGRESS", None)
+    proc = run("sample", tmp_path / "s", "--categories", "CS", env=env)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("threecad: sample:")]
+    assert lines and "img/s" in lines[0] and "/8 img" in lines[0], proc.stderr
+    assert lines[-1].startswith("threecad: sample: done, 8 img")
+    quiet = run("sample", tmp_path / "q", "--categories", "CS", "--no-progress", env=env)
+    assert "threecad: sample" not in quiet.stderr
+
+
+def test_eval_reports_each_phase_without_a_terminal(sample_root, tmp_path):
+    from threecad.eval.synthetic import write_synthetic_submission
+    from threecad.manifest import scan
+
+    preds = write_synthetic_submission(scan(sample_root, categories=["CS"]).manifest, tmp_path / "p")
+    env = {**os.environ, "THREECAD_PROGRESS_INTERVAL": "0"}
+    env.pop("THREECAD_PROGRESS", None)
+    proc = run("eval", preds, "--data-root", sample_root, env=env)
+    phases = {ln.split(":")[1].strip() for ln in proc.stderr.splitlines() if ln.startswith("threecad: ")
+              and ("/s," in ln or ": done," in ln)}
+    assert "checking maps" in phases and any(p.endswith(" read") for p in phases), proc.stderr
+    assert "\r" not in proc.stderr  # no bar drawn into a log

@@ -84,3 +84,124 @@ def test_compare_published_reports_missing_categories():
     diffs = compare_published(s)
     assert [(d.category, d.field) for d in diffs] == [("CS", "missing")]
     assert compare_published(s, only_present=True) == []
+
+
+# --- the per-image table and its region table are one set (issue 14, class 5) -----------------
+
+def _pair(tag: str):
+    images = pd.DataFrame({"image_id": [f"{tag}-1", f"{tag}-2"], "n_regions": [1, 2]})
+    regions = pd.DataFrame({"image_id": [f"{tag}-1", f"{tag}-2", f"{tag}-2"], "region": [0, 0, 1]})
+    return images, regions
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_table_pair_is_written_as_a_set(tmp_path, suffix):
+    from threecad.tables import regions_path, write_table_pair
+
+    path = tmp_path / f"images{suffix}"
+    images_file, regions_file = write_table_pair(*_pair("old"), path)
+    assert images_file == path and regions_file == regions_path(path)
+    read = pd.read_csv if suffix == ".csv" else pd.read_parquet
+    assert read(path)["image_id"].tolist() == ["old-1", "old-2"]
+    assert read(regions_file)["image_id"].str.startswith("old").all()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, regions_file.name])
+
+
+def test_killed_between_the_two_publications_leaves_no_image_table(tmp_path, monkeypatch):
+    """The image table is the set's marker: once the region table is replaced, the old image
+    table is gone; a run that dies before publishing its image table leaves none."""
+    import os
+
+    from threecad.tables import regions_path, write_table_pair
+
+    path = tmp_path / "images.csv"
+    write_table_pair(*_pair("old"), path)
+    real_replace = os.replace
+
+    def dying_replace(src, dst):
+        if str(dst) == str(path):
+            raise KeyboardInterrupt  # as a kill between the two renames
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", dying_replace)
+    with pytest.raises(KeyboardInterrupt):
+        write_table_pair(*_pair("new"), path)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert not path.exists()  # no image table paired with the wrong region table
+    assert pd.read_csv(regions_path(path))["image_id"].str.startswith("new").all()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]  # temporaries removed
+    write_table_pair(*_pair("new"), path)  # the next run completes the set
+    assert pd.read_csv(path)["image_id"].tolist() == ["new-1", "new-2"]
+
+
+def test_a_failure_while_writing_keeps_the_old_set(tmp_path, monkeypatch):
+    from threecad.tables import regions_path, write_table_pair
+
+    path = tmp_path / "images.csv"
+    write_table_pair(*_pair("old"), path)
+    images, regions = _pair("new")
+    monkeypatch.setattr(pd.DataFrame, "to_csv", lambda self, *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError, match="disk full"):
+        write_table_pair(images, regions, path)
+    monkeypatch.undo()
+    assert pd.read_csv(path)["image_id"].tolist() == ["old-1", "old-2"]
+    assert pd.read_csv(regions_path(path))["image_id"].str.startswith("old").all()
+
+
+# --- stats reports odd files cleanly (issue 14, classes 1 and 7) ------------------------------
+
+def _stats(*args, check_rc):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "threecad", "stats", *map(str, args), "--no-progress"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == check_rc, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    return proc
+
+
+def test_stats_reports_a_fifo_mask_without_opening_it(tree):
+    import os
+
+    from tests.conftest import box_mask
+
+    tree.image("Copper_Stator", "train", "good", "000000")
+    tree.defect("Copper_Stator", "broken_wire", "000001", box_mask((40, 60), (0, 0, 3, 3)))
+    tree.defect("Copper_Stator", "broken_wire", "000002", box_mask((40, 60), (0, 0, 3, 3)))
+    mask = tree.root / "Copper_Stator" / "ground_truth" / "broken_wire" / "000002.png"
+    mask.unlink()
+    os.mkfifo(mask)  # opening it for reading would block for ever
+    proc = _stats(tree.root, check_rc=1)
+    assert "not_a_regular_file" in proc.stderr and str(mask) in proc.stderr
+
+
+def test_stats_reports_a_symlink_loop_cleanly(tree):
+    tree.image("Copper_Stator", "train", "good", "000000")
+    good = tree.root / "Copper_Stator" / "train" / "good"
+    (good / "a.png").symlink_to(good / "b.png")
+    (good / "b.png").symlink_to(good / "a.png")
+    proc = _stats(tree.root, check_rc=1)
+    assert "a.png" in proc.stderr or "b.png" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) < 10
+
+
+def test_stats_refuses_a_label_map_that_is_not_utf8(tree, tmp_path):
+    tree.image("Copper_Stator", "train", "good", "000000")
+    bad = tmp_path / "labels.json"
+    bad.write_bytes(b'{"huahen": "scratch \xff"}')
+    proc = _stats(tree.root, "--label-map", bad, check_rc=2)
+    assert "--label-map" in proc.stderr and "not UTF-8" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_label_map_from_args_reports_non_utf8_as_a_usage_error(tmp_path):
+    from argparse import Namespace
+
+    from threecad.commands._common import label_map_from_args
+    from threecad.errors import UsageError
+
+    bad = tmp_path / "labels.csv"
+    bad.write_bytes(b"pinyin,english\nhuahen,\xff\n")
+    with pytest.raises(UsageError, match="not UTF-8"):
+        label_map_from_args(Namespace(label_map=str(bad)))
