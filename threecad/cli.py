@@ -224,7 +224,7 @@ def _train(sub) -> None:
     p.add_argument("--splits", metavar="FILE", type=opt.existing_file,
                    help="split file from 'threecad split' (validation images)")
     p.add_argument("--resume", action="store_true", help="resume from the last checkpoint in --out")
-    opt.add_workers(p, what="data-loader worker processes (default: none, load in this process)")
+    opt.add_workers(p, what="data-loader worker processes (0: load in this process)", allow_zero=True)
     opt.add_seed(p)
     opt.add_progress(p)
     p.set_defaults(handler="threecad.commands.train:run")
@@ -246,7 +246,7 @@ def _predict(sub) -> None:
     p.add_argument("--device", default="cuda", metavar="DEV", type=opt.non_empty,
                    help="cuda or cpu (default cuda, CPU if none)")
     opt.add_threads(p, what="threads of the PatchKNN baseline")
-    opt.add_workers(p, what="CFRG data-loader worker processes")
+    opt.add_workers(p, what="CFRG data-loader worker processes (0: load in this process)", allow_zero=True)
     opt.add_progress(p)
     p.set_defaults(handler="threecad.commands.predict:run")
 

@@ -406,10 +406,14 @@ def add_threads(p: argparse.ArgumentParser, *, what: str = "threads reading file
                    help=f"{what} (threads in this process; default: all CPUs)")
 
 
-def add_workers(p: argparse.ArgumentParser, *, what: str, default: int | None = None, group=None) -> None:
-    """``--workers N``: processes (never threads); ``what`` says which processes."""
-    (group or p).add_argument("--workers", type=positive_int, default=default, metavar="N",
-                              help=f"{what} (processes, not threads)")
+def add_workers(p: argparse.ArgumentParser, *, what: str, default: int | None = None, group=None,
+                allow_zero: bool = False) -> None:
+    """``--workers N``: processes (never threads); ``what`` says which processes.
+
+    ``allow_zero``: 0 is meaningful (data loaders: load in this process).
+    """
+    (group or p).add_argument("--workers", type=non_negative_int if allow_zero else positive_int, default=default,
+                              metavar="N", help=f"{what} (processes, not threads)")
 
 
 class _RetiredWorkers(argparse.Action):

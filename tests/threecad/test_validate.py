@@ -391,7 +391,7 @@ def _cli(*args) -> subprocess.CompletedProcess:
 
 
 def test_cli_clean_problems_json_and_usage(root, tmp_path):
-    proc = _cli(root, "--workers", "2")
+    proc = _cli(root, "--threads", "2")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Result: OK" in proc.stdout
 
