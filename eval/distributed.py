@@ -57,7 +57,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -70,6 +70,9 @@ from .mapio import read_map
 from .pixels import NegativeTally, PixelStats
 from .protocols import Protocol
 from .submission import Submission
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .results import Results
 
 __all__ = ["DASK_EXTRA", "DEFAULT_CHUNK_SIZE", "ClusterError", "DistributedScorer", "require_dask",
            "cluster_client", "local_cluster", "truth_task", "summary_task", "pass1_task", "pass2_task",
@@ -493,12 +496,12 @@ class DistributedScorer:
         self._truths.clear()
 
     # -- scoring ----------------------------------------------------------------
-    def score(self, submission: Submission, *, command: Sequence[str] | None = None) -> dict[str, Any]:
-        """Score ``submission``: the results.json object (see :func:`eval.results.build_results`)."""
-        from .results import build_results
+    def score(self, submission: Submission, *, command: Sequence[str] | None = None) -> "Results":
+        """Score ``submission``: its :class:`eval.results.Results` (without the per-image maxima)."""
+        from .results import Results
 
         evaluations = self.evaluate(submission)
-        return build_results(submission, evaluations, self.protocol, data_root=self.data_root, command=command)
+        return Results.build(submission, evaluations, self.protocol, data_root=self.data_root, command=command)
 
     def evaluate(self, submission: Submission) -> list[CategoryEvaluation]:
         """Like :func:`eval.evaluate.evaluate_submission`, on the cluster (identical result).

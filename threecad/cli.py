@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", nargs=2, action="append", metavar=("A", "B"),
                    help="paired bootstrap comparison of methods A and B (names or submission paths); repeatable")
     p.add_argument("--rank-by", default="pixel_auroc",
-                   choices=("pixel_auroc", "pixel_ap", "aupro", "image_auroc", "image_ap"),
+                   choices=[m.value for m in importlib.import_module("threecad.eval.metric_names").Metric],
                    help="the mean metric that orders the methods (default pixel_auroc)")
     p.add_argument("--threads", type=int, default=None, metavar="N", help="threads (default: all CPUs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
