@@ -99,7 +99,7 @@ def require_dask() -> None:
     from importlib.util import find_spec
 
     if find_spec("dask") is None or find_spec("distributed") is None:
-        raise UsageError(f"scoring on a Dask cluster (--workers/--scheduler) needs Dask: {DASK_EXTRA}")
+        raise UsageError(f"scoring on a Dask cluster needs Dask: {DASK_EXTRA}")
 
 
 # --------------------------------------------------------------------------- results of tasks
@@ -762,7 +762,7 @@ def cluster_client(*, scheduler: str | None = None, n_workers: int | None = None
             yield client
         return
     if not n_workers or n_workers < 1:
-        raise UsageError(f"--workers needs at least 1 worker, got {n_workers}")
+        raise UsageError(f"a local Dask cluster needs at least 1 worker, got {n_workers}")
     logger = logging.getLogger("distributed")
     level = logger.level
     try:

@@ -152,7 +152,7 @@ class Results:
 
     protocol: dict[str, Any]
     method: str
-    team: str
+    team: str | None
     submission_digest: str
     files: dict[str, str]
     ground_truth_sha256: str
@@ -201,7 +201,7 @@ class Results:
         known = {"format_version", "threecad_version", "protocol", "method", "team", "submission", "ground_truth",
                  "command", "created", "categories", "mean", "bootstrap"}
         sub, gt = obj["submission"] or {}, obj["ground_truth"] or {}
-        return cls(protocol=dict(obj["protocol"]), method=str(obj.get("method", "")), team=str(obj.get("team", "")),
+        return cls(protocol=dict(obj["protocol"]), method=str(obj.get("method", "")), team=obj.get("team"),
                    submission_digest=str(sub.get("digest", "")), files=dict(sub.get("files") or {}),
                    ground_truth_sha256=str(gt.get("sha256", "")), data_root=str(gt.get("data_root", "")),
                    command=list(obj.get("command") or []), created=str(obj.get("created", "")),
