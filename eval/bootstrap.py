@@ -58,7 +58,7 @@ __all__ = ["DEFAULT_MAX_LEVELS", "BOOTSTRAP_METRICS", "CategorySamples", "Bootst
            "paired_comparison", "auroc_tie_bound"]
 
 DEFAULT_MAX_LEVELS = 4096
-BOOTSTRAP_METRICS = ("image_auroc", "image_ap", "pixel_auroc", "pixel_ap", "aupro")
+from .metric_names import METRICS as BOOTSTRAP_METRICS  # noqa: E402  (one list of metric names)
 _CHUNK = 64  # resamples per matrix product
 
 

@@ -57,7 +57,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -70,6 +70,9 @@ from .mapio import read_map
 from .pixels import NegativeTally, PixelStats
 from .protocols import Protocol
 from .submission import Submission
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .results import Results
 
 __all__ = ["DASK_EXTRA", "DEFAULT_CHUNK_SIZE", "ClusterError", "DistributedScorer", "require_dask",
            "cluster_client", "local_cluster", "truth_task", "summary_task", "pass1_task", "pass2_task",
@@ -96,7 +99,7 @@ def require_dask() -> None:
     from importlib.util import find_spec
 
     if find_spec("dask") is None or find_spec("distributed") is None:
-        raise UsageError(f"scoring on a Dask cluster (--workers/--scheduler) needs Dask: {DASK_EXTRA}")
+        raise UsageError(f"scoring on a Dask cluster needs Dask: {DASK_EXTRA}")
 
 
 # --------------------------------------------------------------------------- results of tasks
@@ -493,15 +496,19 @@ class DistributedScorer:
         self._truths.clear()
 
     # -- scoring ----------------------------------------------------------------
-    def score(self, submission: Submission, *, command: Sequence[str] | None = None) -> dict[str, Any]:
-        """Score ``submission``: the results.json object (see :func:`eval.results.build_results`)."""
-        from .results import build_results
+    def score(self, submission: Submission, *, command: Sequence[str] | None = None) -> "Results":
+        """Score ``submission``: its :class:`eval.results.Results` (without the per-image maxima)."""
+        from .results import Results
 
         evaluations = self.evaluate(submission)
-        return build_results(submission, evaluations, self.protocol, data_root=self.data_root, command=command)
+        return Results.build(submission, evaluations, self.protocol, data_root=self.data_root, command=command)
 
     def evaluate(self, submission: Submission) -> list[CategoryEvaluation]:
         """Like :func:`eval.evaluate.evaluate_submission`, on the cluster (identical result).
+
+        Pass 0 (the ground truth, where not held) and pass 1 of every category are submitted
+        at once; a category's pass 2 follows as soon as its pass 1 is complete and no problem
+        is known (:class:`_ClusterRun` follows the tasks).
 
         Raises
         ------
@@ -510,133 +517,23 @@ class DistributedScorer:
         ClusterError
             A task could not be completed (e.g. the workers kept dying while running it).
         """
-        from distributed import as_completed
-        from threecad.progress import progress as tqdm  # bars on a terminal, log lines otherwise
-
         self._check_workers([str(submission.root)])
-        token = uuid.uuid4().hex[:10]
-        client = self.client
-        order = list(submission.categories)
-        running: dict[str, _Running] = {}
-        phases: dict[str, tuple[str, str, int, int]] = {}   # key -> (phase, category, chunk, attempt)
-        pending = as_completed()
-        bar = tqdm(total=0, desc="scoring on the cluster", unit="task", file=sys.stderr,
-                   disable=not self.progress, leave=False)
-
-        submitted: list[Any] = []   # pass-1 and summary futures (cancelled if this run fails)
-
-        def track(fut: Any, phase: str, folder: str, chunk: int, attempt: int = 0) -> None:
-            phases[fut.key] = (phase, folder, chunk, attempt)
-            pending.add(fut)
-            bar.total += 1
-            if phase in ("pass1", "summary"):
-                submitted.append(fut)
-
-        report: dict[str, Any] = {"chunk_size": self.chunk_size, "categories": len(order), "truth_tasks": 0,
-                                  "pass1_tasks": 0, "pass1_result_bytes": 0, "pass1_map_bytes": 0,
-                                  "summary_bytes": 0, "index_bytes": 0, "pass2_tasks": 0, "sum_tasks": 0,
-                                  "pass2_result_bytes": 0, "pass2_map_bytes": 0, "pass2_restarts": 0}
-        found_problem = False
-
-        def cancel_pass2(runs) -> None:
-            client.cancel([f for r in runs for f in r.futures if not f.done()])
-
+        job = _ClusterRun(self, submission)
         try:
-            for folder in order:  # pass 0 where needed, and pass 1, for every category
-                truth = self._truth(folder)
-                run = running[folder] = _Running(folder, truth, [None] * len(truth.spans))
-                if truth.new:
-                    truth.new = False
-                    report["truth_tasks"] += len(truth.futures)
-                    for i, fut in enumerate(truth.futures):
-                        track(fut, "truth", folder, i)
-                if not truth.summary:  # what the client keeps of the ground truth: fetched once
-                    truth.summary = [None] * len(truth.spans)
-                for i, tf in enumerate(truth.futures):
-                    if truth.summary[i] is None:
-                        track(client.submit(summary_task, tf, key=f"threecad-summary-{token}-{folder}-{i}",
-                                            retries=self.retries, priority=1), "summary", folder, i)
-                for i, (a, b) in enumerate(truth.spans):
-                    ids = [r["image_id"] for r in truth.rows[a:b]]
-                    scores = [submission.scores[k] for k in ids] if submission.scores is not None \
-                        else [None] * len(ids)
-                    fut = client.submit(pass1_task, truth.futures[i], [str(submission.maps[k]) for k in ids],
-                                        scores, self.protocol, key=f"threecad-pass1-{token}-{folder}-{i}",
-                                        retries=self.retries)
-                    track(fut, "pass1", folder, i)
-            for fut in pending:
-                phase, folder, chunk, attempt = phases[fut.key]
-                run = running[folder]
-                counting = phase in ("pass2", "sum")
-                if counting and (attempt != run.attempt or found_problem):
-                    continue  # superseded by a new attempt, or cancelled: nothing will be scored
-                if fut.status != "finished":
-                    if counting and fut.status == "cancelled" and run.attempt < self.retries:
-                        # Data that cannot be recomputed is gone (every copy of the scattered
-                        # index was on workers that died): count this category again.
-                        log.warning("pass 2 of %s lost its data on the cluster (%s); counting it again",
-                                    folder, fut.key)
-                        cancel_pass2([run])
-                        run.attempt += 1
-                        report["pass2_restarts"] += 1
-                        self._submit_pass2(run, submission, token, track, report)
-                        continue
-                    if phase in ("truth", "summary", "pass1"):  # the ground truth may be at fault:
-                        self._truths.pop(folder, None)          # compute it again next time
-                    self._raise_task_error(fut, phase, folder, chunk)
-                if phase in ("pass1", "summary"):
-                    res = fut.result()
-                    fut.release()
-                    if phase == "summary":
-                        run.truth.summary[chunk] = res
-                        report["summary_bytes"] += res.nbytes
-                    else:
-                        run.pass1[chunk] = res
-                        report["pass1_tasks"] += 1
-                        report["pass1_result_bytes"] += res.nbytes
-                        report["pass1_map_bytes"] += res.map_bytes
-                    if not run.complete and all(c is not None for c in (*run.pass1, *run.truth.summary)):
-                        run.complete = True
-                        run.problems = [p for c in run.pass1 for p in c.items if isinstance(p, Problem)]
-                        for c in run.pass1:
-                            for name, level, message in c.logs:
-                                logging.getLogger(name).log(level, "%s", message)
-                        if run.problems and not found_problem:
-                            found_problem = True
-                            cancel_pass2(running.values())
-                    # pass 2 of each category as soon as its pass 1 is complete, while no problem is known
-                    for r in running.values():
-                        if r.complete and r.builder is None and not found_problem:
-                            self._prepare_pass2(r)
-                            self._submit_pass2(r, submission, token, track, report)
-                if fut.key == run.root:
-                    run.total = fut.result()
-                    run.index = None
-                    run.futures = []
-                bar.update(1)
-                if self.on_progress is not None:
-                    self.on_progress(phase, folder, chunk)
-            if found_problem:
-                raise submission_error(submission, [p for f in order for p in running[f].problems])
+            for folder in job.order:
+                job.submit_category(folder)
+            for fut in job.pending:
+                job.handle(fut)
+            if job.found_problem:
+                raise submission_error(submission, [p for f in job.order for p in job.running[f].problems])
         except BaseException:
-            cancel_pass2(running.values())
-            client.cancel([f for f in submitted if not f.done()])
+            job.cancel_all()
             raise
         finally:
-            bar.close()
-        evaluations = []
-        for folder in order:
-            run = running[folder]
-            assert run.builder is not None and run.total is not None
-            ev = run.builder.evaluation
-            ev.pixels.merge(unpack_tally(run.total))
-            report["pass2_tasks"] += run.total.tasks
-            report["sum_tasks"] += run.total.sum_tasks
-            report["pass2_map_bytes"] += run.total.map_bytes
-            report["pass2_result_bytes"] += run.total.sent + run.total.nbytes  # every leaf and sum result
-            evaluations.append(ev)
-        self.last_report = report
-        log.info("cluster: %s", report)
+            job.bar.close()
+        evaluations = job.collect()
+        self.last_report = job.report
+        log.info("cluster: %s", job.report)
         return evaluations
 
     def _raise_task_error(self, fut: Any, phase: str, folder: str, chunk: int) -> None:
@@ -717,6 +614,149 @@ class DistributedScorer:
             track(level[0], "sum", run.folder, 0, run.attempt)
 
 
+class _ClusterRun:
+    """One submission being scored on the cluster: its tasks, their completion, the traffic report."""
+
+    def __init__(self, scorer: DistributedScorer, submission: Submission) -> None:
+        from distributed import as_completed
+        from threecad.progress import progress as tqdm  # bars on a terminal, log lines otherwise
+
+        self.scorer = scorer
+        self.client = scorer.client
+        self.submission = submission
+        self.token = uuid.uuid4().hex[:10]
+        self.order = list(submission.categories)
+        self.running: dict[str, _Running] = {}
+        self.phases: dict[str, tuple[str, str, int, int]] = {}   # key -> (phase, category, chunk, attempt)
+        self.pending = as_completed()
+        self.submitted: list[Any] = []   # pass-1 and summary futures (cancelled if this run fails)
+        self.found_problem = False
+        self.bar = tqdm(total=0, desc="scoring on the cluster", unit="task", file=sys.stderr,
+                        disable=not scorer.progress, leave=False)
+        self.report: dict[str, Any] = {
+            "chunk_size": scorer.chunk_size, "categories": len(self.order), "truth_tasks": 0, "pass1_tasks": 0,
+            "pass1_result_bytes": 0, "pass1_map_bytes": 0, "summary_bytes": 0, "index_bytes": 0, "pass2_tasks": 0,
+            "sum_tasks": 0, "pass2_result_bytes": 0, "pass2_map_bytes": 0, "pass2_restarts": 0}
+
+    def track(self, fut: Any, phase: str, folder: str, chunk: int, attempt: int = 0) -> None:
+        """Follow ``fut`` until it completes."""
+        self.phases[fut.key] = (phase, folder, chunk, attempt)
+        self.pending.add(fut)
+        self.bar.total += 1
+        if phase in ("pass1", "summary"):
+            self.submitted.append(fut)
+
+    def cancel_pass2(self, runs: Iterable[_Running]) -> None:
+        """Cancel the pass-2 and sum tasks of ``runs`` still running."""
+        self.client.cancel([f for r in runs for f in r.futures if not f.done()])
+
+    def cancel_all(self) -> None:
+        """Cancel every task of this run still running (it failed or was interrupted)."""
+        self.cancel_pass2(self.running.values())
+        self.client.cancel([f for f in self.submitted if not f.done()])
+
+    def submit_category(self, folder: str) -> None:
+        """Pass 0 where needed, the ground truth's summary where not fetched yet, and pass 1."""
+        scorer, client, submission = self.scorer, self.client, self.submission
+        truth = scorer._truth(folder)
+        self.running[folder] = _Running(folder, truth, [None] * len(truth.spans))
+        if truth.new:
+            truth.new = False
+            self.report["truth_tasks"] += len(truth.futures)
+            for i, fut in enumerate(truth.futures):
+                self.track(fut, "truth", folder, i)
+        if not truth.summary:  # what the client keeps of the ground truth: fetched once
+            truth.summary = [None] * len(truth.spans)
+        for i, tf in enumerate(truth.futures):
+            if truth.summary[i] is None:
+                self.track(client.submit(summary_task, tf, key=f"threecad-summary-{self.token}-{folder}-{i}",
+                                         retries=scorer.retries, priority=1), "summary", folder, i)
+        for i, (a, b) in enumerate(truth.spans):
+            ids = [r["image_id"] for r in truth.rows[a:b]]
+            scores = [submission.scores[k] for k in ids] if submission.scores is not None else [None] * len(ids)
+            fut = client.submit(pass1_task, truth.futures[i], [str(submission.maps[k]) for k in ids], scores,
+                                scorer.protocol, key=f"threecad-pass1-{self.token}-{folder}-{i}",
+                                retries=scorer.retries)
+            self.track(fut, "pass1", folder, i)
+
+    def handle(self, fut: Any) -> None:
+        """One completed task."""
+        phase, folder, chunk, attempt = self.phases[fut.key]
+        run = self.running[folder]
+        counting = phase in ("pass2", "sum")
+        if counting and (attempt != run.attempt or self.found_problem):
+            return  # superseded by a new attempt, or cancelled: nothing will be scored
+        if fut.status != "finished":
+            self._failed(fut, run, phase, chunk)
+            return
+        if phase in ("pass1", "summary"):
+            self._pass1_done(fut, run, phase, chunk)
+        if fut.key == run.root:
+            run.total = fut.result()
+            run.index = None
+            run.futures = []
+        self.bar.update(1)
+        if self.scorer.on_progress is not None:
+            self.scorer.on_progress(phase, folder, chunk)
+
+    def _failed(self, fut: Any, run: _Running, phase: str, chunk: int) -> None:
+        """Count a category again when pass 2 lost its data; else raise the task's error."""
+        if phase in ("pass2", "sum") and fut.status == "cancelled" and run.attempt < self.scorer.retries:
+            # Data that cannot be recomputed is gone (every copy of the scattered index was on
+            # workers that died): count this category again.
+            log.warning("pass 2 of %s lost its data on the cluster (%s); counting it again", run.folder, fut.key)
+            self.cancel_pass2([run])
+            run.attempt += 1
+            self.report["pass2_restarts"] += 1
+            self.scorer._submit_pass2(run, self.submission, self.token, self.track, self.report)
+            return
+        if phase in ("truth", "summary", "pass1"):  # the ground truth may be at fault:
+            self.scorer._truths.pop(run.folder, None)  # compute it again next time
+        self.scorer._raise_task_error(fut, phase, run.folder, chunk)
+
+    def _pass1_done(self, fut: Any, run: _Running, phase: str, chunk: int) -> None:
+        """Keep a pass-1 or summary result; start pass 2 of every category whose pass 1 is complete."""
+        res = fut.result()
+        fut.release()
+        if phase == "summary":
+            run.truth.summary[chunk] = res
+            self.report["summary_bytes"] += res.nbytes
+        else:
+            run.pass1[chunk] = res
+            self.report["pass1_tasks"] += 1
+            self.report["pass1_result_bytes"] += res.nbytes
+            self.report["pass1_map_bytes"] += res.map_bytes
+        if not run.complete and all(c is not None for c in (*run.pass1, *run.truth.summary)):
+            run.complete = True
+            run.problems = [p for c in run.pass1 for p in c.items if isinstance(p, Problem)]
+            for c in run.pass1:
+                for name, level, message in c.logs:
+                    logging.getLogger(name).log(level, "%s", message)
+            if run.problems and not self.found_problem:
+                self.found_problem = True
+                self.cancel_pass2(self.running.values())
+        # pass 2 of each category as soon as its pass 1 is complete, while no problem is known
+        for r in self.running.values():
+            if r.complete and r.builder is None and not self.found_problem:
+                self.scorer._prepare_pass2(r)
+                self.scorer._submit_pass2(r, self.submission, self.token, self.track, self.report)
+
+    def collect(self) -> list[CategoryEvaluation]:
+        """Every category's evaluation, its pass-2 total merged in, in the submission's order."""
+        evaluations = []
+        for folder in self.order:
+            run = self.running[folder]
+            assert run.builder is not None and run.total is not None
+            ev = run.builder.evaluation
+            ev.pixels.merge(unpack_tally(run.total))
+            self.report["pass2_tasks"] += run.total.tasks
+            self.report["sum_tasks"] += run.total.sum_tasks
+            self.report["pass2_map_bytes"] += run.total.map_bytes
+            self.report["pass2_result_bytes"] += run.total.sent + run.total.nbytes  # every leaf and sum result
+            evaluations.append(ev)
+        return evaluations
+
+
 # --------------------------------------------------------------------------- connecting
 
 
@@ -759,7 +799,7 @@ def cluster_client(*, scheduler: str | None = None, n_workers: int | None = None
             yield client
         return
     if not n_workers or n_workers < 1:
-        raise UsageError(f"--workers needs at least 1 worker, got {n_workers}")
+        raise UsageError(f"a local Dask cluster needs at least 1 worker, got {n_workers}")
     logger = logging.getLogger("distributed")
     level = logger.level
     try:

@@ -36,6 +36,7 @@ import numpy as np
 
 from threecad.categories import get_category
 from threecad.errors import Problem
+from threecad.hashing import file_sha256
 from threecad.regions import MaskReadError, decode_mask
 
 from .engine import order_keys
@@ -53,7 +54,7 @@ __all__ = ["ImageRecord", "CategoryEvaluation", "evaluate_submission", "summariz
 
 log = logging.getLogger(__name__)
 
-METRICS = ("image_auroc", "image_ap", "pixel_auroc", "pixel_ap", "aupro")
+from .metric_names import METRICS  # noqa: E402  (one list of metric names)
 
 _NO_KEYS = np.zeros(0, np.uint64)
 
@@ -314,7 +315,7 @@ def pass1_image(path: Path, truth: ImageTruth | Callable[[], ImageTruth], score:
         amap = read_map(path)
     except MapReadError as exc:
         return None, [Problem(exc.kind, path, exc.message)]
-    map_digest = _sha256(path)
+    map_digest = file_sha256(path)
     if callable(truth):
         truth = truth()
     if truth.problem is not None:

@@ -7,10 +7,14 @@ submission covering it is evaluated against them. With ``n_resamples`` each subm
 gets bootstrap intervals (:mod:`eval.bootstrap`, the same resamples for all), and
 ``compare`` pairs give paired differences.
 
+An entry is named after its path: the folder's name, or the ``.zip``'s name without
+``.zip``; the method named in its submission.json is shown beside it. Comparisons and the
+board's folders use that name.
+
 :func:`write_leaderboard` writes ``leaderboard.md`` (the paper's two tables, one row per
-method, best value per column in bold, mean last), ``leaderboard.csv``,
-``leaderboard.json`` and each method's ``results.json``/``.csv``/``.md`` in its own
-folder; every file atomically.
+entry, best value per column in bold, mean last), ``leaderboard.csv``,
+``leaderboard.json`` and each entry's results files in its own folder, the whole set
+published with one rename.
 """
 
 from __future__ import annotations
@@ -22,26 +26,30 @@ import logging
 import math
 import os
 import re
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Sequence
 
 from threecad import __version__
-from threecad.atomic import write_text_atomic
 from threecad.categories import CATEGORIES
 from threecad.errors import DataError, Problem, ThreecadError, UsageError, format_problems
 
-from .bootstrap import DEFAULT_MAX_LEVELS, BOOTSTRAP_METRICS, BootstrapObserver, paired_comparison, summarize_bootstrap
-from .evaluate import category_truths, evaluate_category
-from .protocols import Protocol, get_protocol
+from .api import Evaluator, ImageTableObserver, ObserverGroup
+from .bootstrap import DEFAULT_MAX_LEVELS, BootstrapObserver, paired_comparison, summarize_bootstrap
+from .evaluate import CategoryEvaluation, category_truths, evaluate_category
+from .metric_names import METRICS, PIXEL_METRICS, Metric, display_name
+from .protocols import Protocol
 from .published import PUBLISHED_SOURCE, published_rows
-from .results import _clean, _pct, build_results, write_results
-from .submission import Submission, SubmissionError, validate_submission
+from .results import (PaperRow, Results, Table, _clean, check_output_folder,
+                      paper_tables, paper_values, pct, results_csv, write_result_set)
+from .submission import Submission, SubmissionError
 
-__all__ = ["Entry", "Leaderboard", "score_leaderboard", "write_leaderboard", "render_leaderboard",
-           "leaderboard_csv", "leaderboard_json"]
+__all__ = ["Entry", "EntryStatus", "Leaderboard", "score_leaderboard", "write_leaderboard", "render_leaderboard",
+           "leaderboard_tables", "leaderboard_csv", "leaderboard_json", "entry_name"]
 
 log = logging.getLogger(__name__)
 
@@ -49,23 +57,55 @@ LEADERBOARD_FILES = ("leaderboard.md", "leaderboard.csv", "leaderboard.json")
 MAX_REASONS = 5
 
 
+class EntryStatus(StrEnum):
+    """Whether a submission was scored."""
+
+    SCORED = "scored"
+    INVALID = "invalid"
+
+
+def entry_name(path: str | os.PathLike[str]) -> str:
+    """The name of a submission on a board: its folder's name, or its zip's name without ``.zip``."""
+    name = Path(path).name
+    return name[:-4] if name.lower().endswith(".zip") else name
+
+
 @dataclass
 class Entry:
-    """One submission on the leaderboard (``status`` is ``scored`` or ``invalid``)."""
+    """One submission on the leaderboard.
+
+    ``name`` comes from the path (:func:`entry_name`), ``method`` from its submission.json
+    (the name until it is read).
+    """
 
     source: str
-    method: str
-    status: str = "scored"
+    name: str
+    method: str = ""
+    status: EntryStatus = EntryStatus.SCORED
     problems: list[Problem] = field(default_factory=list)
     reason: str = ""
-    results: dict[str, Any] | None = None
+    results: Results | None = None
     submission: Submission | None = None
     observer: BootstrapObserver | None = None
+    table: ImageTableObserver | None = None
     slug: str = ""
+
+    def __post_init__(self) -> None:
+        self.method = self.method or self.name
+
+    @property
+    def scored(self) -> bool:
+        """Whether the entry was scored."""
+        return self.status is EntryStatus.SCORED
+
+    @property
+    def label(self) -> str:
+        """``name``, with the method beside it when submission.json names another one."""
+        return self.name if self.method == self.name else f"{self.name} ({self.method})"
 
     def invalidate(self, reason: str, problems: Sequence[Problem] = ()) -> None:
         """Mark the entry invalid (its results are dropped)."""
-        self.status = "invalid"
+        self.status = EntryStatus.INVALID
         self.reason = reason
         self.problems = list(problems)
         self.results = None
@@ -86,12 +126,12 @@ class Leaderboard:
     confidence: float = 0.95
     comparisons: list[dict[str, Any]] = field(default_factory=list)
     include_published: bool = False
-    rank_by: str = "pixel_auroc"
+    rank_by: Metric = Metric.PIXEL_AUROC
 
     @property
     def any_invalid(self) -> bool:
         """Whether some submission was invalid."""
-        return any(e.status != "scored" for e in self.entries)
+        return any(not e.scored for e in self.entries)
 
 
 def _problem_reason(exc: ThreecadError) -> tuple[str, list[Problem]]:
@@ -107,12 +147,102 @@ def _problem_reason(exc: ThreecadError) -> tuple[str, list[Problem]]:
 
 
 def _slug(name: str, used: set[str]) -> str:
-    base = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "method"
+    """A folder name for an entry: safe characters, at most 80, unique (case-insensitively) on the board."""
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")[:80] or "submission"
+    if base.lower() in LEADERBOARD_FILES:
+        base = f"{base}-entry"
     slug, i = base, 2
     while slug.lower() in used:
         slug, i = f"{base}-{i}", i + 1
     used.add(slug.lower())
     return slug
+
+
+def _check_settings(paths: Sequence[Any], rank_by: str, compare: Sequence[Any], n_resamples: int,
+                    confidence: float) -> Metric:
+    """The ranking metric; :class:`UsageError` for settings that cannot work."""
+    if not paths:
+        raise UsageError("give at least one submission (folder or .zip)")
+    try:
+        metric = Metric(rank_by)
+    except ValueError:
+        raise UsageError(f"rank_by must be one of {', '.join(METRICS)}, got {rank_by!r}") from None
+    if n_resamples < 0:
+        raise UsageError(f"the number of bootstrap resamples must be positive, got {n_resamples}")
+    if compare and not n_resamples:
+        raise UsageError("paired comparisons need bootstrap resamples (n_resamples > 0; the paired test "
+                         "uses them)")
+    if not 0.0 < confidence < 1.0:
+        raise UsageError(f"the confidence level must be between 0 and 1, got {confidence}")
+    return metric
+
+
+def _open_entries(paths: Sequence[Any], evaluator: Evaluator, stack: ExitStack, tmp_dir: str | None,
+                  make_observer) -> list[Entry]:
+    """Step 1: an entry per path, its submission extracted (zip) and validated; invalid ones marked."""
+    from .archive import submission_folder
+
+    entries: list[Entry] = []
+    used: set[str] = set()
+    for path in paths:
+        entry = Entry(source=str(path), name=entry_name(path))
+        entry.slug = _slug(entry.name, used)
+        entries.append(entry)
+        try:
+            folder = stack.enter_context(submission_folder(path, tmp_dir=tmp_dir))
+            entry.submission = evaluator.validate(folder)
+            entry.method = entry.submission.meta.method or entry.name
+        except ThreecadError as exc:
+            entry.invalidate(*_problem_reason(exc))
+            log.warning("%s: invalid submission: %s", path, entry.reason)
+            continue
+        entry.observer = make_observer()
+        entry.table = ImageTableObserver(evaluator.protocol)
+    return entries
+
+
+def _score_categories(entries: list[Entry], evaluator: Evaluator, scored_folders: list[str], workers: int,
+                      progress: bool) -> dict[int, list[CategoryEvaluation]]:
+    """Step 2: category by category, the masks read once, every valid entry scored against them."""
+    protocol = evaluator.protocol
+    manifest = evaluator.manifest
+    test = manifest[manifest["split"] == "test"]
+    evaluations: dict[int, list[CategoryEvaluation]] = {id(e): [] for e in entries if e.scored}
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for folder in scored_folders:
+            users = [e for e in entries if e.scored and folder in e.submission.categories]
+            if not users:
+                continue
+            rows = test[test["category"] == folder].to_dict("records")
+            truths = category_truths(rows, protocol, pool)
+            bad = [t.problem for t in truths if t.problem is not None]
+            if bad:
+                raise DataError(f"the ground truth of {folder} has problems; nothing was scored\n"
+                                + format_problems(bad), bad)
+            for e in users:
+                ev, problems = evaluate_category(e.submission, folder, rows, protocol, pool, workers=workers,
+                                                 truths=truths, observer=ObserverGroup(e.table, e.observer),
+                                                 progress=progress)
+                if problems:
+                    e.invalidate(*_problem_reason(SubmissionError(
+                        f"submission {e.submission.root} has problems", problems)))
+                    log.warning("%s: invalid submission: %s", e.source, e.reason)
+                    continue
+                evaluations[id(e)].append(ev)
+    return evaluations
+
+
+def _build_results(entries: list[Entry], evaluations: dict[int, list[CategoryEvaluation]], evaluator: Evaluator,
+                   command: list[str]) -> None:
+    """Step 3: each scored entry's results (digests read while zipped submissions are still extracted)."""
+    for e in entries:
+        if not e.scored:
+            continue
+        e.results = Results.build(e.submission, evaluations[id(e)], evaluator.protocol,
+                                  data_root=evaluator.ground_truth.root, command=command,
+                                  extras=e.table.extras if e.table is not None else None)
+        if e.observer is not None:
+            e.results.bootstrap = summarize_bootstrap(e.observer.result(), e.results.to_dict())
 
 
 def score_leaderboard(paths: Sequence[str | os.PathLike[str]], data_root: str | os.PathLike[str], *,
@@ -121,7 +251,7 @@ def score_leaderboard(paths: Sequence[str | os.PathLike[str]], data_root: str | 
                       command: Sequence[str] | None = None, n_resamples: int = 0, seed: int = 0,
                       confidence: float = 0.95, compare: Sequence[tuple[str, str]] = (),
                       include_published: bool = False, max_levels: int = DEFAULT_MAX_LEVELS,
-                      rank_by: str = "pixel_auroc", tmp_dir: str | None = None) -> Leaderboard:
+                      rank_by: Metric | str = Metric.PIXEL_AUROC, tmp_dir: str | None = None) -> Leaderboard:
     """Validate and score several submissions on one ground truth (see module doc).
 
     Parameters
@@ -131,273 +261,186 @@ def score_leaderboard(paths: Sequence[str | os.PathLike[str]], data_root: str | 
     n_resamples : int
         Bootstrap resamples (0: no intervals).
     compare : sequence of (str, str)
-        Pairs of methods (names, or the paths as given) for paired comparisons; needs
-        ``n_resamples``.
-    rank_by : str
+        Pairs of entries (names, methods or the paths as given) for paired comparisons;
+        needs ``n_resamples``.
+    rank_by : Metric or str
         The mean metric that orders the scored entries (highest first; NaN last).
 
     Raises
     ------
     UsageError
-        No submission given, a comparison names an unknown method, bad settings.
+        No submission given, a comparison names an unknown entry, bad settings.
     DataError
         The ground truth itself has problems (nothing can be scored).
     """
-    import sys
-
-    from threecad.manifest import raise_on_errors, scan
-
-    from .archive import submission_folder
-
-    if not paths:
-        raise UsageError("give at least one submission (folder or .zip)")
-    if rank_by not in BOOTSTRAP_METRICS:
-        raise UsageError(f"--rank-by must be one of {', '.join(BOOTSTRAP_METRICS)}, got {rank_by!r}")
-    if compare and not n_resamples:
-        raise UsageError("--compare needs --bootstrap N (the paired test uses the bootstrap resamples)")
-    if n_resamples < 0:
-        raise UsageError(f"--bootstrap needs a positive number of resamples, got {n_resamples}")
-    if not 0.0 < confidence < 1.0:
-        raise UsageError(f"--confidence must be between 0 and 1, got {confidence}")
-    protocol = get_protocol(protocol_name)
-    scan_result = scan(data_root, label_map=label_map)
-    raise_on_errors(scan_result.errors, f"the ground truth at {scan_result.root} has problems")
-    manifest = scan_result.manifest
+    metric = _check_settings(paths, str(rank_by), compare, n_resamples, confidence)
     workers = max(1, workers or os.cpu_count() or 1)
+    evaluator = Evaluator(data_root, protocol=protocol_name, categories=categories, label_map=label_map,
+                          threads=workers)
+    evaluator.ground_truth  # scan now: a broken tree stops the board before any submission is opened
+    protocol = evaluator.protocol
+    cmd = list(command) if command is not None else list(sys.argv)
 
-    entries: list[Entry] = []
+    def make_observer() -> BootstrapObserver | None:
+        return BootstrapObserver(protocol, n_resamples=n_resamples, seed=seed, confidence=confidence,
+                                 max_levels=max_levels) if n_resamples else None
+
     with ExitStack() as stack:
-        # 1. validate every submission (structure; contents too when the structure fails)
-        for path in paths:
-            entry = Entry(source=str(path), method=Path(path).name.removesuffix(".zip"))
-            entries.append(entry)
-            try:
-                folder = stack.enter_context(submission_folder(path, tmp_dir=tmp_dir))
-                entry.submission = validate_submission(folder, manifest, categories=categories, workers=workers)
-                entry.method = entry.submission.meta.method
-            except ThreecadError as exc:
-                entry.invalidate(*_problem_reason(exc))
-                log.warning("%s: invalid submission: %s", path, entry.reason)
-                continue
-            if n_resamples:
-                entry.observer = BootstrapObserver(protocol, n_resamples=n_resamples, seed=seed,
-                                                   confidence=confidence, max_levels=max_levels)
-
-        used: set[str] = set()
-        for e in entries:
-            e.slug = _slug(e.method, used)
+        entries = _open_entries(paths, evaluator, stack, tmp_dir, make_observer)
         pairs = [(_find_entry(entries, a), _find_entry(entries, b)) for a, b in compare]  # fail early
-        valid = [e for e in entries if e.status == "scored"]
         scored_folders = [c.folder for c in CATEGORIES
-                          if any(c.folder in e.submission.categories for e in valid)]
-        evaluations: dict[int, list] = {id(e): [] for e in valid}
-        test = manifest[manifest["split"] == "test"]
-        # 2. score category by category; the masks are read once for every submission
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for folder in scored_folders:
-                users = [e for e in valid if e.status == "scored" and folder in e.submission.categories]
-                if not users:
-                    continue
-                rows = test[test["category"] == folder].to_dict("records")
-                truths = category_truths(rows, protocol, pool)
-                bad = [t.problem for t in truths if t.problem is not None]
-                if bad:
-                    raise DataError(f"the ground truth of {folder} has problems; nothing was scored\n"
-                                    + format_problems(bad), bad)
-                for e in users:
-                    ev, problems = evaluate_category(e.submission, folder, rows, protocol, pool, workers=workers,
-                                                     truths=truths, observer=e.observer, progress=progress)
-                    if problems:
-                        e.invalidate(*_problem_reason(SubmissionError(
-                            f"submission {e.submission.root} has problems", problems)))
-                        log.warning("%s: invalid submission: %s", e.source, e.reason)
-                        continue
-                    evaluations[id(e)].append(ev)
-        # 3. results records (digests of the files, while zipped submissions are still extracted)
-        cmd = list(command) if command is not None else list(sys.argv)
-        for e in entries:
-            if e.status != "scored":
-                continue
-            e.results = build_results(e.submission, evaluations[id(e)], protocol, data_root=scan_result.root,
-                                      command=cmd)
-            if e.observer is not None:
-                e.results["bootstrap"] = summarize_bootstrap(e.observer.result(), e.results)
-    gt = {e.results["ground_truth"]["sha256"] for e in entries if e.results}
-    entries = _ranked(entries, rank_by)
-    board = Leaderboard(protocol=protocol, entries=entries, rank_by=rank_by, categories=scored_folders,
-                        data_root=str(scan_result.root), ground_truth_sha256=gt.pop() if len(gt) == 1 else "",
-                        command=cmd, n_resamples=n_resamples, seed=seed, confidence=confidence,
+                          if any(c.folder in e.submission.categories for e in entries if e.scored)]
+        evaluations = _score_categories(entries, evaluator, scored_folders, workers, progress)
+        _build_results(entries, evaluations, evaluator, cmd)
+    gt = {e.results.ground_truth_sha256 for e in entries if e.results is not None}
+    board = Leaderboard(protocol=protocol, entries=_ranked(entries, metric), rank_by=metric,
+                        categories=scored_folders, data_root=str(evaluator.ground_truth.root),
+                        ground_truth_sha256=gt.pop() if len(gt) == 1 else "", command=cmd,
+                        n_resamples=n_resamples, seed=seed, confidence=confidence,
                         include_published=include_published)
-    for ea, eb in pairs:
-        board.comparisons.append(_compare(ea, eb))
+    board.comparisons = [_compare(ea, eb) for ea, eb in pairs]
     return board
 
 
-def _ranked(entries: list[Entry], metric: str) -> list[Entry]:
+def _ranked(entries: list[Entry], metric: Metric) -> list[Entry]:
     """Scored entries by their mean ``metric`` (highest first, NaN last, ties by name), then invalid ones."""
     def key(e: Entry):
-        v = e.results["mean"].get(metric)
-        v = float("nan") if v is None else float(v)
-        return (math.isnan(v), -v if not math.isnan(v) else 0.0, e.method, e.source)
+        v = e.results.metric(metric)
+        return (math.isnan(v), -v if not math.isnan(v) else 0.0, e.name, e.source)
 
-    scored = sorted((e for e in entries if e.status == "scored"), key=key)
-    return scored + [e for e in entries if e.status != "scored"]
+    scored = sorted((e for e in entries if e.scored), key=key)
+    return scored + [e for e in entries if not e.scored]
 
 
 def _find_entry(entries: list[Entry], key: str) -> Entry:
-    matches = [e for e in entries if key in (e.method, e.source, e.slug)] or \
+    """The entry ``key`` names: by name, slug or path as given, else by method, else by resolved path."""
+    matches = [e for e in entries if key in (e.name, e.source, e.slug)] or \
+              [e for e in entries if key == e.method] or \
               [e for e in entries if Path(e.source).resolve() == Path(key).resolve()]
     if not matches:
-        names = ", ".join(repr(e.method) for e in entries)
-        raise UsageError(f"--compare: no submission called {key!r} (methods: {names})")
+        names = ", ".join(repr(e.name) for e in entries)
+        raise UsageError(f"cannot compare: no submission called {key!r} (submissions: {names})")
     if len(matches) > 1:
-        raise UsageError(f"--compare: {key!r} names {len(matches)} submissions; use their paths")
+        raise UsageError(f"cannot compare: {key!r} names {len(matches)} submissions; use their paths")
     return matches[0]
 
 
 def _compare(ea: Entry, eb: Entry) -> dict[str, Any]:
-    out: dict[str, Any] = {"a": ea.method, "b": eb.method}
-    if ea.status != "scored" or eb.status != "scored":
-        out["error"] = "not compared: " + " and ".join(f"{e.method} is invalid" for e in (ea, eb)
-                                                         if e.status != "scored")
+    out: dict[str, Any] = {"a": ea.name, "b": eb.name}
+    if not (ea.scored and eb.scored):
+        out["error"] = "not compared: " + " and ".join(f"{e.name} is invalid" for e in (ea, eb) if not e.scored)
         return out
-    out.update(paired_comparison(ea.observer.result(), eb.observer.result(), ea.results, eb.results))
-    out["codes"] = {f: ea.results["categories"][f]["code"] for f in out["categories"]}
+    out.update(paired_comparison(ea.observer.result(), eb.observer.result(), ea.results.to_dict(),
+                                 eb.results.to_dict()))
+    out["codes"] = {f: ea.results.categories[f].code for f in out["categories"]}
     return out
 
 
 # rendering -------------------------------------------------------------------------------
 
-def _value(results: dict[str, Any], code: str, metric: str) -> float:
-    if code == "Mean":
-        v = results["mean"].get(metric)
-    else:
-        block = next((c for c in results["categories"].values() if c["code"] == code), None)
-        v = None if block is None else block.get(metric)
-    return float("nan") if v is None else float(v)
-
-
-def _rows(board: Leaderboard) -> list[dict[str, Any]]:
-    """Display rows: scored, invalid, then published; ``values[code][metric]`` as fractions."""
-    codes = [c.code for c in CATEGORIES] + ["Mean"]
-    metrics = ("pixel_auroc", "pixel_ap", "image_auroc", "aupro")
-    rows = []
-    for e in board.entries:
-        if e.status == "scored":
-            vals = {code: {m: _value(e.results, code, m) for m in metrics} for code in codes}
-            rows.append({"method": e.method, "kind": "scored", "values": vals})
-        else:
-            rows.append({"method": e.method, "kind": "invalid", "values": {}, "reason": e.reason})
+def _paper_rows(board: Leaderboard) -> list[PaperRow]:
+    """Rows of the paper's tables: scored, invalid, then published."""
+    rows = [PaperRow(e.label, paper_values(e.results)) if e.scored else PaperRow(e.label, {}, "invalid")
+            for e in board.entries]
     if board.include_published:
-        for p in published_rows():
-            rows.append({"method": p.method, "kind": "published", "values": p.values, "family": p.family})
+        rows += [PaperRow(p.method, p.values, "published") for p in published_rows()]
     return rows
 
 
-def _best(rows: list[dict[str, Any]], code: str, metric: str) -> float:
-    vals = [r["values"][code][metric] for r in rows if r["kind"] == "scored" and code in r["values"]]
-    vals = [v for v in vals if not math.isnan(v)]
-    return max(vals) if vals else float("nan")
-
-
-def render_leaderboard(board: Leaderboard) -> str:
-    """leaderboard.md: the paper's two tables (one row per method), intervals, comparisons."""
-    codes = [c.code for c in CATEGORIES]
-    rows = _rows(board)
-    aupro_name = "P-PRO (authors')" if board.protocol.aupro == "paper_per_image" else "AUPRO"
-    names = {"image_auroc": "I-AUROC", "image_ap": "I-AP", "pixel_auroc": "P-AUROC", "pixel_ap": "P-AP",
-             "aupro": aupro_name}
-    out = [f"# Leaderboard ({board.protocol.name} protocol)", "",
-           f"threecad {__version__}; ground truth sha256 `{board.ground_truth_sha256 or 'n/a'}`; "
-           f"{sum(e.status == 'scored' for e in board.entries)} scored, "
-           f"{sum(e.status != 'scored' for e in board.entries)} invalid. Percent; best re-scored value per "
-           f"column in bold; Mean is the unweighted mean over the categories a method was scored on. "
-           f"Scored methods are ranked by mean {board.rank_by}.", ""]
-    for title, (a, b) in (("P-AUROC/P-AP", ("pixel_auroc", "pixel_ap")),
-                          (f"I-AUROC/{aupro_name}", ("image_auroc", "aupro"))):
-        out.append(f"**{title}**\n")
-        header = ["Method", *codes, "Mean"]
-        out.append("| " + " | ".join(header) + " |")
-        out.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
-        for r in rows:
-            if r["kind"] == "invalid":
-                out.append(f"| {r['method']} (invalid) | " + " | ".join(["-"] * (len(codes) + 1)) + " |")
-                continue
-            cells = []
-            for code in [*codes, "Mean"]:
-                v = r["values"].get(code)
-                if v is None:
-                    cells.append("-")
-                    continue
-                parts = []
-                for m in (a, b):
-                    text = _pct(v[m])
-                    best = _best(rows, code, m)
-                    if r["kind"] == "scored" and not math.isnan(v[m]) and _pct(v[m]) == _pct(best):
-                        text = f"**{text}**"
-                    parts.append(text)
-                cells.append("/".join(parts))
-            name = r["method"] + (" (published, not re-scored)" if r["kind"] == "published" else "")
-            out.append(f"| {name} | " + " | ".join(cells) + " |")
-        out.append("")
-    if board.include_published:
-        out.append(f"Published rows: {PUBLISHED_SOURCE}. They are not comparable number for number with "
-                   f"rows scored under the `{board.protocol.name}` protocol unless it is `paper`.\n")
-    invalid = [e for e in board.entries if e.status != "scored"]
-    if invalid:
-        out.append("## Invalid submissions\n")
-        for e in invalid:
-            out.append(f"- **{e.method}** (`{e.source}`): {e.reason}")
-            for p in e.problems[:MAX_REASONS]:
-                out.append(f"  - {p.kind}: `{p.path}`: {p.message}")
-            if len(e.problems) > MAX_REASONS:
-                out.append(f"  - ... and {len(e.problems) - MAX_REASONS} more")
-        out.append("")
-    if board.n_resamples:
-        out.append(f"## {100 * board.confidence:g}% bootstrap intervals\n")
-        out.append(f"{board.n_resamples} resamples (seed {board.seed}), test images resampled within each "
-                   f"category, good and defective separately; percentile intervals.\n")
-        for e in board.entries:
-            if e.status != "scored":
-                continue
-            boot = e.results["bootstrap"]
-            out.append(f"**{e.method}**\n")
-            out.append("| Category | " + " | ".join(names[m] for m in BOOTSTRAP_METRICS) + " | pixel metrics |")
-            out.append("|---|" + "---:|" * len(BOOTSTRAP_METRICS) + "---|")
-            for folder, cb in boot["categories"].items():
-                code = e.results["categories"][folder]["code"]
-                cells = [f"{_pct(e.results['categories'][folder][m])} [{_pct(cb[m]['low'])}, {_pct(cb[m]['high'])}]"
-                         for m in BOOTSTRAP_METRICS]
-                how = "exact" if cb["pixel_metrics"] == "exact" else \
-                    f"binned ({cb['levels']} levels; max point error {max_err(cb):.1e})"
-                out.append(f"| {code} | " + " | ".join(cells) + f" | {how} |")
-            cells = [f"{_pct(e.results['mean'][m])} [{_pct(boot['mean'][m]['low'])}, {_pct(boot['mean'][m]['high'])}]"
-                     for m in BOOTSTRAP_METRICS]
-            out.append("| Mean | " + " | ".join(cells) + " | |\n")
-    for c in board.comparisons:
-        out.append(f"## Paired comparison: {c['a']} - {c['b']}\n")
-        if "error" in c:
-            out.append(c["error"] + "\n")
+def _interval_tables(board: Leaderboard) -> list[Table]:
+    aupro = board.protocol.aupro
+    header = ["Category", *(display_name(m, aupro) for m in METRICS), "pixel metrics"]
+    tables = []
+    for e in board.entries:
+        if not e.scored:
             continue
-        out.append(f"Differences in percentage points, {100 * board.confidence:g}% paired bootstrap interval "
-                   f"(same resamples for both); * = the interval excludes zero.\n")
-        out.append("| Category | " + " | ".join(names[m] for m in BOOTSTRAP_METRICS) + " |")
-        out.append("|---|" + "---:|" * len(BOOTSTRAP_METRICS))
-        codes = c.get("codes", {})
-        for label, block in [*((codes.get(k, k), v) for k, v in c["categories"].items()), ("Mean", c["mean"])]:
-            cells = []
-            for m in BOOTSTRAP_METRICS:
-                d = block[m]
-                star = "*" if d["excludes_zero"] else ""
-                cells.append(f"{_signed(d['difference'])} [{_signed(d['low'])}, {_signed(d['high'])}]{star}")
-            out.append(f"| {label} | " + " | ".join(cells) + " |")
-        out.append("")
+        boot, res = e.results.bootstrap, e.results
+        rows = []
+        for folder, cb in boot["categories"].items():
+            cells = [f"{pct(res.categories[folder][m])} [{pct(cb[m]['low'])}, {pct(cb[m]['high'])}]" for m in METRICS]
+            how = "exact" if cb["pixel_metrics"] == "exact" else \
+                f"binned ({cb['levels']} levels; max point error {max_err(cb):.1e})"
+            rows.append([res.categories[folder].code, *cells, how])
+        rows.append(["Mean", *(f"{pct(res.metric(m))} [{pct(boot['mean'][m]['low'])}, {pct(boot['mean'][m]['high'])}]"
+                               for m in METRICS), ""])
+        tables.append(Table(f"{e.label}: {100 * board.confidence:g}% bootstrap intervals (percent)", header, rows))
+    return tables
+
+
+def _comparison_table(board: Leaderboard, c: dict[str, Any]) -> Table:
+    aupro = board.protocol.aupro
+    rows = []
+    codes = c.get("codes", {})
+    for label, block in [*((codes.get(k, k), v) for k, v in c["categories"].items()), ("Mean", c["mean"])]:
+        cells = [f"{_signed(block[m]['difference'])} [{_signed(block[m]['low'])}, {_signed(block[m]['high'])}]"
+                 + ("*" if block[m]["excludes_zero"] else "") for m in METRICS]
+        rows.append([label, *cells])
+    return Table(f"Paired comparison: {c['a']} - {c['b']}", ["Category", *(display_name(m, aupro) for m in METRICS)],
+                 rows, [f"Differences in percentage points, {100 * board.confidence:g}% paired bootstrap interval "
+                        f"(same resamples for both); * = the interval excludes zero."])
+
+
+def leaderboard_tables(board: Leaderboard) -> list[Table]:
+    """Every table of the board: the paper's two, then intervals and paired comparisons."""
+    tables = paper_tables(_paper_rows(board), protocol_name=board.protocol.name, aupro=board.protocol.aupro,
+                          bold_best=True)
+    if board.n_resamples:
+        tables += _interval_tables(board)
+    tables += [_comparison_table(board, c) for c in board.comparisons if "error" not in c]
+    return tables
+
+
+def _intro(board: Leaderboard) -> str:
+    n_ok = sum(e.scored for e in board.entries)
+    return (f"threecad {__version__}; ground truth sha256 {board.ground_truth_sha256 or 'n/a'}; "
+            f"{n_ok} scored, {len(board.entries) - n_ok} invalid. Percent; best re-scored value per column "
+            f"marked; Mean is the unweighted mean over the categories an entry was scored on. Entries are named "
+            f"after their folder or zip (the method of submission.json in brackets when it differs) and ranked "
+            f"by mean {board.rank_by.value}.")
+
+
+def _invalid_lines(board: Leaderboard, markdown: bool) -> list[str]:
+    out = []
+    for e in board.entries:
+        if e.scored:
+            continue
+        out.append(f"- **{e.name}** (`{e.source}`): {e.reason}" if markdown else f"- {e.name} ({e.source}): {e.reason}")
+        for p in e.problems[:MAX_REASONS]:
+            out.append(f"  - {p.kind}: `{p.path}`: {p.message}" if markdown else f"  - {p.kind}: {p.path}: {p.message}")
+        if len(e.problems) > MAX_REASONS:
+            out.append(f"  - ... and {len(e.problems) - MAX_REASONS} more")
+    return out
+
+
+def render_leaderboard(board: Leaderboard, *, markdown: bool = True) -> str:
+    """leaderboard.md (``markdown``) or the same as aligned text for a terminal."""
+    out = [f"# Leaderboard ({board.protocol.name} protocol)" if markdown
+           else f"Leaderboard ({board.protocol.name} protocol)", "", _intro(board), ""]
+    tables = leaderboard_tables(board)
+    for t in tables[:2]:
+        out.append(t.render(markdown))
+    if board.include_published:
+        out.append(f"Published rows: {PUBLISHED_SOURCE}. They are not comparable number for number with rows "
+                   f"scored under the {board.protocol.name} protocol unless it is paper.\n")
+    invalid = _invalid_lines(board, markdown)
+    if invalid:
+        out += ["## Invalid submissions" if markdown else "Invalid submissions", "", *invalid, ""]
+    if board.n_resamples:
+        out += [f"## {100 * board.confidence:g}% bootstrap intervals" if markdown
+                else f"{100 * board.confidence:g}% bootstrap intervals", "",
+                f"{board.n_resamples} resamples (seed {board.seed}), test images resampled within each category, "
+                f"good and defective separately; percentile intervals.", ""]
+    for t in tables[2:]:
+        out.append(t.render(markdown))
+    for c in board.comparisons:
+        if "error" in c:
+            out += [f"Paired comparison: {c['a']} - {c['b']}: {c['error']}", ""]
     return "\n".join(out).rstrip() + "\n"
 
 
 def max_err(block: dict[str, Any]) -> float:
     """Largest measured point error of the binned pixel metrics of one category block."""
-    errs = [block[m]["point_error"] for m in ("pixel_auroc", "pixel_ap", "aupro")]
+    errs = [block[m]["point_error"] for m in PIXEL_METRICS]
     errs = [e for e in errs if e is not None and not math.isnan(e)]
     return max(errs) if errs else 0.0
 
@@ -408,67 +451,66 @@ def _signed(v: Any) -> str:
     return f"{100 * v:+.1f}"
 
 
-def leaderboard_csv(board: Leaderboard) -> str:
-    """One row per (method, category, metric): value and interval (blank when none)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["method", "status", "source", "category", "metric", "value", "low", "high"])
-    for e in board.entries:
-        if e.status != "scored":
-            w.writerow([e.method, "invalid", e.source, "", "", "", "", ""])
-            continue
-        boot = e.results.get("bootstrap")
-        blocks = [(c["code"], folder, c) for folder, c in e.results["categories"].items()]
-        blocks.append(("Mean", None, e.results["mean"]))
-        for code, folder, block in blocks:
-            for m in BOOTSTRAP_METRICS:
-                v = block.get(m)
-                lo = hi = ""
-                if boot:
-                    iv = boot["categories"][folder][m] if folder else boot["mean"][m]
-                    lo, hi = _num(iv["low"]), _num(iv["high"])
-                w.writerow([e.method, "scored", e.source, code, m, _num(v), lo, hi])
-    if board.include_published:
-        for p in published_rows():
-            for code, vals in p.values.items():
-                for m, v in vals.items():
-                    w.writerow([p.method, "published", PUBLISHED_SOURCE, code, m, _num(v), "", ""])
-    return buf.getvalue()
-
-
 def _num(v: Any) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return ""
     return repr(float(v))
 
 
+def leaderboard_csv(board: Leaderboard) -> str:
+    """One row per (entry, category, metric): value and interval (blank when none)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["method", "status", "source", "category", "metric", "value", "low", "high", "name"])
+    for e in board.entries:
+        if not e.scored:
+            w.writerow([e.method, "invalid", e.source, "", "", "", "", "", e.name])
+            continue
+        boot = e.results.bootstrap
+        blocks = [(c.code, folder) for folder, c in e.results.categories.items()] + [("Mean", None)]
+        for code, folder in blocks:
+            for m in METRICS:
+                lo = hi = ""
+                if boot:
+                    iv = boot["categories"][folder][m] if folder else boot["mean"][m]
+                    lo, hi = _num(iv["low"]), _num(iv["high"])
+                w.writerow([e.method, "scored", e.source, code, m.value, _num(e.results.metric(m, folder or "mean")),
+                            lo, hi, e.name])
+    if board.include_published:
+        for p in published_rows():
+            for code, vals in p.values.items():
+                for m, v in vals.items():
+                    w.writerow([p.method, "published", PUBLISHED_SOURCE, code, m, _num(v), "", "", p.method])
+    return buf.getvalue()
+
+
+def _entry_json(board: Leaderboard, e: Entry) -> dict[str, Any]:
+    item: dict[str, Any] = {"rank": (board.entries.index(e) + 1) if e.scored else None, "name": e.name,
+                            "method": e.method, "source": e.source, "status": e.status.value,
+                            "results_file": f"{e.slug}/results.json" if e.scored else None}
+    if e.scored:
+        item["submission_digest"] = e.results.submission_digest
+        item["categories"] = {c.code: {m.value: c[m] for m in METRICS} for c in e.results.categories.values()}
+        item["mean"] = {m.value: e.results.metric(m) for m in METRICS}
+        if e.results.bootstrap is not None:
+            item["bootstrap"] = e.results.bootstrap
+    else:
+        item["reason"] = e.reason
+        item["problems"] = [p.to_dict() for p in e.problems]
+    return item
+
+
 def leaderboard_json(board: Leaderboard) -> str:
     """leaderboard.json: settings, entries (with their results and intervals), comparisons."""
-    entries = []
-    for e in board.entries:
-        item: dict[str, Any] = {"rank": (board.entries.index(e) + 1) if e.status == "scored" else None,
-                                "method": e.method, "source": e.source, "status": e.status,
-                                "results_file": f"{e.slug}/results.json" if e.status == "scored" else None}
-        if e.status == "scored":
-            item["submission_digest"] = e.results["submission"]["digest"]
-            item["categories"] = {c["code"]: {m: c[m] for m in BOOTSTRAP_METRICS}
-                                  for c in e.results["categories"].values()}
-            item["mean"] = {m: e.results["mean"][m] for m in BOOTSTRAP_METRICS}
-            if "bootstrap" in e.results:
-                item["bootstrap"] = e.results["bootstrap"]
-        else:
-            item["reason"] = e.reason
-            item["problems"] = [p.to_dict() for p in e.problems]
-        entries.append(item)
     obj: dict[str, Any] = {
         "threecad_version": __version__,
         "protocol": board.protocol.to_dict(),
         "ground_truth": {"sha256": board.ground_truth_sha256, "data_root": board.data_root},
         "command": board.command,
-        "rank_by": board.rank_by,
+        "rank_by": board.rank_by.value,
         "bootstrap": ({"n_resamples": board.n_resamples, "seed": board.seed, "confidence": board.confidence}
                       if board.n_resamples else None),
-        "entries": entries,
+        "entries": [_entry_json(board, e) for e in board.entries],
         "comparisons": board.comparisons,
     }
     if board.include_published:
@@ -479,15 +521,19 @@ def leaderboard_json(board: Leaderboard) -> str:
 
 
 def write_leaderboard(board: Leaderboard, out_dir: str | os.PathLike[str]) -> list[Path]:
-    """Write the leaderboard files and each scored method's results files (atomically)."""
-    out = Path(out_dir)
-    texts = {"leaderboard.md": render_leaderboard(board), "leaderboard.csv": leaderboard_csv(board),
-             "leaderboard.json": leaderboard_json(board)}
-    paths = []
+    """Write the leaderboard files and each scored entry's results files, published with one rename.
+
+    ``out_dir`` must be absent or hold only an earlier board (its files and entry folders).
+    """
+    out = check_output_folder(out_dir, LEADERBOARD_FILES, allow_folders=True)
+    texts: dict[str, str] = {}
+    tables: dict[str, Results] = {}
     for e in board.entries:
-        if e.status == "scored":
-            paths += write_results(e.results, out / e.slug)
-    for name in LEADERBOARD_FILES:
-        write_text_atomic(out / name, texts[name])
-        paths.append(out / name)
-    return paths
+        if e.scored:
+            texts.update({f"{e.slug}/results.json": e.results.to_json(), f"{e.slug}/results.csv": results_csv(e.results),
+                          f"{e.slug}/results.md": e.results.to_markdown()})
+            tables[e.slug] = e.results
+    texts.update({"leaderboard.md": render_leaderboard(board), "leaderboard.csv": leaderboard_csv(board),
+                  "leaderboard.json": leaderboard_json(board)})
+    return write_result_set(out, texts, image_tables=tables)
+

@@ -18,8 +18,6 @@ from typing import Any
 
 from threecad.errors import UsageError
 
-from .results import _clean
-
 __all__ = ["VerifyReport", "verify_results", "compare_results"]
 
 NOT_COMPARED = ("created", "command", "data_root")
@@ -34,6 +32,7 @@ class VerifyReport:
     differences: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     n_values: int = 0
+    data_root: str = ""
 
     @property
     def ok(self) -> bool:
@@ -115,22 +114,38 @@ def compare_results(recorded: dict[str, Any], rescored: dict[str, Any], *, toler
     return out, counter[0]
 
 
+def _recorded_root(recorded: dict[str, Any], data_root: str | os.PathLike[str] | None) -> Path:
+    """``data_root`` when given, else the folder results.json records (when it still exists), else the
+    default dataset folder (``$THREECAD_ROOT`` or the download folder)."""
+    from threecad.paths import default_data_root
+
+    if data_root is not None:
+        return Path(data_root)
+    recorded_root = (recorded.get("ground_truth") or {}).get("data_root")
+    if recorded_root and Path(recorded_root).is_dir():
+        return Path(recorded_root)
+    return default_data_root()
+
+
 def verify_results(results_path: str | os.PathLike[str], submission: str | os.PathLike[str],
-                   data_root: str | os.PathLike[str], *, label_map: Any = None, workers: int | None = None,
-                   progress: bool = False, tolerance: float = 0.0) -> VerifyReport:
+                   data_root: str | os.PathLike[str] | None = None, *, label_map: Any = None,
+                   workers: int | None = None, progress: bool = False, tolerance: float = 0.0) -> VerifyReport:
     """Re-score ``submission`` as ``results_path`` records and compare (see module doc).
+
+    ``data_root`` defaults to the ground truth folder recorded in ``results_path`` (when it
+    exists), else the default dataset folder. The ground truth digest is compared anyway.
 
     Raises
     ------
     UsageError
-        ``results_path`` is not a readable results.json, or records an unknown protocol.
+        ``results_path`` is not a readable results.json, records an unknown protocol, or
+        no dataset is found.
     SubmissionError
         The submission cannot be scored any more (its problems listed).
     """
     from threecad import __version__
-    from threecad.commands.eval import score_submission
 
-    from .archive import submission_folder
+    from .api import Evaluator
     from .bootstrap import DEFAULT_MAX_LEVELS, BootstrapObserver, summarize_bootstrap
     from .protocols import PROTOCOLS
 
@@ -143,6 +158,10 @@ def verify_results(results_path: str | os.PathLike[str], submission: str | os.Pa
         raise UsageError(f"{path} records protocol {name!r}, which this threecad ({__version__}) does not know")
     if recorded.get("threecad_version") != __version__:
         report.notes.append(f"recorded with threecad {recorded.get('threecad_version')}, verified with {__version__}")
+    root = _recorded_root(recorded, data_root)
+    if not root.is_dir():
+        raise UsageError(f"no dataset at {root} (the ground truth {path} was scored against); give its folder")
+    report.data_root = str(root)
     categories = list(recorded["categories"])
     observer = None
     boot = recorded.get("bootstrap")
@@ -150,13 +169,11 @@ def verify_results(results_path: str | os.PathLike[str], submission: str | os.Pa
         observer = BootstrapObserver(PROTOCOLS[name], n_resamples=int(boot["n_resamples"]), seed=int(boot["seed"]),
                                      confidence=float(boot["confidence"]),
                                      max_levels=int(boot.get("max_levels") or DEFAULT_MAX_LEVELS))
-    with submission_folder(submission) as folder:
-        rescored = score_submission(folder, data_root, protocol_name=name, categories=categories or None,
-                                    label_map=label_map, workers=workers, progress=progress,
-                                    command=recorded.get("command"), observer=observer)
+    evaluator = Evaluator(root, protocol=name, categories=categories or None, label_map=label_map, threads=workers,
+                          progress=progress, per_image=False)
+    rescored = evaluator.score(submission, command=recorded.get("command"), observer=observer)
     if observer is not None:
-        rescored["bootstrap"] = summarize_bootstrap(observer.result(), rescored)
-    rescored = json.loads(json.dumps(_clean(rescored), allow_nan=False))
-    report.differences, report.n_values = compare_results(recorded, rescored, tolerance=tolerance)
+        rescored.bootstrap = summarize_bootstrap(observer.result(), rescored.to_dict())
+    report.differences, report.n_values = compare_results(recorded, json.loads(rescored.to_json()),
+                                                          tolerance=tolerance)
     return report
-

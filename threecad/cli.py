@@ -16,6 +16,7 @@ from typing import Sequence
 from . import __version__
 from . import cli_options as opt
 from .errors import EXIT_USAGE, ThreecadError
+from .eval.metric_names import Metric
 
 __all__ = ["main", "build_parser"]
 
@@ -23,7 +24,7 @@ log = logging.getLogger("threecad")
 
 STATS_FORMATS = ("table", "json", "csv", "markdown")  # mirrors threecad.stats.FORMATS
 SCALES = ("tiny", "small")  # mirrors threecad.sample.SCALES
-RANK_BY = ("pixel_auroc", "pixel_ap", "aupro", "image_auroc", "image_ap")
+RANK_BY = tuple(m.value for m in Metric)  # the metric list lives in threecad.eval.metric_names
 TABLE_SUFFIXES = (".parquet", ".csv")  # mirrors threecad.tables.TABLE_SUFFIXES
 
 

@@ -10,7 +10,6 @@ A file that would need unpickling arbitrary objects (code) is refused, never exe
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import pickle
 import random
@@ -22,6 +21,7 @@ import torch
 
 from threecad.atomic import atomic_path
 from threecad.errors import DataError, UsageError
+from threecad.hashing import file_sha256  # re-exported
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "save_checkpoint", "load_checkpoint", "file_sha256",
            "capture_rng", "restore_rng", "plain_scheduler_state", "restore_scheduler_state"]
@@ -30,15 +30,6 @@ log = logging.getLogger(__name__)
 
 FORMAT = "threecad-cfrg"
 FORMAT_VERSION = 1
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file, hex."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:

@@ -160,7 +160,7 @@ def test_cli_writes_three_files_deterministically(sample_root, tmp_path):
     proc = run_cli("eval", preds, "--data-root", sample_root, "--out", tmp_path / "r1")
     assert "P-AUROC/P-AP" in proc.stdout and "CS" in proc.stdout
     names = sorted(p.name for p in (tmp_path / "r1").iterdir())
-    assert names == ["results.csv", "results.json", "results.md"]
+    assert names == ["images.csv", "images.parquet", "results.csv", "results.json", "results.md"]
     r1 = json.loads((tmp_path / "r1" / "results.json").read_text())
     assert set(r1["categories"]) == {"Copper_Stator", "Iron_Stator"}
     assert r1["format_version"] == 1 and r1["method"] == "synthetic-demo"

@@ -48,8 +48,8 @@ def board(paths, root, **kw):
 
 def test_known_quality_ranks_in_order_and_files_are_written(subs, sample_root, tmp_path):
     b = board([subs["random"], subs["good"], subs["noisy"]], sample_root, include_published=True)
-    assert [e.method for e in b.entries] == ["good", "noisy", "random"]
-    means = [e.results["mean"]["pixel_auroc"] for e in b.entries]
+    assert [e.name for e in b.entries] == ["good", "noisy", "random"]
+    means = [e.results.metric("pixel_auroc") for e in b.entries]
     assert means[0] > means[1] > means[2]
     assert not b.any_invalid
     paths = write_leaderboard(b, tmp_path / "lb")
@@ -91,14 +91,14 @@ def test_bootstrap_and_paired_comparison_in_the_leaderboard(subs, sample_root, t
     (same / "submission.json").write_text(json.dumps({"method": "same"}))
     b = board([subs["good"], same, subs["random"]], sample_root, n_resamples=60, seed=1,
               compare=[("good", "same"), ("good", "random")], max_levels=200_000)  # every level: exact
-    good = b.entries[0] if b.entries[0].method == "good" else b.entries[1]
-    boot = good.results["bootstrap"]
+    good = b.entries[0] if b.entries[0].name == "good" else b.entries[1]
+    boot = good.results.bootstrap
     for folder, block in boot["categories"].items():
         for m in ("pixel_auroc", "aupro", "image_auroc"):
-            point = good.results["categories"][folder][m]
+            point = good.results.categories[folder][m]
             assert block[m]["low"] - 1e-3 <= point <= block[m]["high"] + 1e-3
         for t, tb in block["by_type"].items():  # per defect type too (exact here: float16 maps)
-            exact = good.results["categories"][folder]["by_type"][t]
+            exact = good.results.categories[folder].by_type[t]
             for m in ("pixel_auroc", "pixel_ap", "aupro"):
                 if exact[m] is not None and np.isfinite(exact[m]):
                     assert tb[m]["point_error"] <= (1e-12 if block["pixel_metrics"] == "exact" else 1e-3)
@@ -116,7 +116,7 @@ def test_bootstrap_and_paired_comparison_in_the_leaderboard(subs, sample_root, t
 def test_compare_needs_bootstrap_and_known_names(subs, sample_root):
     from threecad.errors import UsageError
 
-    with pytest.raises(UsageError, match="--bootstrap"):
+    with pytest.raises(UsageError, match="need bootstrap resamples"):
         board([subs["good"]], sample_root, compare=[("good", "good")])
     with pytest.raises(UsageError, match="no submission called 'nope'"):
         board([subs["good"]], sample_root, n_resamples=5, compare=[("good", "nope")])
@@ -137,8 +137,9 @@ def test_zipped_submission_scores_like_the_folder(subs, sample_root, tmp_path):
     b = board([subs["good"], z], sample_root)
     a, c = b.entries
     assert a.status == c.status == "scored"
-    assert a.results["categories"] == c.results["categories"]
-    assert a.results["submission"]["digest"] == c.results["submission"]["digest"]
+    assert a.name == "good" and c.name == "good_zip"
+    assert a.results.to_dict()["categories"] == c.results.to_dict()["categories"]
+    assert a.results.submission_digest == c.results.submission_digest
 
 
 def bad_submissions(subs, tmp_path: Path) -> dict[str, Path]:
@@ -197,6 +198,9 @@ def test_files_are_byte_identical_across_runs_apart_from_the_time(subs, sample_r
         texts = {}
         for p in sorted(out.rglob("*")):
             if p.is_file():
+                if p.suffix == ".parquet":
+                    texts[p.relative_to(out).as_posix()] = p.read_bytes()
+                    continue
                 text = p.read_text()
                 if p.name == "results.json":
                     obj = json.loads(text)
@@ -233,3 +237,46 @@ def test_eval_scores_a_zip_and_writes_results_beside_it(subs, sample_root, tmp_p
     obj = json.loads((tmp_path / "good-results" / "results.json").read_text())
     assert obj["method"] == "good" and set(obj["categories"]) == {"Aluminum_Camera_Cover"}
     assert not list(tmp_path.glob("threecad-submission-*"))
+
+
+def test_readme_quick_start_names_entries_after_their_paths(subs, sample_root, tmp_path, capsys):
+    """``threecad leaderboard a/ b.zip --compare a b``: a zip is named without ``.zip``; folders and the
+    board's entry folders use that name; the method of submission.json is shown beside it; the terminal
+    gets aligned text, never Markdown."""
+    from threecad.cli import main
+
+    a = tmp_path / "a"
+    shutil.copytree(subs["good"], a)                      # submission.json says "good"
+    b = _zip_folder(subs["noisy"], tmp_path / "b.zip")    # submission.json says "noisy"
+    rc = main(["leaderboard", str(a), str(b), "--data-root", str(sample_root), "--categories", "ACC",
+               "--bootstrap", "20", "--compare", "a", "b", "--out", str(tmp_path / "board"), "--no-progress"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "**" not in out and "| " not in out
+    assert "a (good)" in out and "b (noisy)" in out and "Paired comparison: a - b" in out
+    board = tmp_path / "board"
+    assert (board / "a" / "results.json").is_file() and (board / "b" / "results.json").is_file()
+    assert (board / "a" / "images.parquet").is_file()
+    lj = json.loads((board / "leaderboard.json").read_text())
+    assert [(e["name"], e["method"]) for e in lj["entries"]] == [("a", "good"), ("b", "noisy")]
+    assert lj["comparisons"][0]["a"] == "a"
+    md = (board / "leaderboard.md").read_text()
+    assert "| a (good) |" in md and "**" in md
+    # a second run replaces the whole board (one rename), nothing else may be in the folder
+    (board / "notes.txt").write_text("mine")
+    rc = main(["leaderboard", str(a), "--data-root", str(sample_root), "--categories", "ACC",
+               "--out", str(board), "--no-progress"])
+    assert rc == 2 and "notes.txt" in capsys.readouterr().err
+    assert (board / "b" / "results.json").is_file()
+
+
+def test_an_entry_is_found_by_name_method_or_path(subs, sample_root, tmp_path):
+    from threecad.eval.leaderboard import Entry, _find_entry
+    from threecad.errors import UsageError
+
+    entries = [Entry(source=str(tmp_path / "x"), name="x", method="good"),
+               Entry(source=str(tmp_path / "y.zip"), name="y", method="good")]
+    assert _find_entry(entries, "x") is entries[0]
+    assert _find_entry(entries, str(tmp_path / "y.zip")) is entries[1]
+    with pytest.raises(UsageError, match="names 2 submissions"):
+        _find_entry(entries, "good")

@@ -77,3 +77,26 @@ def test_verify_refuses_a_file_that_is_not_results(tmp_path, sample_root, scored
     junk.write_text(json.dumps({"a": 1}))
     with pytest.raises(UsageError, match="not a threecad results.json"):
         verify_results(junk, preds, sample_root)
+
+
+def test_readme_verify_runs_without_data_root(sample_root, tmp_path, capsys, monkeypatch):
+    """``threecad verify board/a/results.json a/``: the board folder is named after the entry and the
+    ground truth recorded in results.json is used when no --data-root is given."""
+    monkeypatch.delenv("THREECAD_ROOT", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "nowhere"))
+    a = tmp_path / "a"
+    write_synthetic_submission(scan(sample_root).manifest, a, seed=4)
+    assert main(["leaderboard", str(a), "--data-root", str(sample_root), "--categories", "CS",
+                 "--out", str(tmp_path / "board"), "--no-progress"]) == 0
+    capsys.readouterr()
+    results = tmp_path / "board" / "a" / "results.json"
+    assert json.loads(results.read_text())["ground_truth"]["data_root"] == str(sample_root.resolve())
+    rc = main(["verify", str(results), str(a), "--no-progress"])
+    assert rc == 0, capsys.readouterr()
+    assert "verified" in capsys.readouterr().out
+    obj = json.loads(results.read_text())
+    obj["ground_truth"]["data_root"] = str(tmp_path / "gone")
+    moved = tmp_path / "moved.json"
+    moved.write_text(json.dumps(obj))
+    with pytest.raises(UsageError, match="no dataset at"):
+        verify_results(moved, a)

@@ -13,56 +13,19 @@ from ._common import categories_from_args, data_root_from_args, label_map_from_a
 def score_submission(preds, data_root, *, protocol_name="standard", categories=None, label_map=None,
                      workers=None, progress=False, command=None, scheduler=None, n_workers=None, client=None,
                      chunk_size=None, report=None, observer=None):
-    """Validate and score a submission; return the results object (nothing written).
+    """Deprecated: :meth:`threecad.eval.api.Evaluator.score`, as the results.json object (a dict).
 
-    In this process by default (``workers`` threads). On a Dask cluster with ``client``
-    (connected), ``scheduler`` (its address) or ``n_workers`` (a local cluster of that many
-    worker processes, started here and closed at the end); the result is identical. The
-    submission is validated before any cluster is started or any task is submitted.
-    ``report``, a dict, receives the cluster's traffic figures (see
-    :class:`eval.distributed.DistributedScorer`). ``observer`` (in this process only) sees
-    every image while it is scored (:class:`eval.bootstrap.BootstrapObserver`).
+    Kept so that existing callers keep working; new code uses the Evaluator.
     """
-    from threecad.eval.protocols import get_protocol
-    from threecad.eval.submission import validate_submission
+    from threecad.eval.api import Evaluator
 
-    from ..manifest import raise_on_errors, scan
-
-    on_cluster = client is not None or bool(scheduler) or n_workers is not None
-    if on_cluster and observer is not None:
-        raise UsageError("bootstrap statistics are computed in this process only (no Dask cluster)")
-    if on_cluster and client is None:
-        from threecad.eval.distributed import require_dask
-
-        require_dask()
-        if n_workers is not None and n_workers < 1:
-            raise UsageError(f"--workers needs at least 1 worker, got {n_workers}")
-    protocol = get_protocol(protocol_name)
-    scan_result = scan(data_root, label_map=label_map)
-    raise_on_errors(scan_result.errors, f"the ground truth at {scan_result.root} has problems")
-    submission = validate_submission(preds, scan_result.manifest, categories=categories, workers=workers,
-                                     progress=progress)
-    if not on_cluster:
-        from threecad.eval.evaluate import evaluate_submission
-        from threecad.eval.results import build_results
-
-        evaluations = evaluate_submission(submission, scan_result.manifest, protocol, workers=workers,
-                                          progress=progress, observer=observer)
-        return build_results(submission, evaluations, protocol, data_root=scan_result.root, command=command)
-
-    from contextlib import nullcontext
-
-    from threecad.eval.distributed import DEFAULT_CHUNK_SIZE, DistributedScorer, cluster_client
-
-    connect = nullcontext(client) if client is not None else cluster_client(scheduler=scheduler, n_workers=n_workers)
-    with connect as c:
-        # an existing scheduler keeps the ground truth published for later runs
-        scorer = DistributedScorer(c, scan_result, protocol, data_root=scan_result.root, progress=progress,
-                                   chunk_size=chunk_size or DEFAULT_CHUNK_SIZE, publish=bool(scheduler))
-        results = scorer.score(submission, command=command)
-        if report is not None:
-            report.update(scorer.last_report)
-        return results
+    evaluator = Evaluator(data_root, protocol=protocol_name, categories=categories, label_map=label_map,
+                          threads=workers, progress=progress, client=client, scheduler=scheduler,
+                          n_workers=n_workers, chunk_size=chunk_size)
+    results = evaluator.score(preds, command=command, observer=observer)
+    if report is not None:
+        report.update(evaluator.last_report)
+    return results.to_dict()
 
 
 def _traffic(report) -> str:
@@ -80,11 +43,16 @@ def _traffic(report) -> str:
             f"for {read / 1e6:.0f} MB of map files read ({read / max(sent, 1):.0f}x)")
 
 
+def _default_out(preds: Path) -> Path:
+    """``PREDS/results`` for a folder, ``NAME-results`` beside ``NAME.zip``."""
+    return preds / "results" if preds.is_dir() else preds.with_name(f"{preds.name.removesuffix('.zip')}-results")
+
+
 def run(args) -> int:
     """Run the command; return the exit code."""
-    from threecad.eval.results import render_tables, results_json, write_results
-
-    from threecad.eval.archive import is_archive, submission_folder
+    from threecad.eval.api import Evaluator
+    from threecad.eval.archive import is_archive
+    from threecad.eval.results import check_output_folder, write_results
 
     preds = Path(args.preds)
     if not preds.is_dir() and not is_archive(preds):
@@ -93,29 +61,20 @@ def run(args) -> int:
     data_root = data_root_from_args(args)
     scheduler = getattr(args, "scheduler", None)
     n_workers = getattr(args, "workers", None)
-    if scheduler or n_workers is not None:
-        from threecad.eval.distributed import require_dask  # imports no Dask
-
-        require_dask()
-        if n_workers is not None and n_workers < 1:
-            raise UsageError(f"--workers needs at least 1 worker, got {n_workers}")
-    categories = categories_from_args(args)
+    if n_workers is not None and n_workers < 1:
+        raise UsageError(f"--workers needs at least 1 worker, got {n_workers}")
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads needs at least 1 thread, got {args.threads}")
+    out = check_output_folder(Path(args.out) if args.out else _default_out(preds))  # before scoring
     start = time.perf_counter()
-    report: dict = {}
-    with submission_folder(preds) as folder:
-        results = score_submission(folder, data_root, protocol_name=args.protocol, categories=categories,
-                                   label_map=label_map_from_args(args), workers=args.threads,
-                                   progress=show_progress(args), command=["threecad", *sys.argv[1:]],
-                                   scheduler=scheduler, n_workers=n_workers, report=report)
-    out = Path(args.out) if args.out else \
-        (preds / "results" if preds.is_dir() else preds.with_name(f"{preds.name.removesuffix('.zip')}-results"))
+    evaluator = Evaluator(data_root, protocol=args.protocol, categories=categories_from_args(args),
+                          label_map=label_map_from_args(args), threads=args.threads, progress=show_progress(args),
+                          scheduler=scheduler, n_workers=n_workers)
+    results = evaluator.score(preds, command=["threecad", *sys.argv[1:]])
     paths = write_results(results, out)
-    if args.json:
-        sys.stdout.write(results_json(results))
-    else:
-        sys.stdout.write(render_tables(results, markdown=False))
-    if report:
-        print(_traffic(report), file=sys.stderr)
-    print(f"scored {sum(c['n_images'] for c in results['categories'].values())} maps in "
-          f"{time.perf_counter() - start:.1f} s; wrote {', '.join(str(p) for p in paths)}", file=sys.stderr)
+    sys.stdout.write(results.to_json() if args.json else results.to_text())
+    if evaluator.last_report:
+        print(_traffic(evaluator.last_report), file=sys.stderr)
+    print(f"scored {results.n_images} maps in {time.perf_counter() - start:.1f} s; wrote "
+          f"{', '.join(str(p) for p in paths)}", file=sys.stderr)
     return 0

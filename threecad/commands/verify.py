@@ -12,7 +12,8 @@ def run(args) -> int:
     """Run the command; return 0 when everything agrees, 1 when something differs."""
     from threecad.eval.verify import MAX_SHOWN, verify_results
 
-    data_root = data_root_from_args(args)
+    # without --data-root: the folder results.json records, else $THREECAD_ROOT / the download folder
+    data_root = data_root_from_args(args) if args.data_root else None
     report = verify_results(args.results, args.submission, data_root, label_map=label_map_from_args(args),
                             workers=args.threads, progress=show_progress(args))
     for note in report.notes:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -10,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UsageError
+from ..hashing import file_sha256
 from .errors import ChecksumError
 
 __all__ = ["normalize_sha256", "sha256_file", "set_aside", "verify_sha256"]
@@ -34,14 +34,9 @@ def sha256_file(path: str | Path, *, progress: bool = False, chunk_size: int = 1
     from threecad.progress import progress as tqdm  # bars on a terminal, log lines otherwise
 
     path = Path(path)
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh, tqdm(total=path.stat().st_size, unit="B", unit_scale=True, unit_divisor=1024,
-                                      desc=f"sha256 {path.name}", file=sys.stderr, disable=not progress,
-                                      leave=False) as bar:
-        while chunk := fh.read(chunk_size):
-            digest.update(chunk)
-            bar.update(len(chunk))
-    return digest.hexdigest()
+    with tqdm(total=path.stat().st_size, unit="B", unit_scale=True, unit_divisor=1024, desc=f"sha256 {path.name}",
+              file=sys.stderr, disable=not progress, leave=False) as bar:
+        return file_sha256(path, chunk_size=chunk_size, on_chunk=bar.update)
 
 
 def set_aside(path: str | Path, digest: str) -> Path:
