@@ -21,7 +21,6 @@ import json
 import logging
 import math
 import os
-import re
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from threecad.errors import DataError, Problem, ThreecadError, UsageError, forma
 
 from .bootstrap import DEFAULT_MAX_LEVELS, BOOTSTRAP_METRICS, BootstrapObserver, paired_comparison, summarize_bootstrap
 from .evaluate import category_truths, evaluate_category
+from .format import safe_cell, safe_file_name
 from .protocols import Protocol, get_protocol
 from .published import PUBLISHED_SOURCE, published_rows
 from .results import _clean, _pct, build_results, write_results
@@ -94,9 +94,13 @@ class Leaderboard:
         return any(e.status != "scored" for e in self.entries)
 
 
-def _problem_reason(exc: ThreecadError) -> tuple[str, list[Problem]]:
-    problems = list(getattr(exc, "problems", []) or [])
+def _problem_reason(exc: Exception) -> tuple[str, list[Problem]]:
+    from .archive import relabel_problems
+
+    problems = relabel_problems(getattr(exc, "problems", []) or [])
     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if not isinstance(exc, ThreecadError):  # a reader failed in a way it should have named: still one row
+        first = f"cannot be read ({type(exc).__name__}: {first[:200]})"
     if problems:
         kinds: dict[str, int] = {}
         for p in problems:
@@ -107,7 +111,7 @@ def _problem_reason(exc: ThreecadError) -> tuple[str, list[Problem]]:
 
 
 def _slug(name: str, used: set[str]) -> str:
-    base = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "method"
+    base = safe_file_name(name)
     slug, i = base, 2
     while slug.lower() in used:
         slug, i = f"{base}-{i}", i + 1
@@ -175,7 +179,8 @@ def score_leaderboard(paths: Sequence[str | os.PathLike[str]], data_root: str | 
                 folder = stack.enter_context(submission_folder(path, tmp_dir=tmp_dir))
                 entry.submission = validate_submission(folder, manifest, categories=categories, workers=workers)
                 entry.method = entry.submission.meta.method
-            except ThreecadError as exc:
+            except (ThreecadError, OSError, ValueError, RecursionError, MemoryError) as exc:
+                # one bad submission is one invalid row; the others are still scored
                 entry.invalidate(*_problem_reason(exc))
                 log.warning("%s: invalid submission: %s", path, entry.reason)
                 continue
@@ -205,8 +210,14 @@ def score_leaderboard(paths: Sequence[str | os.PathLike[str]], data_root: str | 
                     raise DataError(f"the ground truth of {folder} has problems; nothing was scored\n"
                                     + format_problems(bad), bad)
                 for e in users:
-                    ev, problems = evaluate_category(e.submission, folder, rows, protocol, pool, workers=workers,
-                                                     truths=truths, observer=e.observer, progress=progress)
+                    try:
+                        ev, problems = evaluate_category(e.submission, folder, rows, protocol, pool,
+                                                         workers=workers, truths=truths, observer=e.observer,
+                                                         progress=progress)
+                    except (ThreecadError, OSError, ValueError, RecursionError, MemoryError) as exc:
+                        e.invalidate(*_problem_reason(exc))  # e.g. a map replaced after validation
+                        log.warning("%s: invalid submission: %s", e.source, e.reason)
+                        continue
                     if problems:
                         e.invalidate(*_problem_reason(SubmissionError(
                             f"submission {e.submission.root} has problems", problems)))
@@ -285,9 +296,9 @@ def _rows(board: Leaderboard) -> list[dict[str, Any]]:
     for e in board.entries:
         if e.status == "scored":
             vals = {code: {m: _value(e.results, code, m) for m in metrics} for code in codes}
-            rows.append({"method": e.method, "kind": "scored", "values": vals})
+            rows.append({"method": safe_cell(e.method), "kind": "scored", "values": vals})
         else:
-            rows.append({"method": e.method, "kind": "invalid", "values": {}, "reason": e.reason})
+            rows.append({"method": safe_cell(e.method), "kind": "invalid", "values": {}, "reason": e.reason})
     if board.include_published:
         for p in published_rows():
             rows.append({"method": p.method, "kind": "published", "values": p.values, "family": p.family})
@@ -347,7 +358,8 @@ def render_leaderboard(board: Leaderboard) -> str:
     if invalid:
         out.append("## Invalid submissions\n")
         for e in invalid:
-            out.append(f"- **{e.method}** (`{e.source}`): {e.reason}")
+            out.append(f"- **{safe_cell(e.method)}** (`{safe_cell(e.source, max_len=200)}`): "
+                       f"{safe_cell(e.reason, max_len=400)}")
             for p in e.problems[:MAX_REASONS]:
                 out.append(f"  - {p.kind}: `{p.path}`: {p.message}")
             if len(e.problems) > MAX_REASONS:
@@ -361,7 +373,7 @@ def render_leaderboard(board: Leaderboard) -> str:
             if e.status != "scored":
                 continue
             boot = e.results["bootstrap"]
-            out.append(f"**{e.method}**\n")
+            out.append(f"**{safe_cell(e.method)}**\n")
             out.append("| Category | " + " | ".join(names[m] for m in BOOTSTRAP_METRICS) + " | pixel metrics |")
             out.append("|---|" + "---:|" * len(BOOTSTRAP_METRICS) + "---|")
             for folder, cb in boot["categories"].items():

@@ -327,6 +327,9 @@ def _read_tiff(path: Path, fh: IO[bytes]) -> np.ndarray:
             arr = np.array(im)
     except MapReadError:
         raise
+    except Image.DecompressionBombError:
+        raise MapReadError(path, f"the TIFF header announces more than the limit of {MAX_MAP_PIXELS:,} values "
+                                 f"per map; save maps at the image size or smaller", BAD_MAP) from None
     except UnidentifiedImageError:
         _read_tiff_not_tiff(path, fh)
         raise MapReadError(path, "Pillow cannot decode this TIFF (maps must be single-channel float32, "

@@ -177,6 +177,22 @@ def _hidden(name: str) -> bool:
     return name.startswith(".")
 
 
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    """``entry.is_dir()``, False for a symbolic-link loop or an entry that vanished (no OSError)."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    """``entry.is_file()`` (a regular file, links followed), False instead of an OSError."""
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
+
+
 def _sorted_entries(folder: str | Path) -> list[os.DirEntry[str]]:
     with os.scandir(folder) as it:
         return sorted((e for e in it if not _hidden(e.name)), key=lambda e: e.name)
@@ -206,11 +222,8 @@ class _Collector:
 
     def not_regular(self, entry: os.DirEntry[str]) -> bool:
         """Record a ``not_regular_file`` problem for an entry that is neither a folder nor a regular file."""
-        try:
-            if entry.is_dir() or entry.is_file():
-                return False
-        except OSError:
-            pass
+        if _is_dir(entry) or _is_file(entry):
+            return False
         self.add(NOT_REGULAR_FILE, entry.path, file_type_problem(entry.path) or "not a regular file")
         return True
 
@@ -278,7 +291,7 @@ def _scan_root(root: Path, refused: set[str]) -> tuple[dict[Category, Path], lis
         path = Path(entry.path)
         if entry.path in refused or entry.name in (SCORES_FILE, META_FILE):
             continue
-        if entry.is_dir():
+        if _is_dir(entry):
             if entry.name == RESULTS_DIR:
                 continue
             cat = find_category(entry.name)
@@ -289,7 +302,7 @@ def _scan_root(root: Path, refused: set[str]) -> tuple[dict[Category, Path], lis
                                     f"names the same category ({cat.code}) as {cat_dirs[cat].name}/; keep one"))
             else:
                 cat_dirs[cat] = path
-        elif not entry.is_file():
+        elif not _is_file(entry):
             held.append(Problem(NOT_REGULAR_FILE, path, file_type_problem(path) or "not a regular file"))
         else:
             held.append(Problem("unknown_file", path,
@@ -308,13 +321,13 @@ def _scan_category(cat: Category, cat_dir: Path, ci: _CategoryIndex, found: dict
     for entry in entries:
         if col.not_regular(entry):
             continue
-        if entry.name != TEST or not entry.is_dir():
+        if entry.name != TEST or not _is_dir(entry):
             col.stray(entry, f"not under {TEST}/ ({layout})")
             continue
         for folder_entry in col.entries(entry.path) or ():
             if col.not_regular(folder_entry):
                 continue
-            if not folder_entry.is_dir():
+            if not _is_dir(folder_entry):
                 col.stray(folder_entry, f"directly under {TEST}/ ({layout})")
                 continue
             folder = ci.names.get(folder_entry.name)
@@ -326,7 +339,7 @@ def _scan_category(cat: Category, cat_dir: Path, ci: _CategoryIndex, found: dict
             for map_entry in col.entries(folder_entry.path) or ():
                 if col.not_regular(map_entry):
                     continue
-                if map_entry.is_dir():
+                if _is_dir(map_entry):
                     col.stray(map_entry, f"in a nested folder ({layout})")
                     continue
                 stem, ext = os.path.splitext(map_entry.name)
