@@ -25,7 +25,6 @@ import json
 import logging
 import math
 import os
-import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -42,6 +41,7 @@ from .api import Evaluator, ImageTableObserver, ObserverGroup
 from .bootstrap import DEFAULT_MAX_LEVELS, BootstrapObserver, paired_comparison, summarize_bootstrap
 from .evaluate import CategoryEvaluation, category_truths, evaluate_category
 from .metric_names import METRICS, PIXEL_METRICS, Metric, display_name
+from .format import safe_cell, safe_file_name
 from .protocols import Protocol
 from .published import PUBLISHED_SOURCE, published_rows
 from .results import (PaperRow, Results, Table, _clean, check_output_folder,
@@ -55,6 +55,9 @@ log = logging.getLogger(__name__)
 
 LEADERBOARD_FILES = ("leaderboard.md", "leaderboard.csv", "leaderboard.json")
 MAX_REASONS = 5
+# What one team's submission may raise while it is opened or scored: it makes that entry an
+# invalid row, never stops the board (a reader that fails without naming its problem included).
+_ENTRY_ERRORS = (ThreecadError, OSError, ValueError, RecursionError, MemoryError)
 
 
 class EntryStatus(StrEnum):
@@ -101,7 +104,8 @@ class Entry:
     @property
     def label(self) -> str:
         """``name``, with the method beside it when submission.json names another one."""
-        return self.name if self.method == self.name else f"{self.name} ({self.method})"
+        name, method = safe_cell(self.name), safe_cell(self.method)
+        return name if method == name else f"{name} ({method})"
 
     def invalidate(self, reason: str, problems: Sequence[Problem] = ()) -> None:
         """Mark the entry invalid (its results are dropped)."""
@@ -134,9 +138,13 @@ class Leaderboard:
         return any(not e.scored for e in self.entries)
 
 
-def _problem_reason(exc: ThreecadError) -> tuple[str, list[Problem]]:
-    problems = list(getattr(exc, "problems", []) or [])
+def _problem_reason(exc: Exception) -> tuple[str, list[Problem]]:
+    from .archive import relabel_problems
+
+    problems = relabel_problems(getattr(exc, "problems", []) or [])
     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if not isinstance(exc, ThreecadError):  # a reader failed in a way it should have named: still one row
+        first = f"cannot be read ({type(exc).__name__}: {first[:200]})"
     if problems:
         kinds: dict[str, int] = {}
         for p in problems:
@@ -148,7 +156,7 @@ def _problem_reason(exc: ThreecadError) -> tuple[str, list[Problem]]:
 
 def _slug(name: str, used: set[str]) -> str:
     """A folder name for an entry: safe characters, at most 80, unique (case-insensitively) on the board."""
-    base = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")[:80] or "submission"
+    base = safe_file_name(name)
     if base.lower() in LEADERBOARD_FILES:
         base = f"{base}-entry"
     slug, i = base, 2
@@ -192,7 +200,7 @@ def _open_entries(paths: Sequence[Any], evaluator: Evaluator, stack: ExitStack, 
             folder = stack.enter_context(submission_folder(path, tmp_dir=tmp_dir))
             entry.submission = evaluator.validate(folder)
             entry.method = entry.submission.meta.method or entry.name
-        except ThreecadError as exc:
+        except _ENTRY_ERRORS as exc:  # one bad submission is one invalid row; the others are still scored
             entry.invalidate(*_problem_reason(exc))
             log.warning("%s: invalid submission: %s", path, entry.reason)
             continue
@@ -220,9 +228,14 @@ def _score_categories(entries: list[Entry], evaluator: Evaluator, scored_folders
                 raise DataError(f"the ground truth of {folder} has problems; nothing was scored\n"
                                 + format_problems(bad), bad)
             for e in users:
-                ev, problems = evaluate_category(e.submission, folder, rows, protocol, pool, workers=workers,
-                                                 truths=truths, observer=ObserverGroup(e.table, e.observer),
-                                                 progress=progress)
+                try:
+                    ev, problems = evaluate_category(e.submission, folder, rows, protocol, pool, workers=workers,
+                                                     truths=truths, observer=ObserverGroup(e.table, e.observer),
+                                                     progress=progress)
+                except _ENTRY_ERRORS as exc:  # e.g. a map replaced after validation
+                    e.invalidate(*_problem_reason(exc))
+                    log.warning("%s: invalid submission: %s", e.source, e.reason)
+                    continue
                 if problems:
                     e.invalidate(*_problem_reason(SubmissionError(
                         f"submission {e.submission.root} has problems", problems)))
@@ -404,7 +417,8 @@ def _invalid_lines(board: Leaderboard, markdown: bool) -> list[str]:
     for e in board.entries:
         if e.scored:
             continue
-        out.append(f"- **{e.name}** (`{e.source}`): {e.reason}" if markdown else f"- {e.name} ({e.source}): {e.reason}")
+        name, source, reason = safe_cell(e.name), safe_cell(e.source, max_len=200), safe_cell(e.reason, max_len=400)
+        out.append(f"- **{name}** (`{source}`): {reason}" if markdown else f"- {name} ({source}): {reason}")
         for p in e.problems[:MAX_REASONS]:
             out.append(f"  - {p.kind}: `{p.path}`: {p.message}" if markdown else f"  - {p.kind}: {p.path}: {p.message}")
         if len(e.problems) > MAX_REASONS:

@@ -16,18 +16,31 @@ Pillow reads as unsigned bytes viewed as ``int8`` again, ...).
 
 A leading or trailing singleton axis (``(1, H, W)`` or ``(H, W, 1)``) is dropped.
 
-Size cap: a map of more than :data:`MAX_MAP_PIXELS` values (64 Mi, e.g. 8192 x 8192; the
-largest 3CAD image is far smaller) is refused from its header, before it is decoded, so a
-hostile file cannot exhaust memory.
+Hostile files: only a regular file is opened (:func:`threecad.eval.format.open_regular`:
+a FIFO, device or link loop is refused without blocking), no larger than
+:data:`~threecad.eval.format.MAX_MAP_FILE_BYTES`. Every format's header is parsed here and
+checked before any decoding: a map of more than :data:`MAX_MAP_PIXELS` values (64 Mi, e.g.
+8192 x 8192; the largest 3CAD image is far smaller), an ``.npy`` of any header version
+(1.0, 2.0, 3.0) whose dtype is not a plain bool/integer/float (structured, bytes, object,
+sub-array) or whose data is shorter than its header says, a PNG or TIFF whose header
+announces too many pixels or an unsupported sample type, are refused from the header.
+Every failure is a :class:`MapReadError` (a :class:`threecad.errors.DataError`).
 """
 
 from __future__ import annotations
 
+import ast
 import logging
 import os
+import struct
 from pathlib import Path
+from typing import IO
 
 import numpy as np
+
+from threecad.errors import BadFileError
+
+from .format import MAP_SUFFIXES, MAX_MAP_FILE_BYTES, MAX_MAP_PIXELS, open_regular
 
 __all__ = [
     "MAP_SUFFIXES",
@@ -41,16 +54,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MAP_SUFFIXES: tuple[str, ...] = (".npy", ".tif", ".tiff", ".png")
-
 BAD_MAP = "bad_map"
 """Problem kind: the file decodes but is not a valid map (shape, dtype, NaN, pickle)."""
 UNREADABLE_MAP = "unreadable_map"
 """Problem kind: the file cannot be read or decoded at all."""
 
-MAX_MAP_PIXELS = 1 << 26
-"""Most values (pixels) a map may hold; larger maps are refused before decoding."""
-
+_NPY_MAX_HEADER = 10_000  # as numpy.load's default max_header_size
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK\x03\x04"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -71,8 +80,11 @@ _TIFF_GREY_MODES = ("1", "L", "I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 _PNG_COLOUR_TYPES = {0: "grey", 2: "RGB", 3: "palette", 4: "grey + alpha", 6: "RGBA"}
 
 
-class MapReadError(ValueError):
+class MapReadError(BadFileError, ValueError):
     """A map file that cannot be used; ``str()`` names the file and the problem.
+
+    A :class:`threecad.errors.BadFileError` (so a :class:`~threecad.errors.DataError`),
+    and a ``ValueError`` for callers that catch that.
 
     Parameters
     ----------
@@ -81,14 +93,12 @@ class MapReadError(ValueError):
     message : str
         What is wrong with it.
     kind : str
-        :data:`BAD_MAP` (decodes, but is not a valid map) or :data:`UNREADABLE_MAP`.
+        :data:`BAD_MAP` (decodes, but is not a valid map), :data:`UNREADABLE_MAP`, or
+        ``not_regular_file`` (a FIFO, device, folder or link loop).
     """
 
     def __init__(self, path: str | os.PathLike[str], message: str, kind: str = BAD_MAP) -> None:
-        self.path = Path(path)
-        self.message = message
-        self.kind = kind
-        super().__init__(f"{self.path}: {message}")
+        super().__init__(path, message, kind)
 
 
 def check_map(arr: np.ndarray) -> str | None:
@@ -135,7 +145,8 @@ def read_map(path: str | os.PathLike[str], *, mmap: bool = False) -> np.ndarray:
     path : str or Path
         A ``.npy``, ``.tif``, ``.tiff`` or ``.png`` file (suffix case ignored).
     mmap : bool
-        Memory-map ``.npy`` files read-only (``mmap_mode="r"``) instead of reading them.
+        Memory-map ``.npy`` files read-only (``mmap_mode="r"``) instead of reading them
+        (after the same header checks).
 
     Returns
     -------
@@ -146,20 +157,23 @@ def read_map(path: str | os.PathLike[str], *, mmap: bool = False) -> np.ndarray:
     Raises
     ------
     MapReadError
-        The file cannot be read (``kind == "unreadable_map"``) or is not a valid map
-        (``kind == "bad_map"``).
+        The file is not a regular file (``kind == "not_regular_file"``), cannot be read
+        (``"unreadable_map"``) or is not a valid map (``"bad_map"``).
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix == ".npy":
-        arr = _read_npy(path, mmap)
-    elif suffix in (".tif", ".tiff"):
-        arr = _read_tiff(path)
-    elif suffix == ".png":
-        arr = _read_png(path)
-    else:
+    readers = {".npy": lambda fh: _read_npy(path, fh, mmap), ".tif": lambda fh: _read_tiff(path, fh),
+               ".tiff": lambda fh: _read_tiff(path, fh), ".png": lambda fh: _read_png(path, fh)}
+    reader = readers.get(suffix)
+    if reader is None:
         raise MapReadError(path, f"unsupported map format {path.suffix!r}; expected {_SUFFIX_TEXT}",
                            UNREADABLE_MAP)
+    try:
+        fh = open_regular(path, UNREADABLE_MAP, max_bytes=MAX_MAP_FILE_BYTES)
+    except BadFileError as exc:
+        raise MapReadError(path, exc.message, exc.kind) from None
+    with fh:
+        arr = reader(fh)
     if arr.ndim == 3 and arr.shape[0] == 1:
         arr = arr[0]
     elif arr.ndim == 3 and arr.shape[-1] == 1:
@@ -167,42 +181,6 @@ def read_map(path: str | os.PathLike[str], *, mmap: bool = False) -> np.ndarray:
     problem = check_map(arr)
     if problem is not None:
         raise MapReadError(path, problem, BAD_MAP)
-    return arr
-
-
-def _read_head(path: Path, n: int) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(n)
-    except OSError as exc:
-        raise MapReadError(path, f"cannot open ({exc.strerror or exc})", UNREADABLE_MAP) from None
-
-
-def _read_npy(path: Path, mmap: bool) -> np.ndarray:
-    head = _read_head(path, len(_NPY_MAGIC))
-    if head != _NPY_MAGIC:
-        if head.startswith(_ZIP_MAGIC):
-            raise MapReadError(path, "an .npz archive, not an .npy array; save one map per file "
-                                     "with numpy.save", UNREADABLE_MAP)
-        if head[:1] == b"\x80":
-            raise MapReadError(path, "pickled data; pickled arrays are refused (save a numeric array "
-                                     "with numpy.save)", BAD_MAP)
-        what = "an empty file" if not head else "not an .npy file (no NumPy header)"
-        raise MapReadError(path, what, UNREADABLE_MAP)
-    _check_npy_size(path)
-    try:
-        arr = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
-    except ValueError as exc:
-        if "allow_pickle" in str(exc):
-            raise MapReadError(path, "object array stored with pickle; pickled arrays are refused "
-                                     "(save a numeric array)", BAD_MAP) from None
-        raise MapReadError(path, f"corrupt .npy file ({exc})", UNREADABLE_MAP) from None
-    except MemoryError:
-        raise
-    except Exception as exc:  # OSError, EOFError, numpy header errors
-        raise MapReadError(path, f"cannot read .npy file ({exc})", UNREADABLE_MAP) from None
-    if not isinstance(arr, np.ndarray):  # pragma: no cover - guarded by the magic check
-        raise MapReadError(path, "not a single .npy array", UNREADABLE_MAP)
     return arr
 
 
@@ -216,37 +194,125 @@ def _too_big(path: Path, shape: tuple[int, ...]) -> None:
                                  f"save maps at the image size or smaller", BAD_MAP)
 
 
-def _check_npy_size(path: Path) -> None:
-    """Refuse an .npy whose header announces more than MAX_MAP_PIXELS values."""
-    from numpy.lib import format as npy_format
+def _file_size(fh: IO[bytes]) -> int:
+    return os.fstat(fh.fileno()).st_size
 
+
+# ---------------------------------------------------------------- .npy
+
+def _npy_refuse_magic(path: Path, head: bytes) -> None:
+    if head.startswith(_ZIP_MAGIC):
+        raise MapReadError(path, "an .npz archive, not an .npy array; save one map per file "
+                                 "with numpy.save", UNREADABLE_MAP)
+    if head[:1] == b"\x80":
+        raise MapReadError(path, "pickled data; pickled arrays are refused (save a numeric array "
+                                 "with numpy.save)", BAD_MAP)
+    what = "an empty file" if not head else "not an .npy file (no NumPy header)"
+    raise MapReadError(path, what, UNREADABLE_MAP)
+
+
+def _npy_header(path: Path, fh: IO[bytes]) -> dict:
+    """The header dictionary of an ``.npy`` file (versions 1.0, 2.0 and 3.0), parsed safely."""
+    head = fh.read(8)
+    if not head.startswith(_NPY_MAGIC) or len(head) < 8:
+        _npy_refuse_magic(path, head)
+    version = (head[6], head[7])
+    if version == (1, 0):
+        size_bytes, encoding = 2, "latin1"
+    elif version in ((2, 0), (3, 0)):
+        size_bytes, encoding = 4, "latin1" if version == (2, 0) else "utf8"
+    else:
+        raise MapReadError(path, f".npy format version {version[0]}.{version[1]} is not supported "
+                                 f"(1.0, 2.0, 3.0 are)", UNREADABLE_MAP)
+    raw_len = fh.read(size_bytes)
+    if len(raw_len) < size_bytes:
+        raise MapReadError(path, "truncated .npy header", UNREADABLE_MAP)
+    header_len = struct.unpack("<H" if size_bytes == 2 else "<I", raw_len)[0]
+    if header_len > _NPY_MAX_HEADER:
+        raise MapReadError(path, f".npy header of {header_len:,} bytes (more than {_NPY_MAX_HEADER:,}); "
+                                 f"not a file written by numpy.save", UNREADABLE_MAP)
+    raw = fh.read(header_len)
+    if len(raw) < header_len:
+        raise MapReadError(path, "truncated .npy header", UNREADABLE_MAP)
     try:
-        with open(path, "rb") as fh:
-            version = npy_format.read_magic(fh)
-            if version == (1, 0):
-                shape, _, _ = npy_format.read_array_header_1_0(fh)
-            elif version == (2, 0):
-                shape, _, _ = npy_format.read_array_header_2_0(fh)
-            else:
-                return  # np.load reports unsupported versions itself
-    except (OSError, ValueError, EOFError):
-        return  # np.load gives the precise error
-    _too_big(path, tuple(shape))
+        header = ast.literal_eval(raw.decode(encoding))
+    except (UnicodeDecodeError, ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        raise MapReadError(path, "corrupt .npy header (not a Python literal)", UNREADABLE_MAP) from None
+    if not isinstance(header, dict) or set(header) != {"descr", "fortran_order", "shape"}:
+        raise MapReadError(path, "corrupt .npy header (expected the keys descr, fortran_order, shape)",
+                           UNREADABLE_MAP)
+    return header
 
 
-def _read_tiff(path: Path) -> np.ndarray:
+def _npy_dtype(path: Path, descr: object) -> np.dtype:
+    """The dtype of an ``.npy`` header's ``descr``, refused unless a plain bool/int/uint/float."""
+    if not isinstance(descr, str):
+        what = "structured dtype" if isinstance(descr, list) else "corrupt dtype description"
+        raise MapReadError(path, f"{what} in the .npy header; expected a real or integer dtype", BAD_MAP)
+    if "O" in descr:
+        raise MapReadError(path, "object array stored with pickle; pickled arrays are refused "
+                                 "(save a numeric array)", BAD_MAP)
+    try:
+        dtype = np.dtype(descr)
+    except (TypeError, ValueError, OverflowError, MemoryError):
+        raise MapReadError(path, f"unknown dtype {descr[:40]!r} in the .npy header", UNREADABLE_MAP) from None
+    if dtype.hasobject:
+        raise MapReadError(path, "object array stored with pickle; pickled arrays are refused "
+                                 "(save a numeric array)", BAD_MAP)
+    if dtype.names is not None or dtype.shape != () or dtype.kind not in "biuf" or dtype.itemsize > 16:
+        raise MapReadError(path, f"unsupported dtype {descr[:40]!r}; expected a real or integer dtype", BAD_MAP)
+    return dtype
+
+
+def _npy_shape(path: Path, shape: object) -> tuple[int, ...]:
+    if (not isinstance(shape, tuple) or len(shape) > 32
+            or not all(type(d) is int and d >= 0 for d in shape)):
+        raise MapReadError(path, f"corrupt .npy header (shape {str(shape)[:40]})", UNREADABLE_MAP)
+    _too_big(path, shape)
+    return shape
+
+
+def _read_npy(path: Path, fh: IO[bytes], mmap: bool) -> np.ndarray:
+    """Check every field of the header, then read exactly the announced data (no pickle, ever)."""
+    header = _npy_header(path, fh)
+    dtype = _npy_dtype(path, header["descr"])
+    shape = _npy_shape(path, header["shape"])
+    fortran = header["fortran_order"]
+    if not isinstance(fortran, bool):
+        raise MapReadError(path, "corrupt .npy header (fortran_order is not True/False)", UNREADABLE_MAP)
+    count = int(np.prod(shape, dtype=np.int64))
+    offset = fh.tell()
+    available = _file_size(fh) - offset
+    if available < count * dtype.itemsize:
+        raise MapReadError(path, f"truncated .npy data: the header announces {count * dtype.itemsize:,} bytes, "
+                                 f"the file holds {max(available, 0):,}", UNREADABLE_MAP)
+    try:
+        if mmap:
+            arr = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape,
+                            order="F" if fortran else "C")
+            return np.asarray(arr) if arr.size == 0 else arr
+        data = bytearray(count * dtype.itemsize)
+        got = fh.readinto(data) if data else 0
+    except OSError as exc:
+        raise MapReadError(path, f"cannot read .npy data ({exc.strerror or exc})", UNREADABLE_MAP) from None
+    if got < len(data):
+        raise MapReadError(path, "truncated .npy data", UNREADABLE_MAP)
+    arr = np.frombuffer(data, dtype=dtype, count=count)
+    return arr.reshape(shape[::-1]).transpose() if fortran else arr.reshape(shape)
+
+
+# ---------------------------------------------------------------- .tif / .tiff
+
+def _read_tiff(path: Path, fh: IO[bytes]) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
-    _read_head(path, 0)  # a clear message for a missing/unreadable file
     try:
-        with Image.open(path) as im:
-            if im.format != "TIFF":
-                raise MapReadError(path, f"a {im.format} image, not a TIFF", UNREADABLE_MAP)
+        with Image.open(fh, formats=["TIFF"]) as im:
             pages = getattr(im, "n_frames", 1)
             if pages != 1:
                 raise MapReadError(path, f"{pages} pages; expected a single-page TIFF", BAD_MAP)
             tags = im.tag_v2
-            samples = int(tags.get(277, 1))
+            samples = _first(tags.get(277, 1))
             bits = _first(tags.get(258, 1))
             sample_format = _first(tags.get(339, 1))
             photometric = tags.get(262)
@@ -261,15 +327,38 @@ def _read_tiff(path: Path) -> np.ndarray:
             arr = np.array(im)
     except MapReadError:
         raise
+    except Image.DecompressionBombError:
+        raise MapReadError(path, f"the TIFF header announces more than the limit of {MAX_MAP_PIXELS:,} values "
+                                 f"per map; save maps at the image size or smaller", BAD_MAP) from None
     except UnidentifiedImageError:
+        _read_tiff_not_tiff(path, fh)
         raise MapReadError(path, "Pillow cannot decode this TIFF (maps must be single-channel float32, "
                                  "or 8/16/32-bit integer, single page)", UNREADABLE_MAP) from None
-    except MemoryError:
-        raise
-    except Exception as exc:  # OSError, SyntaxError, struct.error, ... from the decoder
-        raise MapReadError(path, f"cannot decode TIFF ({exc})", UNREADABLE_MAP) from None
+    except Exception as exc:  # OSError, SyntaxError, struct.error, DecompressionBombError, ... from the decoder
+        raise MapReadError(path, f"cannot decode TIFF ({_short(exc)})", UNREADABLE_MAP) from None
+    return _tiff_as_stored(path, arr, expected, photometric, bits, sample_format)
 
-    # Undo Pillow's view of the samples, losslessly, to get the values as stored.
+
+def _read_tiff_not_tiff(path: Path, fh: IO[bytes]) -> None:
+    """Name the format of a file that is not a TIFF (a PNG saved as .tif, ...), if it is an image."""
+    fh.seek(0)
+    head = fh.read(8)
+    if not head:
+        raise MapReadError(path, "an empty file", UNREADABLE_MAP)
+    if head.startswith(_PNG_MAGIC):
+        raise MapReadError(path, "a PNG image, not a TIFF", UNREADABLE_MAP)
+    if head.startswith(b"\xff\xd8\xff"):
+        raise MapReadError(path, "a JPEG image, not a TIFF", UNREADABLE_MAP)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _tiff_as_stored(path: Path, arr: np.ndarray, expected: np.dtype, photometric: object, bits: int,
+                    sample_format: int) -> np.ndarray:
+    """Undo Pillow's view of the samples, losslessly, to get the values as stored."""
     if photometric == 0 and bits in (1, 8) and sample_format == 1:
         # WhiteIsZero: Pillow inverts 1- and 8-bit samples; the stored values are wanted.
         arr = ~arr if bits == 1 else np.uint8(255) - arr
@@ -289,20 +378,24 @@ def _read_tiff(path: Path) -> np.ndarray:
 def _first(value: object) -> int:
     if isinstance(value, (tuple, list)):
         value = value[0] if value else 0
-    return int(value)  # type: ignore[arg-type]
+    try:
+        return int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return -1
 
 
-def _read_png(path: Path) -> np.ndarray:
+# ---------------------------------------------------------------- .png
+
+def _read_png(path: Path, fh: IO[bytes]) -> np.ndarray:
     import cv2
 
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as exc:
-        raise MapReadError(path, f"cannot open ({exc.strerror or exc})", UNREADABLE_MAP) from None
-    head = data[:33].tobytes()
-    if not head.startswith(_PNG_MAGIC) or head[12:16] != b"IHDR" or len(head) < 26:
-        raise MapReadError(path, "not a PNG file" if data.size else "an empty file", UNREADABLE_MAP)
-    _too_big(path, (int.from_bytes(head[20:24], "big"), int.from_bytes(head[16:20], "big")))
+    head = fh.read(33)
+    if not head.startswith(_PNG_MAGIC) or len(head) < 26 or head[12:16] != b"IHDR":
+        raise MapReadError(path, "not a PNG file" if head else "an empty file", UNREADABLE_MAP)
+    width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    _too_big(path, (height, width))
+    if width == 0 or height == 0:
+        raise MapReadError(path, f"empty map (PNG header says {width} x {height})", BAD_MAP)
     bit_depth, colour_type = head[24], head[25]
     if colour_type != 0:
         kind = _PNG_COLOUR_TYPES.get(colour_type, f"colour type {colour_type}")
@@ -310,14 +403,21 @@ def _read_png(path: Path) -> np.ndarray:
     if bit_depth not in (8, 16):
         raise MapReadError(path, f"{bit_depth}-bit grey PNG; PNG maps must be 8- or 16-bit grey", BAD_MAP)
     try:
+        data = np.frombuffer(head + fh.read(), dtype=np.uint8)
+    except OSError as exc:
+        raise MapReadError(path, f"cannot read ({exc.strerror or exc})", UNREADABLE_MAP) from None
+    try:
         arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     except cv2.error as exc:
-        raise MapReadError(path, f"cannot decode PNG ({exc})", UNREADABLE_MAP) from None
+        raise MapReadError(path, f"cannot decode PNG ({_short(exc)})", UNREADABLE_MAP) from None
     if arr is None:
         raise MapReadError(path, "cannot decode PNG (corrupt or truncated)", UNREADABLE_MAP)
     if arr.ndim != 2:
         # e.g. a grey PNG with a tRNS chunk, which OpenCV expands to grey + alpha
         raise MapReadError(path, f"expected a single-channel (grey) map, decoded shape {arr.shape}", BAD_MAP)
+    if arr.shape != (height, width):
+        raise MapReadError(path, f"decoded {arr.shape[0]} x {arr.shape[1]}, the header says {height} x {width}",
+                           UNREADABLE_MAP)
     expected = np.uint8 if bit_depth == 8 else np.uint16
     if arr.dtype != expected:  # pragma: no cover - OpenCV keeps the bit depth with IMREAD_UNCHANGED
         raise MapReadError(path, f"unexpected PNG decoding ({arr.dtype} for {bit_depth}-bit)", UNREADABLE_MAP)

@@ -15,12 +15,19 @@ images; ``<ext>`` one of :data:`eval.mapio.MAP_SUFFIXES`. Maps are joined to the
 key (``image_id``), never by position. Only categories with a folder in ``PREDS_DIR`` are
 scored; within them every test image needs exactly one map.
 
-Validation is structural (directory listings only, no map is opened) unless
+The names, extensions and limits of the format come from :mod:`threecad.eval.format`.
+
+Validation is structural (directory listings and ``stat`` only, no map is opened) unless
 ``check_contents=True``. Every problem is collected; then one :class:`SubmissionError`
-lists them all. Nothing is written.
+lists them all. Nothing is written. Files are untrusted: only regular files are opened
+(a FIFO, device or symbolic-link loop is a ``not_regular_file`` problem, found without
+blocking); a symbolic link leading outside the submission is a ``link_outside`` problem and
+is never opened or listed; ``scores.csv`` and ``submission.json`` are read with size and
+nesting limits.
 
 Problem kinds: ``missing_map``, ``duplicate_map``, ``extra_map``, ``unknown_file``,
-``unreadable_map``, ``bad_map``, ``bad_scores``, ``bad_metadata``, and for whole categories
+``not_regular_file``, ``link_outside``, ``unreadable_map``, ``bad_map``, ``bad_scores``,
+``bad_metadata``, and for whole categories
 ``missing_category`` (asked for with ``categories=`` but not in the submission),
 ``unknown_category`` (in the submission but without test images in the manifest) and
 ``duplicate_category`` (two folders naming one category).
@@ -38,10 +45,13 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from threecad.categories import CATEGORIES, Category, find_category, get_category
-from threecad.errors import DataError, Problem, UsageError
+from threecad.errors import BadFileError, DataError, Problem, UsageError
 from threecad.parallel import thread_map
 
-from .mapio import MAP_SUFFIXES, MapReadError, read_map
+from .format import (FORMAT_VERSION, MAP_SUFFIXES, MAX_META_BYTES, MAX_META_DEPTH, MAX_SCORES_BYTES, META_FILE,
+                     META_KEYS, NOT_REGULAR_FILE, RESULTS_DIR, SCORES_FILE, SCORES_HEADER, TEST_DIR,
+                     file_type_problem, json_depth_exceeds, read_limited)
+from .mapio import MapReadError, read_map
 
 __all__ = [
     "validate_submission",
@@ -57,12 +67,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-SCORES_FILE = "scores.csv"
-META_FILE = "submission.json"
-RESULTS_DIR = "results"
-TEST = "test"
-_META_KEYS = ("format_version", "method", "team")
+TEST = TEST_DIR
 _SUFFIX_TEXT = ", ".join(MAP_SUFFIXES)
 _STRIPPABLE = (*MAP_SUFFIXES, ".jpg", ".jpeg", ".bmp")
 
@@ -172,27 +177,55 @@ def _hidden(name: str) -> bool:
     return name.startswith(".")
 
 
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    """``entry.is_dir()``, False for a symbolic-link loop or an entry that vanished (no OSError)."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    """``entry.is_file()`` (a regular file, links followed), False instead of an OSError."""
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
+
+
 def _sorted_entries(folder: str | Path) -> list[os.DirEntry[str]]:
     with os.scandir(folder) as it:
         return sorted((e for e in it if not _hidden(e.name)), key=lambda e: e.name)
 
 
 class _Collector:
-    """Problems of one load, appended in the order found."""
+    """Problems of one load, appended in the order found; ``refused`` paths are never opened or listed."""
 
     def __init__(self) -> None:
         self.problems: list[Problem] = []
+        self.refused: set[str] = set()
 
     def add(self, kind: str, path: str | Path, message: str) -> None:
         self.problems.append(Problem(kind, Path(path), message))
 
+    def add_error(self, exc: BadFileError) -> None:
+        self.problems.extend(exc.problems)
+
     def entries(self, folder: str | Path) -> list[os.DirEntry[str]] | None:
-        """The visible entries of ``folder`` by name, or None (a problem recorded) when it cannot be listed."""
+        """The visible entries of ``folder`` by name (refused ones left out), or None (a problem
+        recorded) when it cannot be listed."""
         try:
-            return _sorted_entries(folder)
+            return [e for e in _sorted_entries(folder) if e.path not in self.refused]
         except OSError as exc:
             self.add("unknown_file", folder, f"cannot list folder ({exc.strerror or exc})")
             return None
+
+    def not_regular(self, entry: os.DirEntry[str]) -> bool:
+        """Record a ``not_regular_file`` problem for an entry that is neither a folder nor a regular file."""
+        if _is_dir(entry) or _is_file(entry):
+            return False
+        self.add(NOT_REGULAR_FILE, entry.path, file_type_problem(entry.path) or "not a regular file")
+        return True
 
     def stray(self, entry: os.DirEntry[str] | Path, why: str) -> None:
         """Report a file (or every file under a folder) that is not an expected map."""
@@ -226,25 +259,39 @@ def _explain_no_category(root: Path) -> str:
 
 
 def _links_outside(root: Path) -> list[tuple[Path, str]]:
-    """Symbolic links under ``root`` (itself resolved) whose target lies outside it."""
+    """Symbolic links under ``root`` (itself resolved) whose target lies outside it (or cannot be resolved)."""
     found = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         for name in sorted(dirnames + filenames):
             path = Path(dirpath) / name
             if path.is_symlink():
-                target = os.path.realpath(path)
-                if os.path.commonpath([target, str(root)]) != str(root):
+                try:
+                    target = os.path.realpath(path)
+                    inside = os.path.commonpath([target, str(root)]) == str(root)
+                except (OSError, ValueError):
+                    target, inside = "unresolvable", False
+                if not inside:
                     found.append((path, target))
     return sorted(found)
 
 
-def _scan_root(root: Path) -> tuple[dict[Category, Path], list[Problem]]:
-    """Category folders of the submission; other entries become problems (held back)."""
+def _scan_root(root: Path, refused: set[str]) -> tuple[dict[Category, Path], list[Problem]]:
+    """Category folders of the submission; other entries become problems (held back).
+
+    ``scores.csv`` and ``submission.json`` are left to their readers; ``refused`` paths
+    (already reported) are skipped.
+    """
     cat_dirs: dict[Category, Path] = {}
     held: list[Problem] = []
-    for entry in _sorted_entries(root):
+    try:
+        entries = _sorted_entries(root)
+    except OSError as exc:
+        raise UsageError(f"cannot list {root} ({exc.strerror or exc})") from None
+    for entry in entries:
         path = Path(entry.path)
-        if entry.is_dir():
+        if entry.path in refused or entry.name in (SCORES_FILE, META_FILE):
+            continue
+        if _is_dir(entry):
             if entry.name == RESULTS_DIR:
                 continue
             cat = find_category(entry.name)
@@ -255,7 +302,9 @@ def _scan_root(root: Path) -> tuple[dict[Category, Path], list[Problem]]:
                                     f"names the same category ({cat.code}) as {cat_dirs[cat].name}/; keep one"))
             else:
                 cat_dirs[cat] = path
-        elif entry.name not in (SCORES_FILE, META_FILE):
+        elif not _is_file(entry):
+            held.append(Problem(NOT_REGULAR_FILE, path, file_type_problem(path) or "not a regular file"))
+        else:
             held.append(Problem("unknown_file", path,
                                 f"file outside the submission layout (only {SCORES_FILE}, {META_FILE}, "
                                 f"{RESULTS_DIR}/ and category folders belong here)"))
@@ -270,11 +319,15 @@ def _scan_category(cat: Category, cat_dir: Path, ci: _CategoryIndex, found: dict
     if entries is None:
         return
     for entry in entries:
-        if entry.name != TEST or not entry.is_dir():
+        if col.not_regular(entry):
+            continue
+        if entry.name != TEST or not _is_dir(entry):
             col.stray(entry, f"not under {TEST}/ ({layout})")
             continue
-        for folder_entry in _sorted_entries(entry.path):
-            if not folder_entry.is_dir():
+        for folder_entry in col.entries(entry.path) or ():
+            if col.not_regular(folder_entry):
+                continue
+            if not _is_dir(folder_entry):
                 col.stray(folder_entry, f"directly under {TEST}/ ({layout})")
                 continue
             folder = ci.names.get(folder_entry.name)
@@ -283,8 +336,10 @@ def _scan_category(cat: Category, cat_dir: Path, ci: _CategoryIndex, found: dict
                 col.stray(folder_entry, f"unknown folder {folder_entry.name!r}: {cat.folder}/test/ of the "
                                         f"dataset has {known}")
                 continue
-            for map_entry in _sorted_entries(folder_entry.path):
-                if map_entry.is_dir():
+            for map_entry in col.entries(folder_entry.path) or ():
+                if col.not_regular(map_entry):
+                    continue
+                if _is_dir(map_entry):
                     col.stray(map_entry, f"in a nested folder ({layout})")
                     continue
                 stem, ext = os.path.splitext(map_entry.name)
@@ -335,14 +390,22 @@ def _read_scores(path: Path, index: dict[Category, _CategoryIndex], selected: Se
     """Parse ``scores.csv``; every problem is a ``bad_scores`` problem."""
     scores: dict[str, float] = {}
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        col.add("bad_scores", path, f"cannot read ({exc})")
+        text = read_limited(path, "bad_scores", MAX_SCORES_BYTES).decode("utf-8-sig")
+    except BadFileError as exc:
+        col.add_error(exc)
         return scores
-    rows = list(csv.reader(text.splitlines()))
-    if not rows or [c.strip().lower() for c in rows[0]] != ["image", "score"]:
-        got = ",".join(rows[0]) if rows else "an empty file"
-        col.add("bad_scores", Path(f"{path}:1"), f"expected the header 'image,score', got {got!r}")
+    except UnicodeDecodeError as exc:
+        col.add("bad_scores", path, f"not UTF-8 text (byte {exc.start})")
+        return scores
+    try:
+        rows = list(csv.reader(text.splitlines()))
+    except csv.Error as exc:
+        col.add("bad_scores", path, f"not a valid CSV file ({exc})")
+        return scores
+    header = ",".join(SCORES_HEADER)
+    if not rows or [c.strip().lower() for c in rows[0]] != list(SCORES_HEADER):
+        got = ",".join(rows[0])[:80] if rows else "an empty file"
+        col.add("bad_scores", Path(f"{path}:1"), f"expected the header {header!r}, got {got!r}")
         return scores
     selected_set = set(selected)
     lines: dict[str, int] = {}
@@ -352,7 +415,7 @@ def _read_scores(path: Path, index: dict[Category, _CategoryIndex], selected: Se
             continue
         where = Path(f"{path}:{lineno}")
         if len(row) != 2:
-            col.add("bad_scores", where, f"expected 2 columns (image,score), got {len(row)}")
+            col.add("bad_scores", where, f"expected 2 columns ({header}), got {len(row)}")
             continue
         iid, problem = _resolve_key(row[0], index, selected_set)
         if problem is not None:
@@ -392,15 +455,33 @@ def _read_scores(path: Path, index: dict[Category, _CategoryIndex], selected: Se
     return scores
 
 
+def _parse_meta(path: Path, col: _Collector) -> Any:
+    """The JSON value of ``submission.json``, or ``None`` (a ``bad_metadata`` problem recorded)."""
+    try:
+        text = read_limited(path, "bad_metadata", MAX_META_BYTES).decode("utf-8-sig")
+    except BadFileError as exc:
+        col.add_error(exc)
+        return None
+    except UnicodeDecodeError as exc:
+        col.add("bad_metadata", path, f"not UTF-8 text (byte {exc.start})")
+        return None
+    if json_depth_exceeds(text, MAX_META_DEPTH):
+        col.add("bad_metadata", path, f"nested more than {MAX_META_DEPTH} levels deep")
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        col.add("bad_metadata", path, f"not valid JSON ({str(exc)[:120]})")
+        return None
+
+
 def _read_meta(path: Path, default_method: str, col: _Collector) -> SubmissionMeta:
     """Parse ``submission.json`` (defaults when absent); problems are ``bad_metadata``."""
     default = SubmissionMeta(FORMAT_VERSION, default_method, None, {})
-    if not path.is_file():
+    if not os.path.lexists(path) or str(path) in col.refused:
         return default
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        col.add("bad_metadata", path, f"not valid JSON ({exc})")
+    data = _parse_meta(path, col)
+    if data is None:
         return default
     if not isinstance(data, dict):
         col.add("bad_metadata", path, f"expected a JSON object, got {type(data).__name__}")
@@ -408,21 +489,27 @@ def _read_meta(path: Path, default_method: str, col: _Collector) -> SubmissionMe
     ok = True
     version = data.get("format_version", FORMAT_VERSION)
     if type(version) is not int or version != FORMAT_VERSION:
-        col.add("bad_metadata", path, f"format_version {version!r} is not supported "
+        col.add("bad_metadata", path, f"format_version {_brief(version)} is not supported "
                                       f"(this threecad reads format_version {FORMAT_VERSION})")
         ok = False
     method = data.get("method", default_method)
     if not isinstance(method, str) or not method.strip():
-        col.add("bad_metadata", path, f"method must be a non-empty string, got {method!r}")
+        col.add("bad_metadata", path, f"method must be a non-empty string, got {_brief(method)}")
         ok = False
     team = data.get("team")
     if team is not None and not isinstance(team, str):
-        col.add("bad_metadata", path, f"team must be a string, got {team!r}")
+        col.add("bad_metadata", path, f"team must be a string, got {_brief(team)}")
         ok = False
     if not ok:
         return default
-    extra = {k: v for k, v in data.items() if k not in _META_KEYS}
+    extra = {k: v for k, v in data.items() if k not in META_KEYS}
     return SubmissionMeta(FORMAT_VERSION, method.strip(), team, extra)
+
+
+def _brief(value: Any) -> str:
+    """``repr(value)`` cut to a readable length."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _check_contents(maps: dict[str, Path], workers: int | None, progress: bool, col: _Collector) -> None:
@@ -446,6 +533,67 @@ def _resolve_categories(names: Iterable[str]) -> list[Category]:
         return list(dict.fromkeys(get_category(n) for n in names))
     except KeyError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _open_root(preds_dir: str | os.PathLike[str]) -> Path:
+    """The submission folder, resolved; a :class:`UsageError` when it is not a folder."""
+    root = Path(preds_dir).expanduser()
+    if not root.exists():
+        if os.path.lexists(root):
+            raise UsageError(f"{root} is a broken symbolic link or a symbolic link loop")
+        raise UsageError(f"{root} does not exist")
+    if not root.is_dir():
+        raise UsageError(f"{root} is not a folder (expected a submission folder holding "
+                         f"<Category>/test/<folder>/<stem>.npy maps)")
+    return Path(os.path.realpath(root))
+
+
+def _select(cat_dirs: dict[Category, Path], wanted: list[Category] | None, root: Path,
+            col: _Collector) -> list[Category]:
+    """The categories to score, in the paper's order; asked-for ones without a folder are problems."""
+    if wanted is None:
+        return [c for c in CATEGORIES if c in cat_dirs]
+    for cat in wanted:
+        if cat not in cat_dirs:
+            col.add("missing_category", root / cat.folder,
+                    f"category {cat.code} was asked for but the submission has no folder for it")
+    return [c for c in CATEGORIES if c in wanted and c in cat_dirs]
+
+
+def _match_maps(selected: list[Category], cat_dirs: dict[Category, Path], index: dict[Category, _CategoryIndex],
+                hint: str, col: _Collector) -> tuple[list[Category], dict[str, Path]]:
+    """The scorable categories and their maps by ``image_id`` (manifest order); every mismatch a problem."""
+    found: dict[str, Path] = {}
+    scored: list[Category] = []
+    for cat in selected:
+        ci = index.get(cat)
+        if ci is None:
+            col.add("unknown_category", cat_dirs[cat],
+                    f"the dataset has no test images of {cat.code} ({cat.folder}); it cannot be scored{hint}")
+            continue
+        scored.append(cat)
+        _scan_category(cat, cat_dirs[cat], ci, found, col)
+    maps: dict[str, Path] = {}
+    for cat in scored:
+        for (folder, stem), iid in index[cat].ids.items():
+            path = found.get(iid)
+            if path is None:
+                col.add("missing_map", cat_dirs[cat] / TEST / folder / stem,
+                        f"no map for test image {iid} (expected {stem}{MAP_SUFFIXES[0]} or "
+                        f"{', '.join(MAP_SUFFIXES[1:])})")
+            else:
+                maps[iid] = path
+    return scored, maps
+
+
+def _read_scores_file(root: Path, index: dict[Category, _CategoryIndex], scored: list[Category],
+                      col: _Collector) -> dict[str, float] | None:
+    """``scores.csv`` restricted to the scored images, or ``None`` without that file."""
+    path = root / SCORES_FILE
+    if not os.path.lexists(path) or str(path) in col.refused:
+        return None
+    raw = _read_scores(path, index, scored, col)
+    return {iid: raw[iid] for cat in scored for iid in index[cat].ids.values() if iid in raw}
 
 
 def load_submission(preds_dir: str | os.PathLike[str], manifest: Any, *,
@@ -485,73 +633,26 @@ def load_submission(preds_dir: str | os.PathLike[str], manifest: Any, *,
     SubmissionError
         Anything wrong with the submission; ``problems`` lists every problem found.
     """
-    root = Path(preds_dir).expanduser()
-    if not root.exists():
-        raise UsageError(f"{root} does not exist")
-    if not root.is_dir():
-        raise UsageError(f"{root} is not a folder (expected a submission folder holding "
-                         f"<Category>/test/<folder>/<stem>.npy maps)")
-    root = root.resolve()
+    root = _open_root(preds_dir)
     wanted = _resolve_categories(categories) if categories else None
     index = _index_manifest(manifest)
 
     col = _Collector()
-    escaping = _links_outside(root)
-    if escaping:
-        for link, target in escaping:
-            col.add("link_outside", link, f"symbolic link pointing outside the submission ({target}); "
-                                          f"copy the file in instead")
-    cat_dirs, held = _scan_root(root)
+    for link, target in _links_outside(root):
+        col.refused.add(str(link))
+        col.add("link_outside", link, f"symbolic link pointing outside the submission ({target}); not read: "
+                                      f"copy the file in instead")
+    cat_dirs, held = _scan_root(root, col.refused)
     if not cat_dirs:
         raise UsageError(_explain_no_category(root))
     col.problems.extend(held)
-
-    if wanted is not None:
-        for cat in wanted:
-            if cat not in cat_dirs:
-                col.add("missing_category", root / cat.folder,
-                        f"category {cat.code} was asked for but the submission has no folder for it")
-        selected = [c for c in CATEGORIES if c in wanted and c in cat_dirs]
-    else:
-        selected = [c for c in CATEGORIES if c in cat_dirs]
-
-    found: dict[str, Path] = {}
-    scored: list[Category] = []
-    for cat in selected:
-        ci = index.get(cat)
-        if ci is None:
-            hint = "" if wanted else " (select the others with --categories)"
-            col.add("unknown_category", cat_dirs[cat],
-                    f"the dataset has no test images of {cat.code} ({cat.folder}); it cannot be scored{hint}")
-            continue
-        scored.append(cat)
-        _scan_category(cat, cat_dirs[cat], ci, found, col)
-
-    maps: dict[str, Path] = {}
-    for cat in scored:
-        cat_dir = cat_dirs[cat]
-        for (folder, stem), iid in index[cat].ids.items():
-            path = found.get(iid)
-            if path is None:
-                col.add("missing_map", cat_dir / TEST / folder / stem,
-                        f"no map for test image {iid} (expected {stem}{MAP_SUFFIXES[0]} or "
-                        f"{', '.join(MAP_SUFFIXES[1:])})")
-            else:
-                maps[iid] = path
-
-    scores: dict[str, float] | None = None
-    scores_path = root / SCORES_FILE
-    if scores_path.is_file():
-        raw = _read_scores(scores_path, index, scored, col)
-        scores = {iid: raw[iid] for cat in scored for iid in index[cat].ids.values() if iid in raw}
-
+    selected = _select(cat_dirs, wanted, root, col)
+    scored, maps = _match_maps(selected, cat_dirs, index, "" if wanted else " (select the others with --categories)",
+                               col)
+    scores = _read_scores_file(root, index, scored, col)
     meta = _read_meta(root / META_FILE, root.name, col)
-
     if check_contents:
-        outside = {str(link) for link, _ in escaping}
-        _check_contents({k: p for k, p in maps.items()
-                         if not any(str(p) == o or str(p).startswith(o + os.sep) for o in outside)}, workers, progress, col)
-
+        _check_contents({k: p for k, p in maps.items() if not _under(p, col.refused)}, workers, progress, col)
     if col.problems:
         n = len(col.problems)
         raise SubmissionError(f"submission {root} has {n} problem{'s' if n != 1 else ''}:", col.problems)
@@ -561,6 +662,12 @@ def load_submission(preds_dir: str | os.PathLike[str], manifest: Any, *,
              "y" if len(names) == 1 else "ies", ", ".join(c.code for c in scored),
              ", with scores.csv" if scores is not None else "")
     return Submission(root=root, meta=meta, maps=maps, scores=scores, categories=names)
+
+
+def _under(path: Path, refused: set[str]) -> bool:
+    """Whether ``path`` is one of ``refused`` or lies under one."""
+    text = str(path)
+    return any(text == r or text.startswith(r + os.sep) for r in refused)
 
 
 def validate_submission(preds_dir: str | os.PathLike[str], manifest: Any, *,

@@ -10,7 +10,6 @@ model.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,8 @@ import numpy as np
 
 from threecad.atomic import write_text_atomic
 from threecad.regions import read_mask
+
+from .format import META_FILE, map_relpath, meta_json_text, meta_record
 
 __all__ = ["write_synthetic_submission"]
 
@@ -58,10 +59,9 @@ def write_synthetic_submission(manifest: Any, out: str | Path, *, seed: int = 0,
         rng = np.random.default_rng([seed, key])  # per image, independent of order
         shape = (int(row.height), int(row.width))
         mask = _mask_union(row.mask_paths, shape) if row.label == "defect" else np.zeros(shape, np.float32)
-        target = out / row.category / "test" / row.folder / f"{row.stem}.npy"
+        target = out / map_relpath(row.category, row.folder, row.stem)
         target.parent.mkdir(parents=True, exist_ok=True)
         np.save(target, synthetic_map(mask, rng, size=size), allow_pickle=False)
-    meta = {"format_version": 1, "method": method, "team": "threecad",
-            "description": "ground truth blurred plus structured noise (not a model)"}
-    write_text_atomic(out / "submission.json", json.dumps(meta, indent=2) + "\n")
+    meta = meta_record(method, "threecad", description="ground truth blurred plus structured noise (not a model)")
+    write_text_atomic(out / META_FILE, meta_json_text(meta))
     return out

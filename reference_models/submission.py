@@ -8,9 +8,6 @@ non-empty folder is refused.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
 import shutil
 import tempfile
@@ -21,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from threecad.errors import UsageError
+from threecad.eval.format import (META_FILE, SCORES_FILE, image_key, map_relpath, meta_json_text,
+                                  meta_record, scores_csv_text)
 
 __all__ = ["SubmissionWriter", "map_key", "check_target"]
 
@@ -29,7 +28,7 @@ log = logging.getLogger(__name__)
 
 def map_key(row: Any) -> str:
     """The submission key of a manifest row: ``<Category>/test/<folder>/<stem>``."""
-    return f"{row.category}/test/{row.folder}/{row.stem}"
+    return image_key(row.category, row.folder, row.stem)
 
 
 def check_target(out: str | Path) -> Path:
@@ -38,7 +37,7 @@ def check_target(out: str | Path) -> Path:
     if out.exists():
         if not out.is_dir():
             raise UsageError(f"{out} exists and is not a folder; choose another --out")
-        if any(out.iterdir()) and not (out / "submission.json").is_file():
+        if any(out.iterdir()) and not (out / META_FILE).is_file():
             raise UsageError(f"{out} is a non-empty folder that is not a submission; choose another --out "
                              f"(an existing submission there would be replaced)")
     return out
@@ -56,7 +55,10 @@ class SubmissionWriter:
 
     def __init__(self, out: str | Path, meta: dict[str, Any]) -> None:
         self.out = check_target(out)
-        self.meta = {"format_version": 1, **meta}
+        meta = dict(meta)
+        meta.pop("format_version", None)
+        self.meta = meta_record(meta.pop("method", self.out.name),
+                                meta.pop("team", None), **meta)
         self.scores: dict[str, float] = {}
         self.tmp: Path | None = None
 
@@ -72,7 +74,7 @@ class SubmissionWriter:
         amap = np.asarray(amap)
         if amap.ndim != 2 or not np.all(np.isfinite(amap)):
             raise ValueError(f"map of {map_key(row)} is not a finite 2-D array (shape {amap.shape})")
-        target = self.tmp / row.category / "test" / row.folder / f"{row.stem}.npy"
+        target = self.tmp / map_relpath(row.category, row.folder, row.stem)
         target.parent.mkdir(parents=True, exist_ok=True)
         np.save(target, amap.astype(np.float16), allow_pickle=False)
         value = float(amap.max()) if score is None else float(score)
@@ -86,14 +88,8 @@ class SubmissionWriter:
             shutil.rmtree(self.tmp, ignore_errors=True)
             return
         try:
-            buf = io.StringIO()
-            writer = csv.writer(buf, lineterminator="\n")
-            writer.writerow(["image", "score"])
-            for key in sorted(self.scores):
-                writer.writerow([key, repr(self.scores[key])])
-            (self.tmp / "scores.csv").write_text(buf.getvalue(), encoding="utf-8")
-            (self.tmp / "submission.json").write_text(json.dumps(self.meta, indent=2, sort_keys=True) + "\n",
-                                                      encoding="utf-8")
+            (self.tmp / SCORES_FILE).write_text(scores_csv_text(self.scores), encoding="utf-8")
+            (self.tmp / META_FILE).write_text(meta_json_text(self.meta), encoding="utf-8")
             if self.out.exists():
                 old = self.out.with_name(f".{self.out.name}.old")
                 shutil.rmtree(old, ignore_errors=True)

@@ -17,6 +17,7 @@ __all__ = [
     "ThreecadError",
     "UsageError",
     "DataError",
+    "BadFileError",
     "Severity",
     "Problem",
     "format_problems",
@@ -50,6 +51,31 @@ class DataError(ThreecadError):
         if self.problems:
             message = message + "\n" + format_problems(self.problems)
         super().__init__(message)
+
+
+class BadFileError(DataError):
+    """One input file cannot be used; ``problems`` holds the one :class:`Problem`.
+
+    Raised by the readers of untrusted files (a submission's maps, ``scores.csv``,
+    ``submission.json``) for anything from "not a regular file" to "corrupt header".
+    ``str()`` is ``"<path>: <message>"``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    message : str
+        What is wrong with it (never its contents).
+    kind : str
+        The problem kind (``not_regular_file``, ``unreadable_map``, ``bad_scores``, ...).
+    """
+
+    def __init__(self, path: "str | Path", message: str, kind: str) -> None:
+        self.path = Path(path)
+        self.message = message
+        self.kind = kind
+        self.problems = [Problem(kind, self.path, message)]
+        Exception.__init__(self, f"{self.path}: {message}")
 
 
 class Severity(str, Enum):

@@ -4,10 +4,12 @@ Every member is checked before anything is written; when one is bad, all bad mem
 listed in one :class:`~threecad.download.errors.UnsafeArchiveError`. Refused: absolute paths
 (also ``C:``-style), ``..`` components, symbolic links whose target leaves the destination or
 passes through another link, hard links to anything but an earlier regular file of the archive,
-members that lie inside a file or link member, device files, fifos, sockets, encrypted zip
-members and unsupported zip compression methods. The total uncompressed size is capped up
-front (from the headers) and again while writing (counting the bytes actually written), so a
-zip bomb stops early. Files are written by this module (never ``extractall``); symbolic links
+members that lie inside a file or link member, a name that appears twice (the last copy
+would silently win), device files, fifos, sockets, encrypted zip members and unsupported zip
+compression methods. The total uncompressed size is capped up front (from the headers: the
+total, optionally the expansion ratio against the archive's size, and the free space of the
+destination) and again while writing (counting the bytes actually written, per member against
+its declared size and in total), so a zip bomb is refused before anything is written. Files are written by this module (never ``extractall``); symbolic links
 are created last, so nothing is ever written through one; hard links become copies.
 ``__MACOSX/`` resource-fork folders are skipped.
 """
@@ -18,7 +20,9 @@ import errno
 import logging
 import lzma
 import os
+import shutil
 import stat
+import struct
 import sys
 import tarfile
 import zipfile
@@ -49,7 +53,10 @@ SKIPPED_TOP = frozenset({"__MACOSX"})
 MAX_LISTED = 50
 _ZIP_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 _ZIP_METHOD_NAMES = {9: "Deflate64", 12: "bzip2", 14: "LZMA", 93: "Zstandard", 95: "xz", 98: "PPMd", 99: "AES"}
-_CORRUPT = (zipfile.BadZipFile, tarfile.TarError, zlib.error, lzma.LZMAError, EOFError, NotImplementedError)
+# what a damaged or hostile archive makes zipfile/tarfile raise (ValueError: negative seeks, bad
+# numbers in headers; struct.error: short headers; OverflowError: huge offsets)
+_CORRUPT = (zipfile.BadZipFile, tarfile.TarError, zlib.error, lzma.LZMAError, EOFError, NotImplementedError,
+            ValueError, struct.error, OverflowError)
 
 
 @dataclass(frozen=True)
@@ -303,15 +310,26 @@ class Archive:
         """Release the archive file."""
         self._reader.close()
 
-    def inspect(self, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ArchivePlan:
+    def inspect(self, *, max_bytes: int = DEFAULT_MAX_BYTES, max_ratio: float | None = None,
+                ratio_floor: int = 0, max_members: int | None = None) -> ArchivePlan:
         """Check every member; return what extraction will write.
+
+        Parameters
+        ----------
+        max_bytes : int
+            Most bytes the members may declare in total.
+        max_ratio : float, optional
+            Most bytes declared per byte of the archive file (a zip bomb's expansion),
+            enforced only when the total exceeds ``ratio_floor`` bytes.
+        max_members : int, optional
+            Most members.
 
         Raises
         ------
         UnsafeArchiveError
             Listing every bad member.
         ArchiveError
-            The archive is corrupt, or would extract to more than ``max_bytes``.
+            The archive is corrupt, or exceeds one of the limits.
         """
         problems: list[tuple[str, str]] = []
         members: list[Member] = []
@@ -335,10 +353,24 @@ class Archive:
                 f"nothing was written. The archive is damaged or malicious: get it again from the "
                 f"official source.\n{shown}{rest}", problems)
         total = sum(m.size for m in members)
+        self._check_limits(total, len(members), max_bytes, max_ratio, ratio_floor, max_members)
+        return ArchivePlan(self.path, self.format, tuple(members), total)
+
+    def _check_limits(self, total: int, n_members: int, max_bytes: int, max_ratio: float | None,
+                      ratio_floor: int, max_members: int | None) -> None:
+        """Refuse, from the declared sizes, an archive that would write too much."""
         if total > max_bytes:
             raise ArchiveError(f"refusing to extract {self.path}: it would write {human_size(total)}, more than "
                                f"the limit of {human_size(max_bytes)} (a zip bomb?). Nothing was written.")
-        return ArchivePlan(self.path, self.format, tuple(members), total)
+        if max_members is not None and n_members > max_members:
+            raise ArchiveError(f"refusing to extract {self.path}: {n_members:,} members, more than the limit of "
+                               f"{max_members:,}. Nothing was written.")
+        if max_ratio is not None and total > ratio_floor:
+            size = max(self.path.stat().st_size, 1)
+            if total > max_ratio * size:
+                raise ArchiveError(f"refusing to extract {self.path}: {human_size(size)} that would expand to "
+                                   f"{human_size(total)} ({total / size:,.0f} times its size, more than the limit "
+                                   f"of {max_ratio:g}; a zip bomb?). Nothing was written.")
 
     def extract(self, plan: ArchivePlan, dest_dir: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
                 progress: bool = False) -> None:
@@ -355,6 +387,7 @@ class Archive:
 
         root = Path(dest_dir)
         real_root = os.path.realpath(root)
+        _check_free_space(self.path, root, plan.total_size)
         budget = _Budget(max_bytes, self.path)
         links: list[tuple[Member, Path]] = []
         with tqdm(total=plan.total_size, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
@@ -392,6 +425,17 @@ class Archive:
                                        f"(it needs {human_size(plan.total_size)}); free some space or choose "
                                        f"another --dest.") from None
                 raise DownloadError(f"cannot extract {self.path} into {root}: {exc}") from None
+
+
+def _check_free_space(path: Path, dest: Path, needed: int) -> None:
+    """Refuse to start an extraction that cannot fit on the destination's file system."""
+    try:
+        free = shutil.disk_usage(dest).free
+    except OSError:
+        return
+    if needed > free:
+        raise ArchiveError(f"refusing to extract {path}: it extracts to {human_size(needed)} but only "
+                           f"{human_size(free)} is free in {dest}. Nothing was written.")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -445,9 +489,15 @@ def _check_links_and_conflicts(members: list[Member]) -> tuple[list[Member], lis
     for m in members:
         kinds.setdefault(m.name, set()).add("dir" if m.kind == "dir" else "link" if m.kind == "symlink" else "file")
     symlinks = {name for name, k in kinds.items() if "link" in k}
+    counts: dict[str, int] = {}
+    for m in members:
+        if m.kind != "dir":
+            counts[m.name] = counts.get(m.name, 0) + 1
     for name, k in kinds.items():
         if len(k) > 1:
             problems.append((name, f"appears more than once with different types ({', '.join(sorted(k))})"))
+        elif counts.get(name, 0) > 1:
+            problems.append((name, f"appears {counts[name]} times in the archive (only one copy would be kept)"))
     out: list[Member] = []
     file_sizes: dict[str, int] = {}
     for m in members:
@@ -489,10 +539,12 @@ def open_archive(path: str | Path) -> Iterator[Archive]:
         archive.close()
 
 
-def inspect_archive(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ArchivePlan:
+def inspect_archive(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES, max_ratio: float | None = None,
+                    ratio_floor: int = 0, max_members: int | None = None) -> ArchivePlan:
     """Check the archive at ``path`` without writing anything (see :meth:`Archive.inspect`)."""
     with open_archive(path) as archive:
-        return archive.inspect(max_bytes=max_bytes)
+        return archive.inspect(max_bytes=max_bytes, max_ratio=max_ratio, ratio_floor=ratio_floor,
+                               max_members=max_members)
 
 
 def extract_archive(path: str | Path, dest_dir: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
