@@ -13,9 +13,9 @@ from ..errors import Problem, UsageError
 from ..labels import LabelMap
 from .checks import (count_problems, describe_download_record, image_size_problems, missing_categories,
                      note_ignored_images, published_comparison, read_download_record)
-from .duplicates import (CLOSEST_MAX_RADIUS, NEAR_DUPLICATE_THRESHOLD, ImageRef, exact_duplicates,
-                         near_duplicates as find_near_duplicates)
+from .duplicates import ImageRef, exact_duplicates, near_duplicates as find_near_duplicates
 from .images import HASH_BITS, inspect_files
+from .pixels import COPY_MAX_PEAK, COPY_MAX_RESIDUAL, THUMB_SIZE
 from .report import ValidationReport, sort_problems
 
 __all__ = ["EXPECT_CHOICES", "CLOSEST_PAIRS", "validate"]
@@ -36,8 +36,7 @@ def _category_dirs(manifest: "object", root: Path) -> dict[str, Path]:
 
 def validate(root: str | Path, *, categories: Sequence[str] | None = None, label_map: LabelMap | None = None,
              expect: str = "auto", near_duplicates: bool = True, workers: int | None = None,
-             progress: bool = False, threshold: int = NEAR_DUPLICATE_THRESHOLD,
-             closest: int = CLOSEST_PAIRS) -> ValidationReport:
+             progress: bool = False, closest: int = CLOSEST_PAIRS) -> ValidationReport:
     """Audit a 3CAD tree and report every problem at once.
 
     Checks: structure and pairing (from :func:`threecad.manifest.scan`), masks (size,
@@ -59,13 +58,12 @@ def validate(root: str | Path, *, categories: Sequence[str] | None = None, label
         are errors), ``none`` never, ``auto`` for a tree with all eight categories that is
         not a sample (see :func:`threecad.validate.checks.published_comparison`).
     near_duplicates : bool
-        Look for near-duplicates by perceptual hash.
+        Look for copies that are not byte-identical (perceptual-hash candidates confirmed
+        pixel by pixel, :mod:`threecad.validate.duplicates`).
     workers : int, optional
         Threads (default: the number of CPUs).
     progress : bool
         Progress bars on standard error.
-    threshold : int
-        Largest Hamming distance (of 256 bits) of a near-duplicate.
     closest : int
         Length of the closest-pairs list.
 
@@ -85,8 +83,8 @@ def validate(root: str | Path, *, categories: Sequence[str] | None = None, label
         raise UsageError(f"expect must be one of {', '.join(EXPECT_CHOICES)}, got {expect!r}")
     if workers is not None and workers < 1:
         raise UsageError(f"workers must be at least 1, got {workers}")
-    if not 0 <= threshold < HASH_BITS:
-        raise UsageError(f"threshold must be between 0 and {HASH_BITS - 1}, got {threshold}")
+    if closest < 0:
+        raise UsageError(f"closest must be at least 0, got {closest}")
     start = time.perf_counter()
 
     result = scan(root, categories=categories, label_map=label_map, read_headers=False)
@@ -144,17 +142,22 @@ def validate(root: str | Path, *, categories: Sequence[str] | None = None, label
         hashed = [k for k, f in enumerate(images) if f.phash is not None]
         hashes = (np.stack([images[k].phash for k in hashed]) if hashed
                   else np.zeros((0, HASH_BITS // 64), np.uint64))
-        nd = find_near_duplicates([refs[k] for k in hashed], hashes, threshold=threshold, closest=closest,
-                                  max_radius=max(CLOSEST_MAX_RADIUS, threshold), root=root)
+        thumbs = (np.stack([images[k].thumb for k in hashed]) if hashed
+                  else np.zeros((0, THUMB_SIZE, THUMB_SIZE), np.uint8))
+        nd = find_near_duplicates([refs[k] for k in hashed], hashes, thumbs, closest=closest,
+                                  workers=workers, root=root)
         problems.extend(nd.problems)
         closest_pairs = nd.closest
         checks.append("near_duplicates")
         near_summary = {"hash": "DCT pHash, 128x128 grey, 16x16 band", "hash_bits": HASH_BITS,
-                        "threshold": threshold, "closest_exact_up_to": nd.radius, "images_hashed": len(hashed),
-                        "pairs_compared": nd.pairs_compared, "all_pairs": nd.all_pairs}
-        notes.append(f"near-duplicates: {HASH_BITS}-bit perceptual hash, threshold {threshold} bits; "
-                     f"the multi-index compared {nd.pairs_compared:,} candidate pairs (all pairs inside "
-                     f"each category: {nd.all_pairs:,}); closest pairs exact up to distance {nd.radius}")
+                        "confirmation": f"aligned {THUMB_SIZE}x{THUMB_SIZE} thumbnails",
+                        "copy_max_residual": COPY_MAX_RESIDUAL, "copy_max_peak": COPY_MAX_PEAK,
+                        "closest_exact_up_to": nd.radius, "images_hashed": len(hashed),
+                        "pairs_compared": nd.pairs_compared, "all_pairs": nd.all_pairs,
+                        "pixel_comparisons": nd.pixel_comparisons, "copies": nd.copies}
+        notes.append(f"near-duplicates: {nd.pixel_comparisons:,} candidate pairs compared pixel by pixel "
+                     f"after alignment ({nd.copies} copies); closest pairs by {HASH_BITS}-bit perceptual "
+                     f"hash, exact up to distance {nd.radius}")
 
     problems = sort_problems(problems)
     elapsed = time.perf_counter() - start

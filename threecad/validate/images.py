@@ -9,7 +9,9 @@ Each image file is read into memory once. From those bytes :func:`inspect_image`
   may return a partial image for a file cut short. Checking the structure first also
   keeps libpng from printing its own error lines for the files it would reject,
 * decodes the pixels fully with OpenCV (which releases the GIL, so threads scale),
-* and computes the perceptual hash from that same decode (:func:`perceptual_hash`).
+* and keeps a small grey thumbnail of that same decode
+  (:func:`threecad.validate.pixels.thumbnail`) and its perceptual hash
+  (:func:`perceptual_hash`), for the near-duplicate check.
 
 Masks are checked for structure and channel count only; their pixels are read by
 :func:`threecad.image_stats.compute_image_stats`, which owns the mask checks.
@@ -181,7 +183,8 @@ class FileCheck:
     """The outcome of reading one file.
 
     ``height``, ``width`` and ``channels`` come from the PNG header (or the decode for a
-    non-PNG file); ``sha256`` and ``phash`` are set for images that could be read.
+    non-PNG file); ``sha256`` is set for images that could be read, ``phash`` and ``thumb``
+    (:func:`threecad.validate.pixels.thumbnail`) for images that decoded when asked for.
     """
 
     path: str
@@ -192,6 +195,7 @@ class FileCheck:
     channels: int = -1
     decoded: bool = False
     phash: np.ndarray | None = None
+    thumb: np.ndarray | None = None
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -278,7 +282,10 @@ def inspect_image(path: str, *, want_hash: bool = True) -> FileCheck:
         check.problems.append(Problem("trailing_data", p, f"{png.trailing} bytes after the IEND chunk",
                                       Severity.WARNING))
     if want_hash:
-        check.phash = perceptual_hash(array)
+        from .pixels import thumbnail
+
+        check.thumb = thumbnail(array)
+        check.phash = perceptual_hash(check.thumb)
     return check
 
 
