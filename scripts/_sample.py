@@ -9,7 +9,7 @@ from pathlib import Path
 
 def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
     """``--scale``, ``--seed``, ``--workers`` and ``--root``."""
-    parser.add_argument("--scale", default="small", choices=("tiny", "small"))
+    parser.add_argument("--scale", default="small", choices=("tiny", "demo", "small"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=None, help="threads (default: all CPUs)")
     parser.add_argument("--root", help="an existing tree to measure instead of a fresh sample")

@@ -32,18 +32,24 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from .categories import CATEGORIES, Category, find_category, get_category
 from .errors import DataError, Problem, ProblemsView, Severity, UsageError
+from .fileio import display_name, file_type_problem, is_utf8_name
 from .labels import LabelKind, LabelMap
+from .schema import GOOD_FOLDER, GROUND_TRUTH, MANIFEST_COLUMNS, Label, ManifestRow, Split
 
 __all__ = [
     "IMAGE_SUFFIXES",
     "MANIFEST_COLUMNS",
     "SIDE_FILE",
     "ScanResult",
+    "ManifestRow",
+    "Split",
+    "Label",
     "scan",
+    "manifest_frame",
     "load_manifest",
     "image_id",
 ]
@@ -52,27 +58,7 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png",)
 SIDE_FILE = "defect_types.csv"
-SPLITS = ("train", "test")
-GOOD = "good"
-
-MANIFEST_COLUMNS = (
-    "image_id",       # "<Category>/<split>/<folder>/<stem>": the key used everywhere
-    "category",       # canonical folder name, e.g. "Aluminum_Ipad"
-    "code",           # "AI"
-    "split",          # "train" | "test"
-    "label",          # "good" | "defect"
-    "folder",         # defect folder name as on disk ("good" for good images)
-    "defect_type",    # English name of ``folder`` ("good" for good images)
-    "defect_types",   # tuple of English names (empty for good images)
-    "n_types",        # len(defect_types)
-    "stem",           # file name without extension
-    "image_path",     # absolute path (str)
-    "mask_paths",     # tuple of absolute paths (str), one per mask file
-    "mask_types",     # tuple of English names, one per mask path
-    "height",         # image height in pixels (from the file header)
-    "width",          # image width in pixels
-    "channels",       # 1 (grey), 2 (grey + alpha), 3 (RGB) or 4 (RGBA)
-)
+SPLITS = tuple(Split)
 
 
 def image_id(category: str, split: str, folder: str, stem: str) -> str:
@@ -94,7 +80,7 @@ class ScanResult(ProblemsView):
 @dataclass
 class _Image:
     category: Category
-    split: str
+    split: Split
     folder: str
     stem: str
     path: Path
@@ -102,19 +88,50 @@ class _Image:
     side_types: tuple[str, ...] | None = None
 
 
-def _list_images(folder: Path, problems: list[Problem]) -> dict[str, Path]:
-    """Image files of one folder keyed by stem; other files become warnings."""
-    found: dict[str, Path] = {}
+def _entries(folder: Path, problems: list[Problem]) -> list[tuple[os.DirEntry, str]]:
+    """The visible entries of a folder with their kind: ``dir``, ``file`` or ``other``.
+
+    Links are followed. An entry that is neither a folder nor a regular file (a FIFO, a
+    socket, a device, a symbolic-link loop, a broken link) is reported as
+    ``not_regular_file`` and left out; one whose name is not valid UTF-8 as ``bad_name``.
+    Both are errors: files of the dataset that no command can use.
+    """
     try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
     except OSError as exc:
         problems.append(Problem("unreadable_folder", folder, f"cannot list folder ({exc.strerror})"))
-        return found
+        return []
+    out = []
     for entry in entries:
         if entry.name.startswith("."):
             continue
+        if not is_utf8_name(entry.name):
+            problems.append(Problem("bad_name", display_name(entry.path),
+                                    "name is not valid UTF-8 (undecodable bytes shown as U+FFFD); "
+                                    "ignored: rename it"))
+            continue
+        why = file_type_problem(entry.path)
+        if why is None:
+            out.append((entry, "file"))
+            continue
+        try:
+            is_dir = entry.is_dir()
+        except OSError:
+            is_dir = False
+        if is_dir:
+            out.append((entry, "dir"))
+        else:
+            problems.append(Problem("not_regular_file", Path(entry.path), f"{why}; ignored"))
+    return out
+
+
+def _list_images(folder: Path, problems: list[Problem]) -> dict[str, Path]:
+    """Image files of one folder keyed by stem; other entries become problems."""
+    found: dict[str, Path] = {}
+    for entry, kind in _entries(folder, problems):
         path = Path(entry.path)
-        if entry.is_dir():
+        if kind == "dir":
             problems.append(Problem("unexpected_folder", path, "folder inside an image folder; ignored",
                                     Severity.WARNING))
             continue
@@ -131,11 +148,10 @@ def _list_images(folder: Path, problems: list[Problem]) -> dict[str, Path]:
 
 
 def _subfolders(folder: Path, problems: list[Problem]) -> list[Path]:
+    """Sub-folders of a layout folder; files other than the side file become warnings."""
     out = []
-    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-        if entry.name.startswith("."):
-            continue
-        if entry.is_dir():
+    for entry, kind in _entries(folder, problems):
+        if kind == "dir":
             out.append(Path(entry.path))
         elif entry.name != SIDE_FILE:
             problems.append(Problem("unexpected_file", Path(entry.path),
@@ -178,76 +194,92 @@ def _explain_not_a_tree(root: Path) -> str:
 
 def _scan_category(cat: Category, cat_dir: Path, labels: LabelMap, problems: list[Problem],
                    unknown: dict[str, list[str]]) -> list[_Image]:
-    images: list[_Image] = []
-    test_by_key: dict[tuple[str, str], _Image] = {}
-    test_by_stem: dict[str, list[_Image]] = {}
-
+    """Every image of one category, with its masks joined by key."""
     present = {p.name: p for p in _subfolders(cat_dir, problems)}
     for name, path in present.items():
-        if name not in (*SPLITS, "ground_truth"):
+        if name not in (*SPLITS, GROUND_TRUTH):
             problems.append(Problem("unknown_folder", path,
                                     "not train/, test/ or ground_truth/; ignored", Severity.WARNING))
     if not any(s in present for s in SPLITS):
         problems.append(Problem("empty_category", cat_dir, "has neither train/ nor test/"))
 
     def note_label(folder: str, where: Path) -> None:
-        resolved = labels.resolve(folder)
-        if resolved.kind is LabelKind.UNKNOWN:
+        if labels.resolve(folder).kind is LabelKind.UNKNOWN:
             unknown.setdefault(folder, []).append(str(where))
 
+    images = _scan_images(cat, present, problems, note_label)
+    if GROUND_TRUTH in present:
+        _join_masks(cat, present[GROUND_TRUTH], [i for i in images if i.split == Split.TEST], problems,
+                    note_label)
+    return images
+
+
+def _scan_images(cat: Category, present: dict[str, Path], problems: list[Problem],
+                 note_label: Callable[[str, Path], None]) -> list[_Image]:
+    """The images under ``train/good``, ``test/good`` and ``test/<defect folder>``."""
+    images: list[_Image] = []
     for split in SPLITS:
         split_dir = present.get(split)
         if split_dir is None:
             continue
         for folder_dir in _subfolders(split_dir, problems):
             folder = folder_dir.name
-            if split == "train" and folder != GOOD:
+            if split == Split.TRAIN and folder != GOOD_FOLDER:
                 problems.append(Problem("unexpected_folder", folder_dir,
                                         "train/ holds only good/ in 3CAD; ignored", Severity.WARNING))
                 continue
-            if folder != GOOD:
+            if folder != GOOD_FOLDER:
                 note_label(folder, folder_dir)
             for stem, path in _list_images(folder_dir, problems).items():
-                img = _Image(cat, split, folder, stem, path)
-                images.append(img)
-                if split == "test":
-                    test_by_key[(folder, stem)] = img
-                    test_by_stem.setdefault(stem, []).append(img)
-
-    gt_dir = present.get("ground_truth")
-    if gt_dir is not None:
-        for folder_dir in _subfolders(gt_dir, problems):
-            folder = folder_dir.name
-            if folder == GOOD:
-                problems.append(Problem("mask_for_good", folder_dir, "good images have no masks"))
-                continue
-            note_label(folder, folder_dir)
-            for stem, path in _list_images(folder_dir, problems).items():
-                owner = test_by_key.get((folder, stem))
-                if owner is None:
-                    candidates = [i for i in test_by_stem.get(stem, [])]
-                    defective = [i for i in candidates if i.folder != GOOD]
-                    if len(defective) == 1:
-                        owner = defective[0]
-                    elif candidates and not defective:
-                        problems.append(Problem("mask_for_good", path,
-                                                f"mask for a good image ({candidates[0].path})"))
-                        continue
-                    elif not candidates:
-                        problems.append(Problem("mask_without_image", path,
-                                                f"no test image with stem {stem} in {cat.folder}/test/"))
-                        continue
-                    else:
-                        where = ", ".join(str(i.path) for i in defective)
-                        problems.append(Problem("ambiguous_mask", path,
-                                                f"stem {stem} names several test images ({where}); "
-                                                f"cannot tell which one this mask belongs to"))
-                        continue
-                if owner.folder == GOOD:
-                    problems.append(Problem("mask_for_good", path, f"mask for a good image ({owner.path})"))
-                    continue
-                owner.masks.append((folder, path))
+                images.append(_Image(cat, split, folder, stem, path))
     return images
+
+
+def _mask_owner(cat: Category, folder: str, stem: str, path: Path, by_key: dict[tuple[str, str], _Image],
+                by_stem: dict[str, list[_Image]], problems: list[Problem]) -> _Image | None:
+    """The test image a mask belongs to (see the module notes), or ``None`` with a problem."""
+    owner = by_key.get((folder, stem))
+    if owner is None:
+        candidates = by_stem.get(stem, [])
+        defective = [i for i in candidates if i.folder != GOOD_FOLDER]
+        if len(defective) == 1:
+            owner = defective[0]
+        elif candidates and not defective:
+            problems.append(Problem("mask_for_good", path, f"mask for a good image ({candidates[0].path})"))
+            return None
+        elif not candidates:
+            problems.append(Problem("mask_without_image", path,
+                                    f"no test image with stem {stem} in {cat.folder}/test/"))
+            return None
+        else:
+            where = ", ".join(str(i.path) for i in defective)
+            problems.append(Problem("ambiguous_mask", path,
+                                    f"stem {stem} names several test images ({where}); "
+                                    f"cannot tell which one this mask belongs to"))
+            return None
+    if owner.folder == GOOD_FOLDER:
+        problems.append(Problem("mask_for_good", path, f"mask for a good image ({owner.path})"))
+        return None
+    return owner
+
+
+def _join_masks(cat: Category, gt_dir: Path, test_images: list[_Image], problems: list[Problem],
+                note_label: Callable[[str, Path], None]) -> None:
+    """Attach every mask under ``ground_truth/`` to its test image, by key."""
+    by_key = {(i.folder, i.stem): i for i in test_images}
+    by_stem: dict[str, list[_Image]] = {}
+    for img in test_images:
+        by_stem.setdefault(img.stem, []).append(img)
+    for folder_dir in _subfolders(gt_dir, problems):
+        folder = folder_dir.name
+        if folder == GOOD_FOLDER:
+            problems.append(Problem("mask_for_good", folder_dir, "good images have no masks"))
+            continue
+        note_label(folder, folder_dir)
+        for stem, path in _list_images(folder_dir, problems).items():
+            owner = _mask_owner(cat, folder, stem, path, by_key, by_stem, problems)
+            if owner is not None:
+                owner.masks.append((folder, path))
 
 
 def _read_side_file(path: Path, base: Path, images: dict[str, _Image], labels: LabelMap,
@@ -287,7 +319,7 @@ def _read_side_file(path: Path, base: Path, images: dict[str, _Image], labels: L
         if not types:
             problems.append(Problem("bad_side_file", where, f"no types for {rel!r}"))
             continue
-        if img.folder == GOOD:
+        if img.folder == GOOD_FOLDER:
             problems.append(Problem("bad_side_file", where, f"{rel!r} is a good image; it has no types"))
             continue
         for t in types:
@@ -306,9 +338,107 @@ def _image_header(path: Path) -> tuple[int, int, int]:
     return height, width, channels
 
 
+def _resolve_root(root: str | Path) -> Path:
+    """The absolute tree root; :class:`UsageError` when it is missing or not a folder."""
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise UsageError(f"{root} does not exist (create a sample with 'threecad sample {root}')")
+    if not root.is_dir():
+        raise UsageError(f"{root} is not a folder")
+    return root.resolve()
+
+
+def _select_categories(root: Path, categories: Sequence[str] | None,
+                       problems: list[Problem]) -> dict[Category, Path]:
+    """The category folders to scan, in paper order (missing requested ones are problems)."""
+    wanted: list[Category] | None = None
+    if categories:
+        try:
+            wanted = list(dict.fromkeys(get_category(c) for c in categories))
+        except KeyError as exc:
+            raise UsageError(str(exc)) from None
+    cat_dirs = _find_category_dirs(root, problems)
+    if not cat_dirs:
+        raise UsageError(_explain_not_a_tree(root))
+    if wanted is not None:
+        for c in wanted:
+            if c not in cat_dirs:
+                problems.append(Problem("missing_category", root / c.folder,
+                                        f"category {c.code} was asked for but is not in {root}"))
+        cat_dirs = {c: cat_dirs[c] for c in wanted if c in cat_dirs}
+    return {c: cat_dirs[c] for c in CATEGORIES if c in cat_dirs}
+
+
+def _apply_side_files(root: Path, cat_dirs: dict[Category, Path], images: list[_Image], labels: LabelMap,
+                      problems: list[Problem], unknown: dict[str, list[str]]) -> None:
+    """Apply the root's and each category's ``defect_types.csv`` (regular files only)."""
+    by_key = {}
+    for img in images:
+        if img.split == Split.TEST:
+            by_key[(root / cat_dirs[img.category].name / "test" / img.folder / img.stem).as_posix()] = img
+    side_files = [(root / SIDE_FILE, root)] + [(d / SIDE_FILE, d) for d in cat_dirs.values()]
+    for side, base in side_files:
+        if not os.path.lexists(side):
+            continue
+        why = file_type_problem(side)
+        if why is not None:
+            problems.append(Problem("not_regular_file", side, f"{why}; side file ignored"))
+            continue
+        _read_side_file(side, base, by_key, labels, problems, unknown)
+
+
+def _warn_unknown_labels(unknown: dict[str, list[str]]) -> None:
+    for name, wheres in sorted(unknown.items()):
+        log.warning("defect folder name %r is neither a known English name nor a known Pinyin "
+                    "term; kept unchanged (seen at %s%s). Add it to a label map (--label-map) "
+                    "to translate it.", name, wheres[0], f" and {len(wheres) - 1} more" if len(wheres) > 1 else "")
+
+
+def _manifest_row(img: _Image, labels: LabelMap, problems: list[Problem], read_headers: bool) -> ManifestRow:
+    """The manifest row of one image (its missing mask and unreadable header are problems)."""
+    cat = img.category
+    defect = img.folder != GOOD_FOLDER
+    img.masks.sort(key=lambda fm: (fm[0] != img.folder, fm[0]))  # own folder's mask first
+    mask_types = tuple(labels.to_english(f) for f, _ in img.masks)
+    if not defect:
+        types: tuple[str, ...] = ()
+    elif img.side_types is not None:
+        types = img.side_types
+    else:
+        types = tuple(dict.fromkeys((labels.to_english(img.folder), *mask_types)))
+    if defect and not img.masks:
+        problems.append(Problem("missing_mask", img.path,
+                                f"defective image has no mask in {cat.folder}/ground_truth/"))
+    height = width = channels = -1
+    if read_headers:
+        try:
+            height, width, channels = _image_header(img.path)
+        except (OSError, ValueError, SyntaxError) as exc:
+            problems.append(Problem("unreadable_image", img.path, f"cannot read image header ({exc})"))
+    return ManifestRow(
+        image_id=image_id(cat.folder, img.split, img.folder, img.stem), category=cat.folder, code=cat.code,
+        split=img.split, label=Label.DEFECT if defect else Label.GOOD, folder=img.folder,
+        defect_type=labels.to_english(img.folder) if defect else GOOD_FOLDER, defect_types=types,
+        n_types=len(types), stem=img.stem, image_path=str(img.path),
+        mask_paths=tuple(str(p) for _, p in img.masks), mask_types=mask_types,
+        height=height, width=width, channels=channels)
+
+
+def manifest_frame(rows: Iterable[ManifestRow]) -> "object":
+    """A manifest DataFrame (:data:`MANIFEST_COLUMNS`, plain strings) from rows, sorted by ``image_id``."""
+    import pandas as pd
+
+    frame = pd.DataFrame([r.as_tuple() for r in rows], columns=list(MANIFEST_COLUMNS))
+    return frame.sort_values("image_id", kind="stable").reset_index(drop=True)
+
+
 def scan(root: str | Path, *, categories: Sequence[str] | None = None,
          label_map: LabelMap | None = None, read_headers: bool = True) -> ScanResult:
     """Scan a 3CAD tree into a manifest, collecting every problem instead of stopping.
+
+    Only regular files are read: FIFOs, sockets, devices, symbolic-link loops and broken
+    links are ``not_regular_file`` problems, names that are not valid UTF-8 ``bad_name``
+    problems; neither stops the scan.
 
     Parameters
     ----------
@@ -324,105 +454,27 @@ def scan(root: str | Path, *, categories: Sequence[str] | None = None,
     Returns
     -------
     ScanResult
-        ``manifest`` is a DataFrame with :data:`MANIFEST_COLUMNS`, sorted by ``image_id``.
+        ``manifest`` is a DataFrame with :data:`MANIFEST_COLUMNS` (the fields of
+        :class:`threecad.schema.ManifestRow`), sorted by ``image_id``.
 
     Raises
     ------
     UsageError
         ``root`` is missing or not a 3CAD tree, or a category is unknown.
     """
-    import pandas as pd
-
-    root = Path(root).expanduser()
-    if not root.exists():
-        raise UsageError(f"{root} does not exist (create a sample with 'threecad sample {root}')")
-    if not root.is_dir():
-        raise UsageError(f"{root} is not a folder")
-    root = root.resolve()
+    root = _resolve_root(root)
     labels = label_map or LabelMap()
     problems: list[Problem] = []
     unknown: dict[str, list[str]] = {}
-
-    wanted: list[Category] | None = None
-    if categories:
-        try:
-            wanted = list(dict.fromkeys(get_category(c) for c in categories))
-        except KeyError as exc:
-            raise UsageError(str(exc)) from None
-
-    cat_dirs = _find_category_dirs(root, problems)
-    if not cat_dirs:
-        raise UsageError(_explain_not_a_tree(root))
-    if wanted is not None:
-        missing = [c for c in wanted if c not in cat_dirs]
-        for c in missing:
-            problems.append(Problem("missing_category", root / c.folder,
-                                    f"category {c.code} was asked for but is not in {root}"))
-        cat_dirs = {c: cat_dirs[c] for c in wanted if c in cat_dirs}
-
-    ordered = [c for c in CATEGORIES if c in cat_dirs]
+    cat_dirs = _select_categories(root, categories, problems)
     images: list[_Image] = []
-    for cat in ordered:
-        images.extend(_scan_category(cat, cat_dirs[cat], labels, problems, unknown))
-
-    by_key = {}
-    for img in images:
-        if img.split == "test":
-            rel_root = (root / cat_dirs[img.category].name / "test" / img.folder / img.stem).as_posix()
-            by_key[rel_root] = img
-    side_files = [(root / SIDE_FILE, root)] + [(cat_dirs[c] / SIDE_FILE, cat_dirs[c]) for c in ordered]
-    for side, base in side_files:
-        if side.is_file():
-            _read_side_file(side, base, by_key, labels, problems, unknown)
-
-    for name, wheres in sorted(unknown.items()):
-        log.warning("defect folder name %r is neither a known English name nor a known Pinyin "
-                    "term; kept unchanged (seen at %s%s). Add it to a label map (--label-map) "
-                    "to translate it.", name, wheres[0], f" and {len(wheres) - 1} more" if len(wheres) > 1 else "")
-
-    rows = []
-    for img in images:
-        cat = img.category
-        defect = img.folder != GOOD
-        img.masks.sort(key=lambda fm: (fm[0] != img.folder, fm[0]))  # own folder's mask first
-        mask_types = tuple(labels.to_english(f) for f, _ in img.masks)
-        if not defect:
-            types: tuple[str, ...] = ()
-        elif img.side_types is not None:
-            types = img.side_types
-        else:
-            types = tuple(dict.fromkeys((labels.to_english(img.folder), *mask_types)))
-        if defect and not img.masks:
-            problems.append(Problem("missing_mask", img.path,
-                                    f"defective image has no mask in {cat.folder}/ground_truth/"))
-        height = width = channels = -1
-        if read_headers:
-            try:
-                height, width, channels = _image_header(img.path)
-            except (OSError, ValueError, SyntaxError) as exc:
-                problems.append(Problem("unreadable_image", img.path, f"cannot read image header ({exc})"))
-        rows.append({
-            "image_id": image_id(cat.folder, img.split, img.folder, img.stem),
-            "category": cat.folder,
-            "code": cat.code,
-            "split": img.split,
-            "label": "defect" if defect else "good",
-            "folder": img.folder,
-            "defect_type": labels.to_english(img.folder) if defect else GOOD,
-            "defect_types": types,
-            "n_types": len(types),
-            "stem": img.stem,
-            "image_path": str(img.path),
-            "mask_paths": tuple(str(p) for _, p in img.masks),
-            "mask_types": mask_types,
-            "height": height,
-            "width": width,
-            "channels": channels,
-        })
-    manifest = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
-    manifest = manifest.sort_values("image_id", kind="stable").reset_index(drop=True)
-    return ScanResult(root=root, manifest=manifest, problems=problems, categories=tuple(ordered),
-                      unknown_labels=unknown)
+    for cat, cat_dir in cat_dirs.items():
+        images.extend(_scan_category(cat, cat_dir, labels, problems, unknown))
+    _apply_side_files(root, cat_dirs, images, labels, problems, unknown)
+    _warn_unknown_labels(unknown)
+    rows = [_manifest_row(img, labels, problems, read_headers) for img in images]
+    return ScanResult(root=root, manifest=manifest_frame(rows), problems=problems,
+                      categories=tuple(cat_dirs), unknown_labels=unknown)
 
 
 def load_manifest(root: str | Path, *, categories: Sequence[str] | None = None,

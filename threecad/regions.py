@@ -118,11 +118,19 @@ def label_regions(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def decode_mask(data: bytes | np.ndarray, path: str | Path) -> np.ndarray:
     """Decode the bytes of a mask file as a 2-D array (a multi-channel file is reduced by ``max``).
 
-    Raises :class:`MaskReadError` naming ``path`` when the bytes cannot be decoded.
+    The size in the file's header is checked first (:func:`threecad.fileio.size_problem`).
+    Raises :class:`MaskReadError` naming ``path`` when the bytes cannot be decoded or the
+    header's size is over the limit.
     """
     import cv2
 
+    from .fileio import header_size, size_problem
+
     buf = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray)) else data
+    size = header_size(memoryview(buf)) if buf.size else None
+    too_big = size_problem(*size) if size is not None else None
+    if too_big is not None:
+        raise MaskReadError(f"{path}: {too_big}")
     arr = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
     if arr is None:
         raise MaskReadError(f"{path}: cannot decode mask (not an image, or truncated)")
@@ -132,10 +140,18 @@ def decode_mask(data: bytes | np.ndarray, path: str | Path) -> np.ndarray:
 
 
 def read_mask(path: str | Path) -> np.ndarray:
-    """Read a mask file as a 2-D array (see :func:`decode_mask`)."""
-    if not Path(path).is_file():
-        raise MaskReadError(f"{path}: mask file not found")
-    return decode_mask(np.fromfile(str(path), dtype=np.uint8), path)
+    """Read a mask file as a 2-D array (see :func:`decode_mask`); regular files only."""
+    from .fileio import NotRegularFileError, read_regular
+
+    try:
+        data = read_regular(path)
+    except NotRegularFileError as exc:
+        raise MaskReadError(f"{path}: {exc}") from None
+    except FileNotFoundError:
+        raise MaskReadError(f"{path}: mask file not found") from None
+    except OSError as exc:
+        raise MaskReadError(f"{path}: cannot read ({exc.strerror})") from None
+    return decode_mask(data, path)
 
 
 def _nonzero_yx(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

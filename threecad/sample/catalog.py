@@ -17,7 +17,7 @@ __all__ = [
     "SCALE_PLANS",
 ]
 
-SCALES: tuple[str, ...] = ("tiny", "small")
+SCALES: tuple[str, ...] = ("tiny", "demo", "small")
 """Sample scales, smallest first."""
 
 NAME_MODES: tuple[str, ...] = ("english", "pinyin")
@@ -64,6 +64,10 @@ class ScalePlan:
         Cap on the regions of one defective image.
     multi_every : int
         About one defective image in ``multi_every`` carries two defect types (where allowed).
+    reshoots : int
+        Test images that are distinct shots of a train image's part (same part, same size; a
+        sub-pixel shift, other lighting, fresh noise, their own defects), alternately good and
+        defective: the near-identical images the real release is full of.
     """
 
     name: str
@@ -74,11 +78,16 @@ class ScalePlan:
     size_fraction: float
     max_regions: int
     multi_every: int = 4
+    reshoots: int = 0
 
 
 SCALE_PLANS: dict[str, ScalePlan] = {
     "tiny": ScalePlan("tiny", train=3, test_good=2, per_type=1, min_defect=3,
-                      size_fraction=0.25, max_regions=4),
+                      size_fraction=0.25, max_regions=4, reshoots=2),
+    # The demo's sample: enough good and defective test images per category (10 and at
+    # least 10) for image-level AUROC to mean something, small images to stay fast.
+    "demo": ScalePlan("demo", train=8, test_good=10, per_type=1, min_defect=10,
+                      size_fraction=0.1, max_regions=4, reshoots=4),
     "small": ScalePlan("small", train=12, test_good=8, per_type=3, min_defect=16,
-                       size_fraction=1.0, max_regions=8),
+                       size_fraction=1.0, max_regions=8, reshoots=6),
 }

@@ -8,6 +8,7 @@ import numpy as np
 
 from .defects import paint_defects
 from .plan import PlannedImage
+from .shots import take_shot
 from .surfaces import render_scene
 
 __all__ = ["RenderedImage", "render_image"]
@@ -32,10 +33,11 @@ class RenderedImage:
     region_areas: tuple[int, ...]
 
 
-def render_image(code: str, item: PlannedImage, channels: int,
+def render_image(code: str, item: PlannedImage, channels: int, part_rng: np.random.Generator,
                  rng: np.random.Generator) -> RenderedImage:
-    """Draw ``item`` of category ``code`` with its own random stream ``rng``."""
-    scene = render_scene(code, rng, item.height, item.width, channels)
+    """Draw ``item`` of category ``code``: its part from ``part_rng`` (shared by every shot of
+    the part), then its shot and defects from its own stream ``rng``."""
+    scene = take_shot(render_scene(code, part_rng, item.height, item.width, channels), rng)
     masks: list[np.ndarray] = []
     areas: list[int] = []
     if item.types:

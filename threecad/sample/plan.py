@@ -14,10 +14,11 @@ import numpy as np
 from ..categories import CATEGORIES, Category
 from .catalog import SAMPLE_TYPES, ScalePlan
 
-__all__ = ["PlannedImage", "plan_category", "image_rng"]
+__all__ = ["PlannedImage", "plan_category", "image_rng", "part_rng"]
 
 _PLAN_STREAM = 1
 _IMAGE_STREAM = 2
+_PART_STREAM = 3
 _SPLIT_IDS = {"train": 0, "test": 1}
 
 
@@ -39,6 +40,9 @@ class PlannedImage:
         English defect types, the folder's type first; empty for a good image.
     counts : tuple of int
         Planned regions per type (at least one each).
+    part : tuple of (str, int) or None
+        ``(split, index)`` of the image whose part this image shows again (a distinct shot of
+        the same part, with its own lighting, noise and defects); ``None`` for a part of its own.
     """
 
     split: str
@@ -48,6 +52,12 @@ class PlannedImage:
     width: int
     types: tuple[str, ...] = ()
     counts: tuple[int, ...] = ()
+    part: tuple[str, int] | None = None
+
+    @property
+    def part_key(self) -> tuple[str, int]:
+        """``(split, index)`` of the image that first showed this image's part."""
+        return self.part or (self.split, self.index)
 
 
 def _cat_index(cat: Category) -> int:
@@ -55,9 +65,15 @@ def _cat_index(cat: Category) -> int:
 
 
 def image_rng(seed: int, cat: Category, item: PlannedImage) -> np.random.Generator:
-    """The random stream that draws ``item``'s pixels."""
+    """The random stream of ``item``'s shot: shift, lighting, noise and defects."""
     return np.random.default_rng([seed, _cat_index(cat), _IMAGE_STREAM,
                                   _SPLIT_IDS[item.split], item.index])
+
+
+def part_rng(seed: int, cat: Category, item: PlannedImage) -> np.random.Generator:
+    """The random stream that draws the part ``item`` shows (shared by every shot of it)."""
+    split, index = item.part_key
+    return np.random.default_rng([seed, _cat_index(cat), _PART_STREAM, _SPLIT_IDS[split], index])
 
 
 def _size(rng: np.random.Generator, span: tuple[int, int], fraction: float) -> int:
@@ -103,6 +119,28 @@ def plan_category(cat: Category, plan: ScalePlan, seed: int) -> list[PlannedImag
             chosen = (first, others[int(rng.integers(len(others)))])
         test.append((size(), chosen, _region_counts(rng, cat, len(chosen), plan.max_regions)))
     stems = rng.permutation(len(test))
+    reshot = _reshoots(rng, plan, len(test), plan.test_good)
     for i, ((h, w), chosen, counts) in enumerate(test):
-        items.append(PlannedImage("test", i, f"{int(stems[i]):06d}", h, w, chosen, counts))
+        part = None
+        if i in reshot:
+            source = items[reshot[i]]
+            part, (h, w) = ("train", source.index), (source.height, source.width)
+        items.append(PlannedImage("test", i, f"{int(stems[i]):06d}", h, w, chosen, counts, part))
     return items
+
+
+def _reshoots(rng: np.random.Generator, plan: ScalePlan, n_test: int, n_good: int) -> dict[int, int]:
+    """Test positions that show a train image's part again: {test index: train index}.
+
+    Alternately a good and a defective test image, each paired with a different train image
+    (as in the real release, where a test image can be a near-identical shot of a train part).
+    """
+    n = min(plan.reshoots, plan.train, n_test)
+    good = list(rng.permutation(n_good)) if n_good else []
+    defect = list(n_good + rng.permutation(n_test - n_good)) if n_test > n_good else []
+    chosen: list[int] = []
+    while len(chosen) < n and (good or defect):
+        pool = good if (len(chosen) % 2 == 0 and good) or not defect else defect
+        chosen.append(int(pool.pop(0)))
+    trains = rng.choice(plan.train, size=len(chosen), replace=False) if chosen else []
+    return {t: int(s) for t, s in zip(chosen, trains)}

@@ -35,6 +35,8 @@ class SampleImage:
         Pixel count of each region.
     mask_folders : tuple of str
         ``ground_truth`` sub-folder of each type's mask, as written (same order as ``types``).
+    same_part_as : str
+        For a distinct shot of another image's part, that image's :attr:`path`; else ``""``.
     """
 
     category: str
@@ -49,6 +51,7 @@ class SampleImage:
     region_areas: tuple[int, ...]
     channels: int
     mask_folders: tuple[str, ...] = ()
+    same_part_as: str = ""
 
     @property
     def path(self) -> str:

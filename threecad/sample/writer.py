@@ -17,7 +17,7 @@ from ..labels import LabelMap
 from ..progress import progress as progress_bar
 from .catalog import CHANNELS, NAME_MODES, SCALE_PLANS, SCALES, ScalePlan
 from .compose import render_image
-from .plan import image_rng, plan_category
+from .plan import image_rng, part_rng, plan_category
 from .truth import SampleImage, SampleTruth
 
 __all__ = ["write_sample"]
@@ -80,8 +80,9 @@ def _write_category(root: Path, cat: Category, plan: ScalePlan, seed: int,
     """Draw and write every image of one category under ``root`` (``bar``: progress, one per image)."""
     channels = CHANNELS[cat.code]
     written: list[SampleImage] = []
+    paths: dict[tuple[str, int], str] = {}
     for item in plan_category(cat, plan, seed):
-        drawn = render_image(cat.code, item, channels, image_rng(seed, cat, item))
+        drawn = render_image(cat.code, item, channels, part_rng(seed, cat, item), image_rng(seed, cat, item))
         mask_folders = tuple(folder_name(t) for t in item.types)
         folder = mask_folders[0] if item.types else "good"
         base = root / cat.folder
@@ -92,7 +93,9 @@ def _write_category(root: Path, cat: Category, plan: ScalePlan, seed: int,
             category=cat.folder, code=cat.code, split=item.split, folder=folder,
             types=item.types, stem=item.stem, height=item.height, width=item.width,
             n_regions=len(drawn.region_areas), region_areas=drawn.region_areas,
-            channels=channels, mask_folders=mask_folders))
+            channels=channels, mask_folders=mask_folders,
+            same_part_as=paths[item.part] if item.part else ""))
+        paths[(item.split, item.index)] = written[-1].path
         if bar is not None:
             bar.update()
     log.info("%s: %d images (%d defective)", cat.folder, len(written),
@@ -111,7 +114,8 @@ def write_sample(out: str | Path, *, seed: int = 0, scale: str = "tiny", names: 
     seed : int
         Non-negative seed; the same seed, scale, names and categories give byte-identical files.
     scale : str
-        ``tiny`` (seconds) or ``small`` (about a minute); see :data:`SCALES`.
+        ``tiny`` (seconds), ``demo`` (the demo's: 10 good and at least 10 defective test
+        images per category, small images) or ``small`` (about a minute); see :data:`SCALES`.
     names : str
         ``english`` or ``pinyin`` names for the defect folders.
     categories : sequence of str, optional

@@ -1,20 +1,23 @@
-"""Duplicate images: byte-identical files (sha256) and near-duplicates (perceptual hash).
+"""Duplicate images: byte-identical files (sha256) and copies (perceptual hash, then pixels).
 
 Byte-identical files are errors: ``duplicate`` inside one split, ``leakage`` when a test
 image of a category is a train image of that category.
 
-Near-duplicates are pairs of images of one category whose 256-bit perceptual hashes
-(:func:`threecad.validate.images.perceptual_hash`) differ in at most
-:data:`NEAR_DUPLICATE_THRESHOLD` bits: warnings, ``near_duplicate`` inside a split and
-``near_leakage`` across train and test.
+Near-duplicates are copies that are not byte-identical (re-encoded, resized, slightly
+cropped): warnings, ``near_duplicate`` inside a split and ``near_leakage`` across train and
+test. Images of one part in the real release are nearly identical, so a perceptual hash
+only proposes candidates; :func:`threecad.validate.pixels.compare_thumbnails` decides, after
+aligning the pair. Candidates, inside each category: each image's :data:`NEIGHBOURS`
+nearest images by perceptual-hash distance and its nearest by a crop-tolerant thumbnail
+descriptor, so the number of pixel comparisons grows linearly with the images.
 
-Pairs are found with a multi-index (Norouzi et al., "Fast search in Hamming space with
-multi-index hashing", CVPR 2012), not by comparing all pairs: the 256 bits are split into
-``r + 1`` disjoint chunks; two hashes within distance ``r`` differ in at most ``r`` bits,
-so by pigeonhole at least one chunk is identical in both. Bucketing every hash by each
-chunk's value and comparing only hashes that share a bucket finds every pair within ``r``
-exactly. Chunks take every ``(r + 1)``-th bit (not runs of neighbouring bits), so each
-mixes low and high frequencies and the buckets stay small even for look-alike images.
+The closest-pairs list (for a human) is found with a multi-index (Norouzi et al., "Fast
+search in Hamming space with multi-index hashing", CVPR 2012), not by comparing all pairs:
+the 256 bits are split into ``r + 1`` disjoint chunks; two hashes within distance ``r``
+differ in at most ``r`` bits, so by pigeonhole at least one chunk is identical in both.
+Bucketing every hash by each chunk's value and comparing only hashes that share a bucket
+finds every pair within ``r`` exactly. Chunks take every ``(r + 1)``-th bit (not runs of
+neighbouring bits), so each mixes low and high frequencies.
 """
 
 from __future__ import annotations
@@ -28,35 +31,33 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import Problem, Severity
+from ..schema import Split
 from .images import HASH_BITS
+from .pixels import COPY_MAX_PEAK, COPY_MAX_RESIDUAL, NEIGHBOURS, PixelMatch, compare_thumbnails, descriptors, nearest_pairs
 
 __all__ = [
-    "NEAR_DUPLICATE_THRESHOLD",
+    "CLOSEST_RADIUS",
     "CLOSEST_MAX_RADIUS",
     "ImageRef",
     "ClosePair",
     "hamming",
+    "hash_neighbours",
     "PAIR_BUDGET",
     "PairSearch",
     "pairs_within",
     "exact_duplicates",
+    "candidate_pairs",
     "near_duplicates",
     "NearDuplicateResult",
 ]
 
 log = logging.getLogger(__name__)
 
-# Hamming distance (of 256 bits) at or below which two images are near-duplicates.
-# Measured on the synthetic sample (all pairs of distinct images inside a category): scale
-# "small" seed 0: min 30, 0.1th percentile 44, median 126; seed 1: min 24 (p0.1 36); "tiny":
-# min 44. The same image re-saved with Gaussian noise (sigma 3-4), a 3x3 or 5x5 blur, JPEG
-# quality 70-90 or a 5 % brightness change moves <= 10 bits; heavy noise (sigma 8) or JPEG 50
-# <= 14; a 90 % resize <= 6. 16 sits in that gap, nearer the copies than the distinct images,
-# since real photos of one part by one camera may well lie closer together than synthetic
-# ones. Not caught: crops, and shifts of more than a pixel or two (the hash is
-# position-sensitive). A plain 64-bit (8 x 8) pHash cannot separate these: distinct sample
-# images came as close as 2 bits while re-saved copies moved up to 4.
-NEAR_DUPLICATE_THRESHOLD = 16
+# The closest-pairs list starts from pairs within this many bits (of 256). Distinct shots of
+# one part lie as close as 2 bits on the sample (and a 64-bit hash of the real release calls
+# some identical), re-saved copies move up to ~14 bits and crops far more: the hash only
+# orders candidates, it decides nothing.
+CLOSEST_RADIUS = 16
 # The closest-pairs list widens the search radius up to this many bits to find enough pairs,
 # unless a pass already cost more than PAIR_BUDGET candidate pairs.
 CLOSEST_MAX_RADIUS = 32
@@ -76,26 +77,62 @@ class ImageRef:
 
 @dataclass(frozen=True)
 class ClosePair:
-    """Two images of one category and the Hamming distance of their perceptual hashes."""
+    """Two images of one category, their perceptual-hash distance and pixel comparison.
+
+    ``match`` is ``None`` when the pair's pixels were not compared.
+    """
 
     distance: int
     a: ImageRef
     b: ImageRef
+    match: PixelMatch | None = None
 
     @property
     def relation(self) -> str:
         """``"train-test"`` across the splits, else the split both are in."""
         return "train-test" if self.a.split != self.b.split else self.a.split
 
+    @property
+    def verdict(self) -> str:
+        """``"copy"``, ``"distinct"`` or ``"not compared"``."""
+        if self.match is None:
+            return "not compared"
+        return "copy" if self.match.copy else "distinct"
+
     def to_dict(self) -> dict[str, object]:
         """Plain values for JSON."""
+        m = self.match
         return {"distance": self.distance, "category": self.a.category, "relation": self.relation,
-                "a": str(self.a.path), "b": str(self.b.path)}
+                "a": str(self.a.path), "b": str(self.b.path), "verdict": self.verdict,
+                "pixel_residual": None if m is None or not np.isfinite(m.residual) else round(m.residual, 3),
+                "pixel_peak": None if m is None or not np.isfinite(m.peak) else round(m.peak, 3)}
 
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Hamming distances between packed hashes (rows of uint64), row by row."""
     return np.bitwise_count(np.bitwise_xor(a, b)).sum(axis=-1, dtype=np.int64)
+
+
+def hash_neighbours(hashes: np.ndarray, k: int = NEIGHBOURS, *, block: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Each hash's ``k`` nearest other hashes (Hamming), as row pairs ``i < j`` (each once).
+
+    Brute force in blocks of ``block`` rows: ``block * n`` distances in memory at a time.
+    """
+    n = len(hashes)
+    k = min(k, n - 1)
+    if k < 1:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    firsts, seconds = [], []
+    for start in range(0, n, block):
+        rows = np.arange(start, min(start + block, n))
+        d = hamming(hashes[rows, None, :], hashes[None, :, :])
+        d[rows - start, rows] = HASH_BITS + 1
+        top = np.argpartition(d, k - 1, axis=1)[:, :k]
+        firsts.append(np.repeat(rows, k))
+        seconds.append(top.ravel())
+    a, b = np.concatenate(firsts), np.concatenate(seconds)
+    key = np.unique(np.minimum(a, b) * n + np.maximum(a, b))
+    return key // n, key % n
 
 
 def _chunk_keys(bits: np.ndarray, n_chunks: int) -> list[np.ndarray]:
@@ -219,7 +256,7 @@ def _rel(path: str, root: Path | None) -> str:
         return path
 
 
-_SPLIT_ORDER = {"train": 0, "test": 1}
+_SPLIT_ORDER = {Split.TRAIN: 0, Split.TEST: 1}
 
 
 def _order(ref: ImageRef) -> tuple[int, str]:
@@ -244,8 +281,8 @@ def exact_duplicates(images: Sequence[ImageRef], root: Path | None = None) -> li
         refs = sorted(refs, key=_order)
         first = refs[0]
         for ref in refs[1:]:
-            train_twin = next((r for r in refs if r.split == "train" and r.category == ref.category), None)
-            if ref.split == "test" and train_twin is not None:
+            train_twin = next((r for r in refs if r.split == Split.TRAIN and r.category == ref.category), None)
+            if ref.split == Split.TEST and train_twin is not None:
                 problems.append(Problem(
                     "leakage", Path(ref.path),
                     f"TRAIN/TEST LEAKAGE: test image is byte-identical to train image "
@@ -265,62 +302,50 @@ class NearDuplicateResult:
 
     problems: list[Problem]
     closest: list[ClosePair]
-    threshold: int
-    radius: int            # every pair up to this distance was found (closest list exact up to it)
-    pairs_compared: int    # candidate pairs the index produced (all passes)
+    radius: int            # every pair up to this hash distance was found (closest list exact up to it)
+    pairs_compared: int    # candidate pairs the multi-index produced for the closest list
     all_pairs: int         # what comparing every pair inside each category would have cost
+    pixel_comparisons: int  # candidate pairs confirmed or refuted pixel by pixel
+    copies: int            # of which copies
 
 
-def near_duplicates(images: Sequence[ImageRef], hashes: np.ndarray, *,
-                    threshold: int = NEAR_DUPLICATE_THRESHOLD, closest: int = 10,
-                    max_radius: int = CLOSEST_MAX_RADIUS, pair_budget: int = PAIR_BUDGET,
-                    root: Path | None = None) -> NearDuplicateResult:
-    """Near-duplicate images inside each category, and the closest pairs for a human.
-
-    Pairs within ``threshold`` bits (byte-identical pairs excepted: they are reported by
-    :func:`exact_duplicates`) give one warning per image, naming its closest earlier match:
-    ``near_leakage`` for a test image close to a train image of its category, else
-    ``near_duplicate``.
-
-    The closest-pairs list is exact up to the search radius: that radius grows from
-    ``threshold`` in steps of 8 up to ``max_radius`` until ``closest`` pairs lie within it
-    (or a pass costs more than ``pair_budget`` candidate pairs); the list is then filled
-    with the closest pairs beyond the radius that the index measured.
-
-    Parameters
-    ----------
-    images : sequence of ImageRef
-        The images that have a hash.
-    hashes : ndarray of shape (len(images), 4), uint64
-        Their packed perceptual hashes.
-    threshold : int
-        Largest distance of a near-duplicate.
-    closest : int
-        Length of the closest-pairs list.
-    max_radius : int
-        Largest radius searched for the closest-pairs list.
-    pair_budget : int
-        No wider search after a pass that produced more candidate pairs than this.
-    root : Path, optional
-        Paths in messages are relative to it.
-
-    Returns
-    -------
-    NearDuplicateResult
-    """
+def _by_category(images: Sequence[ImageRef]) -> dict[str, np.ndarray]:
     by_cat: dict[str, list[int]] = {}
     for k, ref in enumerate(images):
         by_cat.setdefault(ref.category, []).append(k)
-    all_pairs = sum(len(v) * (len(v) - 1) // 2 for v in by_cat.values())
+    return {c: np.asarray(v) for c, v in by_cat.items()}
 
-    radius = threshold
+
+def candidate_pairs(images: Sequence[ImageRef], hashes: np.ndarray, thumbs: np.ndarray, *,
+                    neighbours: int = NEIGHBOURS) -> list[tuple[int, int]]:
+    """Pairs of images of one category worth comparing pixel by pixel.
+
+    Each image's ``neighbours`` nearest by perceptual hash and by thumbnail descriptor
+    (:func:`threecad.validate.pixels.descriptors`); byte-identical pairs left out (they are
+    :func:`exact_duplicates`' job). Returns ``(a, b)`` index pairs, ``a < b``, sorted.
+    """
+    pairs: set[tuple[int, int]] = set()
+    for idx in _by_category(images).values():
+        if len(idx) < 2:
+            continue
+        desc = descriptors(thumbs[idx])
+        for i, j in (hash_neighbours(hashes[idx], neighbours), nearest_pairs(desc, neighbours)):
+            pairs.update(zip(idx[i].tolist(), idx[j].tolist()))
+    return sorted((a, b) for a, b in pairs if images[a].sha256 != images[b].sha256)
+
+
+def _closest_by_hash(images: Sequence[ImageRef], hashes: np.ndarray, *, closest: int, radius: int,
+                     max_radius: int, pair_budget: int) -> tuple[list[tuple[int, int, int]], int, int]:
+    """The ``closest`` pairs by hash distance, widening the multi-index radius as needed.
+
+    Returns ``(pairs as (distance, a, b), the radius searched exactly, candidates compared)``.
+    """
     compared_total = 0
     while True:
         found: list[tuple[int, int, int]] = []   # (distance, image a, image b) within the radius
         nearby: list[tuple[int, int, int]] = []  # closest candidates beyond it
         compared = 0
-        for idx in by_cat.values():
-            idx_arr = np.asarray(idx)
+        for idx_arr in _by_category(images).values():
             res = pairs_within(hashes[idx_arr], radius, nearest=closest)
             compared += res.candidates
             for a, b, dist in zip(idx_arr[res.i].tolist(), idx_arr[res.j].tolist(), res.distance.tolist()):
@@ -332,41 +357,101 @@ def near_duplicates(images: Sequence[ImageRef], hashes: np.ndarray, *,
         if len(found) >= closest or radius >= max_radius or compared > pair_budget:
             break
         radius = min(radius + 8, max_radius)
-    log.debug("near-duplicates: radius %d, %d candidate pairs (all pairs: %d), %d pairs found",
-              radius, compared, all_pairs, len(found))
+    top = heapq.nsmallest(closest, found + nearby,
+                          key=lambda t: (t[0], _order(images[t[1]]), _order(images[t[2]])))
+    return top, radius, compared_total
+
+
+def _copy_problem(ref: ImageRef, other: ImageRef, dist: int, match: PixelMatch, more: int,
+                  root: Path | None) -> Problem:
+    """The warning for ``ref``, a copy of the earlier image ``other``."""
+    how = (f"perceptual-hash distance {dist} of {HASH_BITS} bits; after alignment the thumbnails "
+           f"differ by {match.residual:.2f} grey levels on average, {match.peak:.1f} at most "
+           f"(copy limits {COPY_MAX_RESIDUAL}, {COPY_MAX_PEAK})")
+    tail = f"; {more} more cop{'ies' if more > 1 else 'y'} of it" if more else ""
+    if ref.split == Split.TEST and other.split == Split.TRAIN:
+        return Problem("near_leakage", Path(ref.path),
+                       f"test image is a copy of train image {_rel(other.path, root)} ({how}){tail}",
+                       Severity.WARNING)
+    return Problem("near_duplicate", Path(ref.path), f"copy of {_rel(other.path, root)} ({how}){tail}",
+                   Severity.WARNING)
+
+
+def near_duplicates(images: Sequence[ImageRef], hashes: np.ndarray, thumbs: np.ndarray, *,
+                    closest: int = 10, radius: int = CLOSEST_RADIUS, max_radius: int = CLOSEST_MAX_RADIUS,
+                    neighbours: int = NEIGHBOURS, pair_budget: int = PAIR_BUDGET, workers: int | None = None,
+                    root: Path | None = None) -> NearDuplicateResult:
+    """Copies inside each category (not byte-identical), and the closest pairs for a human.
+
+    Candidate pairs (:func:`candidate_pairs`) are compared pixel by pixel
+    (:func:`threecad.validate.pixels.compare_thumbnails`); each image that is a copy of an
+    earlier one (train before test, then by key) gets one warning naming its closest such
+    image: ``near_leakage`` for a test image copied from a train image of its category
+    (preferred when there is one), else ``near_duplicate``.
+
+    The closest-pairs list is ordered by hash distance and exact up to the search radius:
+    that radius grows from ``radius`` in steps of 8 up to ``max_radius`` until ``closest``
+    pairs lie within it (or a pass costs more than ``pair_budget`` candidate pairs); it is
+    then filled with the closest pairs beyond the radius that the index measured. Each
+    listed pair carries its pixel comparison and verdict.
+
+    Parameters
+    ----------
+    images : sequence of ImageRef
+        The images that could be decoded.
+    hashes : ndarray of shape (len(images), 4), uint64
+        Their packed perceptual hashes.
+    thumbs : ndarray of shape (len(images), THUMB_SIZE, THUMB_SIZE), uint8
+        Their grey thumbnails (:func:`threecad.validate.pixels.thumbnail`).
+    closest : int
+        Length of the closest-pairs list.
+    radius, max_radius : int
+        First and largest hash radius searched for the closest-pairs list.
+    neighbours : int
+        Candidates per image from each of the two neighbour searches.
+    pair_budget : int
+        No wider search after a pass that produced more candidate pairs than this.
+    workers : int, optional
+        Threads for the pixel comparisons (default: the number of CPUs).
+    root : Path, optional
+        Paths in messages are relative to it.
+
+    Returns
+    -------
+    NearDuplicateResult
+    """
+    from ..parallel import thread_map
+
+    by_cat = _by_category(images)
+    all_pairs = sum(len(v) * (len(v) - 1) // 2 for v in by_cat.values())
+    top, searched, compared = _closest_by_hash(images, hashes, closest=closest, radius=radius,
+                                               max_radius=max(max_radius, radius), pair_budget=pair_budget)
+    pairs = candidate_pairs(images, hashes, thumbs, neighbours=neighbours)
+    pairs = sorted(set(pairs) | {(min(a, b), max(a, b)) for _, a, b in top})
+    matches = dict(zip(pairs, thread_map(lambda ab: compare_thumbnails(thumbs[ab[0]], thumbs[ab[1]]), pairs,
+                                         workers=workers, desc="compare", unit="pair")))
 
     def ordered(a: int, b: int) -> tuple[int, int]:
         return (a, b) if _order(images[a]) <= _order(images[b]) else (b, a)
 
-    # One warning per image: its closest earlier match within the threshold.
-    matches: dict[int, list[tuple[int, tuple[int, str], int]]] = {}
-    for dist, a, b in found:
-        if dist <= threshold:
+    copies: dict[int, list[tuple[float, int]]] = {}  # later image -> (residual, earlier image)
+    for (a, b), m in matches.items():
+        if m.copy:
             early, late = ordered(a, b)
-            matches.setdefault(late, []).append((dist, _order(images[early]), early))
+            copies.setdefault(late, []).append((m.residual, early))
     problems = []
-    for late in sorted(matches, key=lambda k: _order(images[k])):
+    for late in sorted(copies, key=lambda k: _order(images[k])):
         ref = images[late]
-        # Leakage first: a test image is matched to the closest train image when there is one.
-        train = [m for m in matches[late] if images[m[2]].split == "train" and ref.split == "test"]
-        dist, _, early = min(train or matches[late])
-        count = len(matches[late])
-        other = images[early]
-        more = f"; {count - 1} more image{'s' if count > 2 else ''} within the threshold" if count > 1 else ""
-        if ref.split == "test" and other.split == "train":
-            kind = "near_leakage"
-            text = (f"test image looks like train image {_rel(other.path, root)} "
-                    f"(perceptual-hash distance {dist} of {HASH_BITS} bits, threshold {threshold}){more}")
-        else:
-            kind = "near_duplicate"
-            text = (f"looks like {_rel(other.path, root)} (perceptual-hash distance {dist} of "
-                    f"{HASH_BITS} bits, threshold {threshold}){more}")
-        problems.append(Problem(kind, Path(ref.path), text, Severity.WARNING))
-
-    top = heapq.nsmallest(closest, found + nearby, key=lambda t: (t[0], _order(images[t[1]]), _order(images[t[2]])))
-    pairs = []
+        cands = copies[late]
+        leaks = [c for c in cands if ref.split == Split.TEST and images[c[1]].split == Split.TRAIN]
+        _, early = min(leaks or cands)
+        dist = int(hamming(hashes[late], hashes[early]))
+        problems.append(_copy_problem(ref, images[early], dist, matches[tuple(sorted((late, early)))],
+                                      len(cands) - 1, root))
+    listed = []
     for dist, a, b in top:
         early, late = ordered(a, b)
-        pairs.append(ClosePair(int(dist), images[early], images[late]))
-    return NearDuplicateResult(problems=problems, closest=pairs, threshold=threshold, radius=radius,
-                               pairs_compared=compared_total, all_pairs=all_pairs)
+        listed.append(ClosePair(int(dist), images[early], images[late], matches[(min(a, b), max(a, b))]))
+    return NearDuplicateResult(problems=problems, closest=listed, radius=searched, pairs_compared=compared,
+                               all_pairs=all_pairs, pixel_comparisons=len(pairs),
+                               copies=sum(1 for m in matches.values() if m.copy))

@@ -9,7 +9,9 @@ Each image file is read into memory once. From those bytes :func:`inspect_image`
   may return a partial image for a file cut short. Checking the structure first also
   keeps libpng from printing its own error lines for the files it would reject,
 * decodes the pixels fully with OpenCV (which releases the GIL, so threads scale),
-* and computes the perceptual hash from that same decode (:func:`perceptual_hash`).
+* and keeps a small grey thumbnail of that same decode
+  (:func:`threecad.validate.pixels.thumbnail`) and its perceptual hash
+  (:func:`perceptual_hash`), for the near-duplicate check.
 
 Masks are checked for structure and channel count only; their pixels are read by
 :func:`threecad.image_stats.compute_image_stats`, which owns the mask checks.
@@ -28,6 +30,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import Problem, Severity
+from ..fileio import NotRegularFileError, header_size, read_regular, size_problem
 from ..parallel import thread_map
 
 __all__ = [
@@ -181,7 +184,8 @@ class FileCheck:
     """The outcome of reading one file.
 
     ``height``, ``width`` and ``channels`` come from the PNG header (or the decode for a
-    non-PNG file); ``sha256`` and ``phash`` are set for images that could be read.
+    non-PNG file); ``sha256`` is set for images that could be read, ``phash`` and ``thumb``
+    (:func:`threecad.validate.pixels.thumbnail`) for images that decoded when asked for.
     """
 
     path: str
@@ -192,6 +196,7 @@ class FileCheck:
     channels: int = -1
     decoded: bool = False
     phash: np.ndarray | None = None
+    thumb: np.ndarray | None = None
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -201,9 +206,12 @@ class FileCheck:
 
 
 def _read(path: str, check: FileCheck, unreadable_kind: str) -> bytes | None:
+    """The file's bytes (a regular file only: never blocks on a FIFO), or ``None`` with a problem."""
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
+        data = read_regular(path)
+    except NotRegularFileError as exc:
+        check.problems.append(Problem("not_regular_file", Path(path), str(exc)))
+        return None
     except OSError as exc:
         check.problems.append(Problem(unreadable_kind, Path(path), f"cannot read file ({exc.strerror})"))
         return None
@@ -229,10 +237,12 @@ def _describe_format(data: bytes) -> str:
 def inspect_image(path: str, *, want_hash: bool = True) -> FileCheck:
     """Read one image file once: sha256, PNG structure, full decode, perceptual hash.
 
-    Problems (kinds): ``unreadable_image`` (cannot read, or no decoder accepts it),
+    Problems (kinds): ``not_regular_file`` (a FIFO, a folder, a link loop...: never
+    opened for reading), ``unreadable_image`` (cannot read, or no decoder accepts it),
     ``truncated_image`` (cut short, or no ``IEND``), ``corrupt_image`` (bad CRC or chunk
-    structure, or pixel data that does not decode), ``not_png`` and ``trailing_data``
-    (warnings).
+    structure, or pixel data that does not decode), ``image_too_large`` (the header's size
+    is over :data:`threecad.fileio.MAX_IMAGE_PIXELS`; checked before decoding),
+    ``not_png`` and ``trailing_data`` (warnings).
 
     Parameters
     ----------
@@ -260,6 +270,11 @@ def inspect_image(path: str, *, want_hash: bool = True) -> FileCheck:
         kind = "truncated_image" if png.truncated else "corrupt_image"
         check.problems.append(Problem(kind, p, png.error))
         return check  # never hand a broken PNG to libpng (it prints to stderr, and may half-decode it)
+    size = header_size(data)
+    too_big = size_problem(*size) if size is not None else None
+    if too_big is not None:
+        check.problems.append(Problem("image_too_large", p, too_big))
+        return check
     array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if array is None:
         if is_png:
@@ -278,15 +293,19 @@ def inspect_image(path: str, *, want_hash: bool = True) -> FileCheck:
         check.problems.append(Problem("trailing_data", p, f"{png.trailing} bytes after the IEND chunk",
                                       Severity.WARNING))
     if want_hash:
-        check.phash = perceptual_hash(array)
+        from .pixels import thumbnail
+
+        check.thumb = thumbnail(array)
+        check.phash = perceptual_hash(check.thumb)
     return check
 
 
 def inspect_mask(path: str) -> FileCheck:
     """Read one mask file's structure and channel count (its pixels are read elsewhere).
 
-    Problems (kinds): ``unreadable_mask``, ``truncated_mask``, ``mask_channels`` (more
-    than one channel), ``trailing_data`` (warning).
+    Problems (kinds): ``not_regular_file``, ``unreadable_mask``, ``truncated_mask``,
+    ``image_too_large`` (header size over the limit), ``mask_channels`` (more than one
+    channel), ``trailing_data`` (warning).
     """
     check = FileCheck(path)
     data = _read(path, check, "unreadable_mask")
@@ -315,6 +334,10 @@ def inspect_mask(path: str) -> FileCheck:
         except (OSError, UnidentifiedImageError, ValueError) as exc:
             check.problems.append(Problem("unreadable_mask", p, f"cannot read mask header ({exc})"))
             return check
+    too_big = size_problem(check.height, check.width)
+    if too_big is not None:
+        check.problems.append(Problem("image_too_large", p, too_big))
+        return check
     if check.channels > 1:
         check.problems.append(Problem("mask_channels", p, f"mask has {check.channels} channels; "
                                                           f"expected a single-channel (grey) PNG"))

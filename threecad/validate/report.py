@@ -132,9 +132,10 @@ def render_table(report: ValidationReport, *, limit_per_kind: int = TABLE_LIMIT_
     if isinstance(nd, dict) and report.closest_pairs:
         lines.append("")
         lines.append(f"Closest image pairs (perceptual-hash distance of {nd['hash_bits']} bits; "
-                     f"near-duplicate at <= {nd['threshold']}):")
+                     f"verdict from the aligned pixels):")
         for c in report.closest_pairs[:closest]:
-            lines.append(f"  {c.distance:4d}  {_rel(c.a.path, root)}  <->  {_rel(c.b.path, root)}  ({c.relation})")
+            lines.append(f"  {c.distance:4d}  {c.verdict:8}  {_rel(c.a.path, root)}  <->  {_rel(c.b.path, root)}"
+                         f"  ({c.relation})")
     lines.append("")
     if n_err:
         lines.append(f"Result: FAILED, {n_err} error{'s' if n_err != 1 else ''}, "

@@ -1,0 +1,152 @@
+"""Reading dataset files safely: regular files only, sizes from headers before any decode.
+
+Every reader of images and masks in the dataset core goes through here:
+
+* :func:`file_type_problem` says why a path is not a regular file (a FIFO, a socket, a
+  device, a folder, a symbolic-link loop, a broken link), following links, without
+  opening it: opening a FIFO would block forever;
+* :func:`read_regular` opens without blocking, checks the opened file is regular (so a
+  file swapped for a FIFO in between is still refused) and reads it;
+* :func:`header_size` reads an image's height and width from its header (PNG ``IHDR``
+  directly, other formats through Pillow's lazy header parser), and :func:`size_problem`
+  refuses sizes over :data:`MAX_IMAGE_SIDE` / :data:`MAX_IMAGE_PIXELS` before a decoder
+  allocates them;
+* :func:`display_name` makes a file name that is not valid UTF-8 printable.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import stat
+import struct
+from pathlib import Path
+
+__all__ = [
+    "MAX_IMAGE_SIDE",
+    "MAX_IMAGE_PIXELS",
+    "NotRegularFileError",
+    "file_type_problem",
+    "read_regular",
+    "header_size",
+    "size_problem",
+    "is_utf8_name",
+    "display_name",
+]
+
+MAX_IMAGE_SIDE = 16384
+"""Largest height or width accepted (3CAD images are at most 1024 pixels a side)."""
+MAX_IMAGE_PIXELS = 64 * 2**20
+"""Largest height x width accepted (64 Mpx: a 16-bit RGBA decode of it is 512 MiB)."""
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class NotRegularFileError(OSError):
+    """The path is not a regular file; ``str(exc)`` says what it is."""
+
+
+def _type_name(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
+
+
+def file_type_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` is not a regular file (links followed), or ``None`` when it is one.
+
+    Never opens the file. A path that does not exist gives ``"no such file"``.
+    """
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "not a regular file (a symbolic link loop)"
+        if exc.errno == errno.ENOENT and os.path.islink(path):
+            return "not a regular file (a broken symbolic link)"
+        if exc.errno == errno.ENOENT:
+            return "no such file"
+        return f"cannot stat ({exc.strerror})"
+    if not stat.S_ISREG(st.st_mode):
+        return f"not a regular file ({_type_name(st.st_mode)})"
+    return None
+
+
+def read_regular(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of a regular file; never blocks on a FIFO.
+
+    Raises
+    ------
+    NotRegularFileError
+        ``path`` is not a regular file (checked before and after opening).
+    OSError
+        It cannot be read.
+    """
+    problem = file_type_problem(path)
+    if problem is not None and problem != "no such file":
+        raise NotRegularFileError(problem)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFileError(f"not a regular file ({_type_name(st.st_mode)})")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read()
+    finally:
+        os.close(fd)
+
+
+def header_size(data: bytes | memoryview) -> tuple[int, int] | None:
+    """``(height, width)`` from an image file's header, without decoding pixels.
+
+    PNG is read from its ``IHDR`` chunk; JPEG, BMP, TIFF, WebP and other formats Pillow
+    knows from Pillow's header parser (which reads no pixel data). ``None`` when no
+    header can be read. A header Pillow itself refuses as a decompression bomb gives
+    ``(MAX_IMAGE_SIDE + 1, MAX_IMAGE_SIDE + 1)`` (over the limit; the true size unknown).
+    """
+    head = bytes(data[:24])
+    if head[:8] == _PNG_SIGNATURE and len(head) >= 24 and head[12:16] == b"IHDR":
+        width, height = struct.unpack(">II", head[16:24])
+        return height, width
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            width, height = im.size
+    except Image.DecompressionBombError:
+        return MAX_IMAGE_SIDE + 1, MAX_IMAGE_SIDE + 1
+    except Exception:  # noqa: BLE001 - any parser failure means "no readable header"
+        return None
+    return height, width
+
+
+def size_problem(height: int, width: int) -> str | None:
+    """Why an image of this size is refused before decoding, or ``None``."""
+    if height <= 0 or width <= 0:
+        return f"header gives an empty size {height}x{width} (HxW); not decoded"
+    if height > MAX_IMAGE_SIDE or width > MAX_IMAGE_SIDE or height * width > MAX_IMAGE_PIXELS:
+        return (f"header claims {height}x{width} (HxW) pixels, over the limit of {MAX_IMAGE_SIDE} a side "
+                f"and {MAX_IMAGE_PIXELS // 2**20} Mpx; not decoded")
+    return None
+
+
+def is_utf8_name(name: str) -> bool:
+    """Whether a file name from the file system is valid UTF-8 (no undecodable bytes)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def display_name(path: str | os.PathLike[str]) -> Path:
+    """``path`` with undecodable bytes shown as U+FFFD, safe to print and to store in tables."""
+    text = os.fspath(path)
+    return Path(text.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
