@@ -28,7 +28,7 @@ import hashlib
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -43,14 +43,14 @@ from .engine import order_keys
 from .mapio import MapReadError, read_map
 from .metrics import average_precision, roc_auc
 from .paper import mean_pro_paper, per_image_pro_paper, resize_map_paper, resize_mask_paper
-from .pixels import ImagePositives, PixelStats, extract_positives
-from .protocols import Protocol
+from .pixels import ImagePositives, PixelStats
+from .protocols import IMAGE_SCORE_AS_SUBMITTED, Protocol
 from .submission import Submission, SubmissionError
 
 __all__ = ["ImageRecord", "CategoryEvaluation", "evaluate_submission", "summarize_category",
            "ground_truth_digest", "ImageTruth", "ImageScore", "image_truth", "score_image", "map_on_grid",
            "CategoryBuilder", "submission_error", "pass1_image", "image_keys", "ImageObserver",
-           "category_truths", "evaluate_category"]
+           "category_truths", "evaluate_category", "truth_positives", "own_folder_mask"]
 
 log = logging.getLogger(__name__)
 
@@ -129,16 +129,76 @@ def _read_masks(paths: Sequence[str]) -> tuple[np.ndarray | None, tuple[str, ...
     union = None
     digests = []
     for p in paths:
-        data = Path(p).read_bytes()
-        digests.append(hashlib.sha256(data).hexdigest())
-        try:
-            m = decode_mask(data, p) > 0
-        except MaskReadError:
-            return None, tuple(digests), f"cannot decode mask {p}"
+        raw, digest, err = _read_raw_mask(p)
+        digests.append(digest)
+        if err:
+            return None, tuple(digests), err
+        m = raw > 0
         if union is not None and union.shape != m.shape:
             return None, tuple(digests), f"masks of one image differ in size ({p})"
         union = m if union is None else union | m
     return (None if union is None else union.astype(np.uint8) * 255), tuple(digests), None
+
+
+def _read_raw_mask(path: str) -> tuple[np.ndarray | None, str, str | None]:
+    """One mask file decoded once (values as stored), its sha256, or an error text."""
+    data = Path(path).read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        return decode_mask(data, path), digest, None
+    except MaskReadError:
+        return None, digest, f"cannot decode mask {path}"
+
+
+def own_folder_mask(row: dict[str, Any]) -> str | None:
+    """The mask the 3CAD authors' loader reads for a row: ``ground_truth/<folder>/<stem>.*``.
+
+    Their dataset class builds one mask path from the image's own folder and file name, so
+    a mask filed under another defect type's folder is never read by their code. None when
+    the tree has no such file.
+    """
+    for p in row["mask_paths"]:
+        path = Path(p)
+        if path.parent.name == row["folder"] and path.stem == row["stem"]:
+            return p
+    return None
+
+
+def truth_positives(mask: np.ndarray, protocol: Protocol) -> ImagePositives:
+    """The anomalous pixels of a ground truth on the grid, with their regions (no scores yet).
+
+    Regions are the connected components of ``mask > 0`` under the protocol's
+    :attr:`~eval.protocols.Protocol.connectivity`; each pixel's PRO weight is ``1 / area``
+    of its region and its size class comes from :meth:`~eval.protocols.Protocol.size_classes`.
+
+    Parameters
+    ----------
+    mask : ndarray of shape (H, W)
+        Ground truth on the grid; non-zero = anomalous.
+    protocol : Protocol
+
+    Returns
+    -------
+    ImagePositives
+        ``flat_index`` (p,) int64, ``keys`` empty (they come with a map), ``weights`` (p,)
+        float64, ``size_class`` (p,) int8, region counts.
+    """
+    import cv2
+
+    binary = np.ascontiguousarray(np.asarray(mask) > 0)
+    flat_index = np.flatnonzero(binary.reshape(-1))
+    if flat_index.size == 0:
+        return ImagePositives(flat_index, _NO_KEYS, np.zeros(0), np.zeros(0, np.int8), 0, (0, 0, 0))
+    n, labels = cv2.connectedComponents(binary.view(np.uint8), connectivity=protocol.connectivity,
+                                        ltype=cv2.CV_32S)
+    lab = labels.reshape(-1)[flat_index] - 1
+    areas = np.bincount(lab, minlength=n - 1)
+    region_cls = protocol.size_classes(areas)
+    per_class = np.bincount(region_cls, minlength=3)
+    return ImagePositives(
+        flat_index=flat_index, keys=_NO_KEYS, weights=1.0 / areas[lab].astype(np.float64),
+        size_class=region_cls[lab], n_regions=int(areas.size),
+        regions_per_class=(int(per_class[0]), int(per_class[1]), int(per_class[2])))
 
 
 def _on_grid(amap: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -166,7 +226,11 @@ def _sha256(path: Path) -> str:
 
 
 def image_truth(row: dict[str, Any], protocol: Protocol) -> ImageTruth:
-    """The ground truth of one manifest row on ``protocol``'s grid (reads its masks).
+    """The ground truth of one manifest row on ``protocol``'s grid (reads its masks once).
+
+    ``standard`` uses the union of every mask of the image, at native size. ``paper`` reads
+    only the mask in the image's own folder (:func:`own_folder_mask`), with its stored
+    values, as the authors' loader does (:func:`eval.paper.resize_mask_paper`).
 
     A problem with the masks (unreadable, no mask for a defective image, masks of another
     size than the image) is returned in ``problem``, not raised.
@@ -182,12 +246,22 @@ def image_truth(row: dict[str, Any], protocol: Protocol) -> ImageTruth:
 
     mask = None
     mask_digests: tuple[str, ...] = ()
-    if defect:
+    if defect and grid is None:
         mask, mask_digests, err = _read_masks(row["mask_paths"])
         if err:
             return bad(Path(row["mask_paths"][0]) if row["mask_paths"] else Path(row["image_path"]), err)
         if mask is None:
             return bad(Path(row["image_path"]), "defective image has no mask")
+    elif defect:
+        own = own_folder_mask(row)
+        if own is None:
+            return bad(Path(row["image_path"]),
+                       f"the {protocol.name} protocol reads only ground_truth/{row['folder']}/"
+                       f"{row['stem']}.png (the authors' loader), and there is no such mask")
+        mask, digest, err = _read_raw_mask(own)
+        if err:
+            return bad(Path(own), err)
+        mask_digests = (digest,)
     if grid is None:
         if mask is not None and mask.shape != shape:
             return bad(Path(row["mask_paths"][0]),
@@ -195,10 +269,10 @@ def image_truth(row: dict[str, Any], protocol: Protocol) -> ImageTruth:
         gt = mask if mask is not None else np.zeros(shape, np.uint8)
         label = int(defect)
     else:
-        gt = resize_mask_paper(mask, size=grid).astype(np.uint8) if mask is not None \
-            else np.zeros((grid, grid), np.uint8)
+        gt = resize_mask_paper(mask, size=grid, image_id=row["image_id"]) if mask is not None \
+            else np.zeros((grid, grid), bool)
         label = int(gt.any())
-    positives = replace(extract_positives(gt, gt), keys=_NO_KEYS)  # keys come with a map
+    positives = truth_positives(gt, protocol)
     return ImageTruth(row["image_id"], row["folder"], types, defect, shape, label, positives, mask_digests)
 
 
@@ -213,16 +287,21 @@ def score_image(amap: np.ndarray, truth: ImageTruth, score: float | None, map_sh
                 protocol: Protocol) -> tuple[ImageScore, np.ndarray]:
     """One valid map against its ground truth; returns the result and the map on the grid.
 
-    ``score`` is the image score from scores.csv, or None for the maximum of the map as
-    submitted.
+    ``score`` is the image score from scores.csv, or None for the maximum of the map: as
+    submitted (``standard``), or on the grid (``paper``: the authors take the maximum of
+    their 256x256 map).
     """
     on_grid = map_on_grid(amap, truth.shape, protocol)
     values = np.asarray(on_grid).reshape(-1)[truth.positives.flat_index]
     pro = float("nan")
     if protocol.aupro == "paper_per_image" and truth.defect:
         pro = per_image_pro_paper(on_grid, truth_mask(truth), n_thresholds=protocol.pro_thresholds or 200,
-                                  fpr_limit=protocol.fpr_limit, image_id=truth.image_id)
-    value = float(score) if score is not None else float(amap.max())
+                                  fpr_limit=protocol.fpr_limit, connectivity=protocol.connectivity,
+                                  image_id=truth.image_id)
+    if score is not None:
+        value = float(score)
+    else:
+        value = float((amap if protocol.image_score == IMAGE_SCORE_AS_SUBMITTED else on_grid).max())
     return ImageScore(truth.image_id, value, map_sha256, on_grid.shape, pro, values), on_grid
 
 

@@ -219,6 +219,7 @@ def _nan(image_id: str | None, why: str) -> float:
 def per_image_pro_paper(amap: np.ndarray, mask: np.ndarray, *,
                         n_thresholds: int = PAPER_THRESHOLDS,
                         fpr_limit: float = PAPER_FPR_LIMIT,
+                        connectivity: int = 8,
                         image_id: str | None = None) -> float:
     """The authors' per-image PRO area (RD-style ``compute_pro`` on one image).
 
@@ -245,6 +246,9 @@ def per_image_pro_paper(amap: np.ndarray, mask: np.ndarray, *,
         Default :data:`PAPER_THRESHOLDS`.
     fpr_limit : float, optional
         Default :data:`PAPER_FPR_LIMIT`; points are kept when FPR is strictly below it.
+    connectivity : {8, 4}, optional
+        Pixel connectivity of the regions; 8 (the authors' ``skimage.measure.label``
+        default in 2-D) unless a protocol says otherwise.
     image_id : str, optional
         Names the image in logged warnings.
 
@@ -265,6 +269,8 @@ def per_image_pro_paper(amap: np.ndarray, mask: np.ndarray, *,
         raise ValueError(f"n_thresholds must be a positive integer, got {n_thresholds}")
     if not 0.0 < fpr_limit <= 1.0:
         raise ValueError(f"fpr_limit must be in (0, 1], got {fpr_limit}")
+    if connectivity not in (4, 8):
+        raise ValueError(f"connectivity must be 4 or 8, got {connectivity}")
     a = np.asarray(a, dtype=np.float64)
     m = m > 0
 
@@ -298,7 +304,7 @@ def per_image_pro_paper(amap: np.ndarray, mask: np.ndarray, *,
     # PRO(k) = mean over regions r of #{pixels of r with below > k} / area_r
     import cv2
 
-    n_lab, labels = cv2.connectedComponents(m.astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+    n_lab, labels = cv2.connectedComponents(m.astype(np.uint8), connectivity=connectivity, ltype=cv2.CV_32S)
     n_reg = n_lab - 1
     reg = labels.ravel()[flat_mask].astype(np.int64) - 1
     hist = np.bincount(reg * (n_th + 1) + below[flat_mask],

@@ -1,5 +1,11 @@
 """Evaluation protocols: how maps and masks are brought onto one grid, and what is measured.
 
+Every setting of a :class:`Protocol` is recorded in results.json and read by the scoring
+code: the grid, the region connectivity (:attr:`Protocol.connectivity`) and the region-size
+classes (:attr:`Protocol.small_max_area`, :attr:`Protocol.medium_max_area`, as the area
+ranges of pycocotools' ``COCOeval``). ``docs/protocols.md`` describes both protocols for
+users.
+
 * ``standard`` (default): each image's native size; maps of another size are resized with
   bilinear interpolation (in float64); image label from the folder (good vs defect);
   I-AUROC, I-AP; P-AUROC, P-AP over all pixels of a category; AUPRO as MVTec AD defines
@@ -20,10 +26,17 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from threecad.errors import UsageError
-from threecad.regions import MEDIUM_MAX_AREA, SMALL_MAX_AREA
+import numpy as np
 
-__all__ = ["Protocol", "PROTOCOLS", "get_protocol"]
+from threecad.errors import UsageError
+from threecad.regions import MEDIUM_MAX_AREA, SIZE_CLASSES, SMALL_MAX_AREA
+
+__all__ = ["Protocol", "PROTOCOLS", "get_protocol", "IMAGE_SCORE_AS_SUBMITTED", "IMAGE_SCORE_ON_GRID"]
+
+IMAGE_SCORE_AS_SUBMITTED = "scores.csv, else max of the map as submitted"
+"""``Protocol.image_score``: without scores.csv, the maximum of the map at its own size."""
+IMAGE_SCORE_ON_GRID = "scores.csv, else max of the map on the grid"
+"""``Protocol.image_score``: without scores.csv, the maximum of the map on the protocol grid."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +56,46 @@ class Protocol:
     small_max_area: int = SMALL_MAX_AREA
     medium_max_area: int = MEDIUM_MAX_AREA
 
+    def __post_init__(self) -> None:
+        if self.connectivity not in (4, 8):
+            raise ValueError(f"connectivity must be 4 or 8, got {self.connectivity}")
+        if not 0 < self.small_max_area <= self.medium_max_area:
+            raise ValueError("the size classes need 0 < small_max_area <= medium_max_area, got "
+                             f"{self.small_max_area} and {self.medium_max_area}")
+        if not 0.0 < self.fpr_limit <= 1.0:
+            raise ValueError(f"fpr_limit must be in (0, 1], got {self.fpr_limit}")
+
+    @property
+    def area_ranges(self) -> dict[str, tuple[float, float]]:
+        """Region area range of each size class, ``[low, high)`` in pixels of the grid.
+
+        As ``COCOeval.params.areaRng`` (pycocotools), but half-open so that every area has
+        exactly one class: ``small`` below :attr:`small_max_area`, ``medium`` up to and
+        including :attr:`medium_max_area`, ``large`` above.
+        """
+        return {SIZE_CLASSES[0]: (0, self.small_max_area),
+                SIZE_CLASSES[1]: (self.small_max_area, self.medium_max_area + 1),
+                SIZE_CLASSES[2]: (self.medium_max_area + 1, float("inf"))}
+
+    def size_classes(self, areas: np.ndarray) -> np.ndarray:
+        """The size class of each region, as an index into ``SIZE_CLASSES``.
+
+        Parameters
+        ----------
+        areas : ndarray of shape (n,), int
+            Region areas in pixels of the protocol grid.
+
+        Returns
+        -------
+        ndarray of shape (n,), int8
+            0 (small), 1 (medium) or 2 (large), by :attr:`area_ranges`.
+        """
+        a = np.asarray(areas)
+        cls = np.full(a.shape, 2, np.int8)
+        cls[a <= self.medium_max_area] = 1
+        cls[a < self.small_max_area] = 0
+        return cls
+
     @property
     def grid_size(self) -> int | None:
         """The square grid side, or None for native size."""
@@ -56,12 +109,13 @@ class Protocol:
 PROTOCOLS: dict[str, Protocol] = {
     "standard": Protocol(
         name="standard", grid="native", map_resize="bilinear (float64) when the size differs",
-        mask_resize="none", image_label="folder", image_score="scores.csv, else max of the map as submitted",
-        aupro="mvtec"),
+        mask_resize="none (union of every mask of the image, > 0)", image_label="folder",
+        image_score=IMAGE_SCORE_AS_SUBMITTED, aupro="mvtec"),
     "paper": Protocol(
         name="paper", grid="256x256", map_resize="bilinear (float64) when not 256x256",
-        mask_resize="PIL nearest to 256x256, then /255 > 0.5", image_label="resized_mask",
-        image_score="scores.csv, else max of the map as submitted", aupro="paper_per_image",
+        mask_resize="the image's own-folder mask only, as stored; PIL nearest to 256x256, then ToTensor "
+                    "(8-bit values / 255) > 0.5",
+        image_label="resized_mask", image_score=IMAGE_SCORE_ON_GRID, aupro="paper_per_image",
         pro_thresholds=200),
 }
 

@@ -74,6 +74,81 @@ def build(root: Path, preds: Path, fraction: float, seed: int = 0) -> tuple[int,
     return n_images, n_images * size * size
 
 
+def _ellipses(rng, mask: np.ndarray, target: float, max_regions: int) -> None:
+    """Draw 1..max_regions filled ellipses into ``mask`` (255) until about ``target`` pixels."""
+    import cv2
+
+    h, w = mask.shape
+    n = int(rng.integers(1, max_regions + 1))
+    for share in rng.dirichlet(np.ones(n)):
+        area = max(4.0, share * target)
+        aspect = rng.uniform(0.3, 1.0)
+        a = max(1, int(round(np.sqrt(area / (np.pi * aspect)))))
+        b = max(1, int(round(a * aspect)))
+        centre = (int(rng.integers(a, max(a + 1, w - a))), int(rng.integers(b, max(b + 1, h - b))))
+        cv2.ellipse(mask, centre, (a, b), float(rng.uniform(0, 180)), 0, 360, 255, -1)
+
+
+def build_native(root: Path, preds: Path, fraction: float, dtype: str, seed: int = 0,
+                 workers: int = 2) -> tuple[int, int]:
+    """A tree at native sizes: published test counts x ``fraction``, each image a size drawn
+    from its category's published height and width ranges, masks at that size (1-6
+    elliptic regions, about 1 % of the pixels, 15 % of defective images with a second
+    type where the category has them), maps of 256x256 ``dtype`` (continuous scores).
+    Returns (images, pixels on the native grid)."""
+    import cv2
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threecad.categories import CATEGORIES
+    from threecad.sample import SAMPLE_TYPES
+
+    rng = np.random.default_rng(seed)
+    blanks: dict[tuple[int, int], bytes] = {}
+    jobs = []
+    for cat in CATEGORIES:
+        n_good = max(1, round(cat.test_good * fraction))
+        n_defect = max(1, round(cat.test_defect * fraction))
+        types = list(SAMPLE_TYPES[cat.code])
+        for i in range(n_good + n_defect):
+            h = int(rng.integers(cat.height[0], cat.height[1] + 1))
+            w = int(rng.integers(cat.width[0], cat.width[1] + 1))
+            folder = "good" if i < n_good else types[i % len(types)]
+            extra = []
+            if folder != "good" and cat.types_per_defect_image[1] > 1 and len(types) > 1 and rng.random() < 0.15:
+                extra = [types[(i + 1) % len(types)]]
+            jobs.append((cat.folder, f"{i:06d}", folder, extra, h, w, int(rng.integers(1 << 31))))
+
+    def one(job) -> int:
+        cat, stem, folder, extra, h, w, s = job
+        r = np.random.default_rng(s)
+        if (h, w) not in blanks:
+            blanks[(h, w)] = cv2.imencode(".png", np.zeros((h, w), np.uint8))[1].tobytes()
+        img = root / cat / "test" / folder / f"{stem}.png"
+        img.parent.mkdir(parents=True, exist_ok=True)
+        img.write_bytes(blanks[(h, w)])
+        base = cv2.resize(r.random((32, 32)).astype(np.float32), (256, 256), interpolation=cv2.INTER_CUBIC)
+        amap = base + r.normal(0, 0.05, (256, 256)).astype(np.float32)
+        if folder != "good":
+            union = np.zeros((h, w), np.uint8)
+            for t in [folder, *extra]:
+                mask = np.zeros((h, w), np.uint8)
+                _ellipses(r, mask, 0.01 * h * w * r.uniform(0.5, 1.5) / (1 + len(extra)), 6)
+                gt = root / cat / "ground_truth" / t / f"{stem}.png"
+                gt.parent.mkdir(parents=True, exist_ok=True)
+                gt.write_bytes(cv2.imencode(".png", mask)[1].tobytes())
+                union |= mask
+            small = cv2.resize(union.astype(np.float32) / 255, (256, 256), interpolation=cv2.INTER_AREA)
+            amap += cv2.GaussianBlur(small, (0, 0), 2) * np.float32(r.uniform(0.2, 1.0))
+        out = preds / cat / "test" / folder / f"{stem}.npy"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.save(out, amap.astype(dtype), allow_pickle=False)
+        return h * w
+
+    with ThreadPoolExecutor(workers) as pool:
+        pixels = sum(pool.map(one, jobs))
+    return len(jobs), pixels
+
+
 def _results(path: Path) -> dict:
     import json
 
