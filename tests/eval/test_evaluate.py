@@ -208,7 +208,11 @@ def test_cli_bad_submission_lists_all_problems_and_writes_nothing(sample_root, t
 
 
 def test_cli_usage_errors(sample_root, tmp_path):
-    assert "neither a folder of anomaly maps nor a .zip" in run_cli("eval", tmp_path / "nope", "--data-root", sample_root, rc=2).stderr
+    missing = run_cli("eval", tmp_path / "nope", "--data-root", sample_root, rc=2).stderr
+    assert "nope does not exist" in missing and "Traceback" not in missing
+    (tmp_path / "f.txt").write_text("x")
+    assert "neither a folder of anomaly maps nor a .zip" in run_cli("eval", tmp_path / "f.txt", "--data-root",
+                                                                   sample_root, rc=2).stderr
     (tmp_path / "p").mkdir()
     assert "no dataset" in run_cli("eval", tmp_path / "p", "--data-root", tmp_path / "none", rc=2).stderr
     assert "invalid choice" in run_cli("eval", tmp_path / "p", "--protocol", "x", rc=2).stderr
