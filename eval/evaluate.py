@@ -87,6 +87,8 @@ class CategoryEvaluation:
     pixels: PixelStats
     groups: dict[tuple[str, ...], int]
     problems: list[Problem] = field(default_factory=list)
+    summary: dict[str, Any] | None = field(default=None, repr=False)
+    """The category's results, once computed (:func:`summarize_category`)."""
 
 
 @dataclass
@@ -402,10 +404,10 @@ def pass1_image(path: Path, truth: ImageTruth | Callable[[], ImageTruth], score:
     return (truth, result, on_grid), []
 
 
-def _progress(total: int, desc: str, enabled: bool):
+def _progress(total: int, desc: str, enabled: bool, unit: str = "img"):
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="img", disable=not enabled, leave=False)
+    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, leave=False)
 
 
 class ImageObserver:
@@ -475,6 +477,8 @@ def evaluate_category(submission: Submission, folder: str, rows: list[dict[str, 
         _count_normals(ev, submission, protocol, pool, workers, cache, progress, observer)
         if observer is not None:
             observer.finish(ev)
+        cache.clear()
+        ev.summary = summarize_category(ev, protocol, progress=progress)
     cache.clear()
     return ev, problems
 
@@ -520,7 +524,9 @@ def evaluate_submission(submission: Submission, manifest: Any, protocol: Protoco
 def _count_normals(ev: CategoryEvaluation, submission: Submission, protocol: Protocol, pool, workers: int,
                    cache: dict[str, np.ndarray], progress: bool, observer: ImageObserver | None = None) -> None:
     """Pass 2 of one category: count every normal pixel (cached maps, else read again)."""
-    ev.pixels.finalize_positives()
+    with _progress(1, f"{ev.code} sort", progress, unit="step") as bar:
+        ev.pixels.finalize_positives()
+        bar.update()
     indexed = list(enumerate(ev.records))
     chunks = [indexed[i::workers] for i in range(workers)]
     with _progress(len(ev.records), f"{ev.code} count", progress) as bar:
@@ -584,19 +590,29 @@ def _block(ev: CategoryEvaluation, records: list[ImageRecord], groups: set[int],
     return out
 
 
-def summarize_category(ev: CategoryEvaluation, protocol: Protocol) -> dict[str, Any]:
-    """The results of one category: the metrics, then ``by_type`` and ``by_size`` breakdowns."""
-    whole = _block(ev, ev.records, set(ev.groups.values()), protocol, ev.code)
-    by_size = whole.pop("_by_size")
+def summarize_category(ev: CategoryEvaluation, protocol: Protocol, *, progress: bool = False) -> dict[str, Any]:
+    """The results of one category: the metrics, then ``by_type`` and ``by_size`` breakdowns.
+
+    Computed once and kept in ``ev.summary`` (:func:`evaluate_category` computes it right
+    after counting, with a progress bar over the breakdowns when ``progress``).
+    """
+    if ev.summary is not None:
+        return ev.summary
     types = sorted({t for key in ev.groups for t in key})
-    by_type = {}
-    for t in types:
-        groups = {0} | {g for key, g in ev.groups.items() if t in key}
-        recs = [r for r in ev.records if r.group in groups]
-        block = _block(ev, recs, groups, protocol, f"{ev.code} {t}")
-        block.pop("_by_size")
-        by_type[t] = block
-    return {"code": ev.code, **whole, "by_type": by_type, "by_size": by_size}
+    with _progress(1 + len(types), f"{ev.code} metrics", progress, unit="set") as bar:
+        whole = _block(ev, ev.records, set(ev.groups.values()), protocol, ev.code)
+        bar.update()
+        by_size = whole.pop("_by_size")
+        by_type = {}
+        for t in types:
+            groups = {0} | {g for key, g in ev.groups.items() if t in key}
+            recs = [r for r in ev.records if r.group in groups]
+            block = _block(ev, recs, groups, protocol, f"{ev.code} {t}")
+            block.pop("_by_size")
+            by_type[t] = block
+            bar.update()
+    ev.summary = {"code": ev.code, **whole, "by_type": by_type, "by_size": by_size}
+    return ev.summary
 
 
 def ground_truth_digest(evaluations: list[CategoryEvaluation]) -> str:
