@@ -57,6 +57,9 @@ METRICS = ("image_auroc", "image_ap", "pixel_auroc", "pixel_ap", "aupro")
 
 _NO_KEYS = np.zeros(0, np.uint64)
 
+DEFAULT_CACHE_BYTES = 512 << 20
+"""Bytes of maps a category keeps from pass 1 to pass 2 (see :func:`evaluate_submission`)."""
+
 
 @dataclass
 class ImageRecord:
@@ -376,11 +379,13 @@ class _Pass1:
         image_id = row["image_id"]
         score = self.submission.scores[image_id] if self.submission.scores is not None else None
         truth = known if known is not None else (lambda: image_truth(row, self.protocol))
-        result, problems = pass1_image(self.submission.maps[image_id], truth, score, self.protocol)
+        result, problems = _pass1_image(self.submission.maps[image_id], truth, score, self.protocol)
         if result is None:
             return None, problems
-        truth, scored, on_grid = result
-        return (truth, scored, on_grid, image_keys(scored)), problems  # keys computed in this thread
+        truth, scored, on_grid, amap = result
+        # what pass 2 needs of the map: the smaller of the map as read and the map on the grid
+        keep = amap if amap.nbytes < on_grid.nbytes else on_grid
+        return (truth, scored, keep, image_keys(scored)), problems  # keys computed in this thread
 
 
 def pass1_image(path: Path, truth: ImageTruth | Callable[[], ImageTruth], score: float | None,
@@ -391,6 +396,13 @@ def pass1_image(path: Path, truth: ImageTruth | Callable[[], ImageTruth], score:
     any problem of the ground truth. ``truth`` may be a callable, called only then (the
     masks are not read for an image whose map is unusable).
     """
+    result, problems = _pass1_image(path, truth, score, protocol)
+    return (None if result is None else result[:3]), problems
+
+
+def _pass1_image(path: Path, truth: ImageTruth | Callable[[], ImageTruth], score: float | None,
+                 protocol: Protocol):
+    """:func:`pass1_image`, with the map as read as a fourth item of the result."""
     try:
         amap = read_map(path)
     except MapReadError as exc:
@@ -401,7 +413,7 @@ def pass1_image(path: Path, truth: ImageTruth | Callable[[], ImageTruth], score:
     if truth.problem is not None:
         return None, [truth.problem]
     result, on_grid = score_image(amap, truth, score, map_digest, protocol)
-    return (truth, result, on_grid), []
+    return (truth, result, on_grid, amap), []
 
 
 def _progress(total: int, desc: str, enabled: bool, unit: str = "img"):
@@ -442,7 +454,7 @@ def category_truths(rows: list[dict[str, Any]], protocol: Protocol, pool: Thread
 def evaluate_category(submission: Submission, folder: str, rows: list[dict[str, Any]], protocol: Protocol,
                       pool: ThreadPoolExecutor, *, workers: int, truths: Sequence[ImageTruth] | None = None,
                       observer: ImageObserver | None = None, progress: bool = False,
-                      cache_bytes: int = 1 << 30, count: bool = True) -> tuple[CategoryEvaluation, list[Problem]]:
+                      cache_bytes: int = DEFAULT_CACHE_BYTES, count: bool = True) -> tuple[CategoryEvaluation, list[Problem]]:
     """Score one category of ``submission`` (both passes); return it and its problems.
 
     ``rows`` are the category's test rows of the manifest, in order; ``truths``, when
@@ -463,10 +475,10 @@ def evaluate_category(submission: Submission, folder: str, rows: list[dict[str, 
             problems.extend(probs)
             if result is None:
                 continue
-            truth, scored, on_grid, keys = result
-            if not problems and cached + on_grid.nbytes <= cache_bytes:
-                cache[row["image_id"]] = on_grid
-                cached += on_grid.nbytes
+            truth, scored, kept, keys = result
+            if not problems and cached + kept.nbytes <= cache_bytes:
+                cache[row["image_id"]] = kept
+                cached += kept.nbytes
             builder.add(truth, scored, keys=keys)
             if observer is not None and not problems:
                 observer.pass1(i, truth, scored)
@@ -485,16 +497,17 @@ def evaluate_category(submission: Submission, folder: str, rows: list[dict[str, 
 
 def evaluate_submission(submission: Submission, manifest: Any, protocol: Protocol, *,
                         workers: int | None = None, progress: bool = False,
-                        cache_bytes: int = 1 << 30, observer: ImageObserver | None = None
+                        cache_bytes: int = DEFAULT_CACHE_BYTES, observer: ImageObserver | None = None
                         ) -> list[CategoryEvaluation]:
     """Evaluate every category of ``submission`` against ``manifest`` (see module doc).
 
     Parameters
     ----------
     cache_bytes : int
-        Maps on the protocol grid are kept from pass 1 to pass 2 while their total stays
-        under this many bytes per category; the rest are read again. Memory stays bounded
-        whatever the number of images.
+        Maps are kept from pass 1 to pass 2 (each as read or on the protocol grid, whichever
+        is smaller; a kept map is brought onto the grid again by the same deterministic rule)
+        while their total stays under this many bytes per category; the rest are read again.
+        Memory stays bounded whatever the number of images.
     observer : ImageObserver, optional
         Sees every image while it is scored (e.g. :class:`eval.bootstrap.BootstrapObserver`).
 
@@ -534,9 +547,10 @@ def _count_normals(ev: CategoryEvaluation, submission: Submission, protocol: Pro
         def count(chunk):
             tally = ev.pixels.new_tally()
             for i, rec in chunk:
-                on_grid = cache.get(rec.image_id)
-                if on_grid is None:
-                    on_grid = map_on_grid(read_map(submission.maps[rec.image_id]), rec.shape, protocol)
+                kept = cache.get(rec.image_id)
+                if kept is None:
+                    kept = read_map(submission.maps[rec.image_id])
+                on_grid = map_on_grid(kept, rec.shape, protocol)  # the same rule as pass 1: same values
                 ev.pixels.add_negatives(tally, on_grid, rec.flat_positive, group=rec.group)
                 if observer is not None:
                     observer.pass2(i, on_grid, rec.flat_positive)
