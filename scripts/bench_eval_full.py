@@ -325,14 +325,17 @@ def main() -> int:
             t0 = time.perf_counter()
             proc = subprocess.run(base, capture_output=True, text=True)
             wall = time.perf_counter() - t0
-            peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+            usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+            peak = usage.ru_maxrss / 2**20
+            cpu = usage.ru_utime + usage.ru_stime
             if proc.returncode != 0:
                 print(proc.stderr, file=sys.stderr)
                 return proc.returncode
             print(proc.stdout)
             target = "< 2.5 min, < 4 GiB" if args.native else "< 30 s, < 3 GiB"
             print(f"threecad eval ({args.protocol}{', native' if args.native else ''}, scale {args.fraction:g}): "
-                  f"{wall:.1f} s wall, peak memory {peak:.2f} GiB (targets at full scale: {target})")
+                  f"{wall:.1f} s wall, {cpu:.1f} s CPU (user + sys: on a busy machine, CPU / cores "
+                  f"estimates an idle machine's wall), peak memory {peak:.2f} GiB (targets at full scale: {target})")
             reference = _results(preds / "results" / "results.json")
         walls: dict[int, float] = {}
         for n in counts:
