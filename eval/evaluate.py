@@ -58,6 +58,9 @@ from .metric_names import METRICS  # noqa: E402  (one list of metric names)
 
 _NO_KEYS = np.zeros(0, np.uint64)
 
+DEFAULT_CACHE_BYTES = 512 << 20
+"""Bytes of maps a category keeps from pass 1 to pass 2 (see :func:`evaluate_submission`)."""
+
 
 @dataclass
 class ImageRecord:
@@ -88,6 +91,8 @@ class CategoryEvaluation:
     pixels: PixelStats
     groups: dict[tuple[str, ...], int]
     problems: list[Problem] = field(default_factory=list)
+    summary: dict[str, Any] | None = field(default=None, repr=False)
+    """The category's results, once computed (:func:`summarize_category`)."""
 
 
 @dataclass
@@ -375,11 +380,13 @@ class _Pass1:
         image_id = row["image_id"]
         score = self.submission.scores[image_id] if self.submission.scores is not None else None
         truth = known if known is not None else (lambda: image_truth(row, self.protocol))
-        result, problems = pass1_image(self.submission.maps[image_id], truth, score, self.protocol)
+        result, problems = _pass1_image(self.submission.maps[image_id], truth, score, self.protocol)
         if result is None:
             return None, problems
-        truth, scored, on_grid = result
-        return (truth, scored, on_grid, image_keys(scored)), problems  # keys computed in this thread
+        truth, scored, on_grid, amap = result
+        # what pass 2 needs of the map: the smaller of the map as read and the map on the grid
+        keep = amap if amap.nbytes < on_grid.nbytes else on_grid
+        return (truth, scored, keep, image_keys(scored)), problems  # keys computed in this thread
 
 
 def pass1_image(path: Path, truth: ImageTruth | Callable[[], ImageTruth], score: float | None,
@@ -390,6 +397,13 @@ def pass1_image(path: Path, truth: ImageTruth | Callable[[], ImageTruth], score:
     any problem of the ground truth. ``truth`` may be a callable, called only then (the
     masks are not read for an image whose map is unusable).
     """
+    result, problems = _pass1_image(path, truth, score, protocol)
+    return (None if result is None else result[:3]), problems
+
+
+def _pass1_image(path: Path, truth: ImageTruth | Callable[[], ImageTruth], score: float | None,
+                 protocol: Protocol):
+    """:func:`pass1_image`, with the map as read as a fourth item of the result."""
     try:
         amap = read_map(path)
     except MapReadError as exc:
@@ -400,13 +414,13 @@ def pass1_image(path: Path, truth: ImageTruth | Callable[[], ImageTruth], score:
     if truth.problem is not None:
         return None, [truth.problem]
     result, on_grid = score_image(amap, truth, score, map_digest, protocol)
-    return (truth, result, on_grid), []
+    return (truth, result, on_grid, amap), []
 
 
-def _progress(total: int, desc: str, enabled: bool):
+def _progress(total: int, desc: str, enabled: bool, unit: str = "img"):
     from threecad.progress import progress as tqdm  # bars on a terminal, log lines otherwise
 
-    return tqdm(total=total, desc=desc, unit="img", disable=not enabled, leave=False)
+    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, leave=False)
 
 
 class ImageObserver:
@@ -441,7 +455,7 @@ def category_truths(rows: list[dict[str, Any]], protocol: Protocol, pool: Thread
 def evaluate_category(submission: Submission, folder: str, rows: list[dict[str, Any]], protocol: Protocol,
                       pool: ThreadPoolExecutor, *, workers: int, truths: Sequence[ImageTruth] | None = None,
                       observer: ImageObserver | None = None, progress: bool = False,
-                      cache_bytes: int = 1 << 30, count: bool = True) -> tuple[CategoryEvaluation, list[Problem]]:
+                      cache_bytes: int = DEFAULT_CACHE_BYTES, count: bool = True) -> tuple[CategoryEvaluation, list[Problem]]:
     """Score one category of ``submission`` (both passes); return it and its problems.
 
     ``rows`` are the category's test rows of the manifest, in order; ``truths``, when
@@ -462,10 +476,10 @@ def evaluate_category(submission: Submission, folder: str, rows: list[dict[str, 
             problems.extend(probs)
             if result is None:
                 continue
-            truth, scored, on_grid, keys = result
-            if not problems and cached + on_grid.nbytes <= cache_bytes:
-                cache[row["image_id"]] = on_grid
-                cached += on_grid.nbytes
+            truth, scored, kept, keys = result
+            if not problems and cached + kept.nbytes <= cache_bytes:
+                cache[row["image_id"]] = kept
+                cached += kept.nbytes
             builder.add(truth, scored, keys=keys)
             if observer is not None and not problems:
                 observer.pass1(i, truth, scored)
@@ -476,22 +490,25 @@ def evaluate_category(submission: Submission, folder: str, rows: list[dict[str, 
         _count_normals(ev, submission, protocol, pool, workers, cache, progress, observer)
         if observer is not None:
             observer.finish(ev)
+        cache.clear()
+        ev.summary = summarize_category(ev, protocol, progress=progress)
     cache.clear()
     return ev, problems
 
 
 def evaluate_submission(submission: Submission, manifest: Any, protocol: Protocol, *,
                         workers: int | None = None, progress: bool = False,
-                        cache_bytes: int = 1 << 30, observer: ImageObserver | None = None
+                        cache_bytes: int = DEFAULT_CACHE_BYTES, observer: ImageObserver | None = None
                         ) -> list[CategoryEvaluation]:
     """Evaluate every category of ``submission`` against ``manifest`` (see module doc).
 
     Parameters
     ----------
     cache_bytes : int
-        Maps on the protocol grid are kept from pass 1 to pass 2 while their total stays
-        under this many bytes per category; the rest are read again. Memory stays bounded
-        whatever the number of images.
+        Maps are kept from pass 1 to pass 2 (each as read or on the protocol grid, whichever
+        is smaller; a kept map is brought onto the grid again by the same deterministic rule)
+        while their total stays under this many bytes per category; the rest are read again.
+        Memory stays bounded whatever the number of images.
     observer : ImageObserver, optional
         Sees every image while it is scored (e.g. :class:`eval.bootstrap.BootstrapObserver`).
 
@@ -521,7 +538,9 @@ def evaluate_submission(submission: Submission, manifest: Any, protocol: Protoco
 def _count_normals(ev: CategoryEvaluation, submission: Submission, protocol: Protocol, pool, workers: int,
                    cache: dict[str, np.ndarray], progress: bool, observer: ImageObserver | None = None) -> None:
     """Pass 2 of one category: count every normal pixel (cached maps, else read again)."""
-    ev.pixels.finalize_positives()
+    with _progress(1, f"{ev.code} sort", progress, unit="step") as bar:
+        ev.pixels.finalize_positives()
+        bar.update()
     indexed = list(enumerate(ev.records))
     chunks = [indexed[i::workers] for i in range(workers)]
     with _progress(len(ev.records), f"{ev.code} count", progress) as bar:
@@ -529,9 +548,10 @@ def _count_normals(ev: CategoryEvaluation, submission: Submission, protocol: Pro
         def count(chunk):
             tally = ev.pixels.new_tally()
             for i, rec in chunk:
-                on_grid = cache.get(rec.image_id)
-                if on_grid is None:
-                    on_grid = map_on_grid(read_map(submission.maps[rec.image_id]), rec.shape, protocol)
+                kept = cache.get(rec.image_id)
+                if kept is None:
+                    kept = read_map(submission.maps[rec.image_id])
+                on_grid = map_on_grid(kept, rec.shape, protocol)  # the same rule as pass 1: same values
                 ev.pixels.add_negatives(tally, on_grid, rec.flat_positive, group=rec.group)
                 if observer is not None:
                     observer.pass2(i, on_grid, rec.flat_positive)
@@ -585,19 +605,29 @@ def _block(ev: CategoryEvaluation, records: list[ImageRecord], groups: set[int],
     return out
 
 
-def summarize_category(ev: CategoryEvaluation, protocol: Protocol) -> dict[str, Any]:
-    """The results of one category: the metrics, then ``by_type`` and ``by_size`` breakdowns."""
-    whole = _block(ev, ev.records, set(ev.groups.values()), protocol, ev.code)
-    by_size = whole.pop("_by_size")
+def summarize_category(ev: CategoryEvaluation, protocol: Protocol, *, progress: bool = False) -> dict[str, Any]:
+    """The results of one category: the metrics, then ``by_type`` and ``by_size`` breakdowns.
+
+    Computed once and kept in ``ev.summary`` (:func:`evaluate_category` computes it right
+    after counting, with a progress bar over the breakdowns when ``progress``).
+    """
+    if ev.summary is not None:
+        return ev.summary
     types = sorted({t for key in ev.groups for t in key})
-    by_type = {}
-    for t in types:
-        groups = {0} | {g for key, g in ev.groups.items() if t in key}
-        recs = [r for r in ev.records if r.group in groups]
-        block = _block(ev, recs, groups, protocol, f"{ev.code} {t}")
-        block.pop("_by_size")
-        by_type[t] = block
-    return {"code": ev.code, **whole, "by_type": by_type, "by_size": by_size}
+    with _progress(1 + len(types), f"{ev.code} metrics", progress, unit="set") as bar:
+        whole = _block(ev, ev.records, set(ev.groups.values()), protocol, ev.code)
+        bar.update()
+        by_size = whole.pop("_by_size")
+        by_type = {}
+        for t in types:
+            groups = {0} | {g for key, g in ev.groups.items() if t in key}
+            recs = [r for r in ev.records if r.group in groups]
+            block = _block(ev, recs, groups, protocol, f"{ev.code} {t}")
+            block.pop("_by_size")
+            by_type[t] = block
+            bar.update()
+    ev.summary = {"code": ev.code, **whole, "by_type": by_type, "by_size": by_size}
+    return ev.summary
 
 
 def ground_truth_digest(evaluations: list[CategoryEvaluation]) -> str:

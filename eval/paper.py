@@ -67,14 +67,18 @@ def resize_mask_paper(mask: np.ndarray, *, size: int = PAPER_SIZE,
     ``floor((i + 0.5) * in / out)``, unlike OpenCV's ``INTER_NEAREST``, which samples
     ``floor(i * in / out)``), then torchvision ``ToTensor`` and ``> 0.5``.
 
+    The scorer (``--protocol paper``) passes each defective image's own-folder mask with
+    the values stored in the file, not binarised first, so what survives here is what
+    survives in the authors' pipeline.
+
     Parameters
     ----------
     mask : ndarray of shape (H, W)
-        The mask as read from its file.
+        The mask with the values stored in its file (not binarised).
 
-        * ``uint8``: ``ToTensor`` divides by 255 (in float32), so a pixel survives when its
-          value is >= 128. A 0/1 mask therefore becomes empty: this is reproduced
-          faithfully (a warning is logged).
+        * ``uint8``: ``ToTensor`` divides by 255 (in float32), so a pixel is a defect
+          exactly when its stored value is >= 128. A mask saved with values 0/1 therefore
+          comes out empty, as in the authors' code (a warning is logged).
         * ``bool``: True is taken as 255 (torchvision multiplies PIL mode ``"1"`` by 255).
         * ``uint16``: resized by PIL as mode ``"I;16"``; torchvision's ``ToTensor`` does not
           divide 16-bit images by 255, so every non-zero value is a defect. (Caveat: current

@@ -216,3 +216,25 @@ def test_cli_usage_errors(sample_root, tmp_path):
     (tmp_path / "p").mkdir()
     assert "no dataset" in run_cli("eval", tmp_path / "p", "--data-root", tmp_path / "none", rc=2).stderr
     assert "invalid choice" in run_cli("eval", tmp_path / "p", "--protocol", "x", rc=2).stderr
+
+
+def test_every_phase_of_a_category_shows_progress(small_tree, tmp_path, capsys):
+    from threecad.eval.evaluate import evaluate_submission
+    from threecad.eval.protocols import get_protocol
+    from threecad.eval.results import build_results
+    from threecad.eval.submission import load_submission
+
+    manifest = scan(small_tree.root).manifest
+    rng = np.random.default_rng(4)
+    write_maps(tmp_path / "preds", manifest, lambda r: noisy_map(r, rng))
+    submission = load_submission(tmp_path / "preds", manifest)
+    protocol = get_protocol("standard")
+    evaluations = evaluate_submission(submission, manifest, protocol, workers=2, progress=True)
+    err = capsys.readouterr().err
+    for phase in ("AI read", "AI sort", "AI count", "AI metrics"):
+        assert phase in err
+    # the breakdowns were computed under the bar, and build_results reuses them
+    assert evaluations[0].summary is not None and set(evaluations[0].summary["by_type"]) == {"dent", "scratch"}
+    results = build_results(submission, evaluations, protocol, data_root=small_tree.root)
+    assert results["categories"][AI] is evaluations[0].summary
+    assert capsys.readouterr().err == ""
