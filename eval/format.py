@@ -220,7 +220,7 @@ def read_limited(path: str | os.PathLike[str], kind: str, max_bytes: int) -> byt
     """The bytes of a regular file of at most ``max_bytes`` (:func:`open_regular`), read with a bound."""
     with open_regular(path, kind, max_bytes=max_bytes) as fh:
         try:
-            data = fh.read(max_bytes + 1)
+            data = fh.read(min(os.fstat(fh.fileno()).st_size, max_bytes) + 1)  # never a buffer of max_bytes
         except OSError as exc:
             raise BadFileError(path, f"cannot read ({exc.strerror or exc})", kind) from None
     if len(data) > max_bytes:  # grew while being read
