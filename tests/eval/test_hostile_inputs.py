@@ -138,6 +138,12 @@ def test_class1_cli_eval_and_leaderboard_do_not_hang_on_a_fifo(tmp_path, manifes
     err = capsys.readouterr().err
     assert "not a regular file" in err and "Traceback" not in err
     assert not (preds / "results").exists()
+    good = write_submission(tmp_path / "good", manifest)
+    assert main(["leaderboard", str(good), str(preds), "--data-root", str(tree.root), "--out", str(tmp_path / "lb"),
+                 "--no-progress"]) == 1
+    assert "Traceback" not in capsys.readouterr().err
+    board = json.loads((tmp_path / "lb" / "leaderboard.json").read_text())
+    assert sorted(e["status"] for e in board["entries"]) == ["invalid", "scored"]
 
 
 # ---------------------------------------------------------------- class 2: limits from headers
