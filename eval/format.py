@@ -61,6 +61,7 @@ __all__ = [
     "json_depth_exceeds",
     "safe_file_name",
     "safe_cell",
+    "shown",
 ]
 
 FORMAT_VERSION = 1
@@ -275,6 +276,12 @@ def safe_file_name(name: str, *, max_len: int = 64) -> str:
         digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
         base = base[: max(1, max_len - 9)].rstrip("._-") + "-" + digest
     return base
+
+
+def shown(text: object) -> str:
+    """``str(text)`` that can always be written as UTF-8: undecodable bytes of a file name
+    (surrogate escapes) are shown as ``\\udcff``-style escapes."""
+    return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def safe_cell(text: str, *, max_len: int = 80) -> str:

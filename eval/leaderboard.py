@@ -34,7 +34,7 @@ from threecad.errors import DataError, Problem, ThreecadError, UsageError, forma
 
 from .bootstrap import DEFAULT_MAX_LEVELS, BOOTSTRAP_METRICS, BootstrapObserver, paired_comparison, summarize_bootstrap
 from .evaluate import category_truths, evaluate_category
-from .format import safe_cell, safe_file_name
+from .format import safe_cell, safe_file_name, shown
 from .protocols import Protocol, get_protocol
 from .published import PUBLISHED_SOURCE, published_rows
 from .results import _clean, _pct, build_results, write_results
@@ -361,7 +361,7 @@ def render_leaderboard(board: Leaderboard) -> str:
             out.append(f"- **{safe_cell(e.method)}** (`{safe_cell(e.source, max_len=200)}`): "
                        f"{safe_cell(e.reason, max_len=400)}")
             for p in e.problems[:MAX_REASONS]:
-                out.append(f"  - {p.kind}: `{p.path}`: {p.message}")
+                out.append(f"  - {p.kind}: `{shown(p.path)}`: {shown(p.message)}")
             if len(e.problems) > MAX_REASONS:
                 out.append(f"  - ... and {len(e.problems) - MAX_REASONS} more")
         out.append("")

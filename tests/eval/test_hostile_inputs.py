@@ -356,3 +356,20 @@ def test_every_reader_error_is_a_threecad_error(tmp_path):
     with pytest.raises(ThreecadError):
         read_map(path)
     assert issubclass(MapReadError, BadFileError) and issubclass(MapReadError, ValueError)
+
+
+def test_class9_non_utf8_file_name_and_method_do_not_crash_the_leaderboard_files(tmp_path, manifest, tree):
+    from threecad.eval.leaderboard import score_leaderboard, write_leaderboard
+
+    good = write_submission(tmp_path / "good", manifest)
+    bad = write_submission(tmp_path / "bad", manifest)
+    with open(os.path.join(os.fsencode(bad / CS / "test" / "good"), b"\xff\xfe.npy"), "wb") as f:
+        f.write(b"x")
+    (bad / fmt.META_FILE).write_bytes(b'{"method": "caf\\udcff"}')  # valid JSON, a lone surrogate
+    board = score_leaderboard([str(good), str(bad)], tree.root, workers=1, command=["t"])
+    by = {Path(e.source).name: e for e in board.entries}
+    assert by["good"].status == "scored" and by["bad"].status == "invalid"
+    assert {"extra_map", "bad_metadata"} <= kinds(by["bad"].problems)
+    paths = write_leaderboard(board, tmp_path / "lb")
+    md = (tmp_path / "lb" / "leaderboard.md").read_text(encoding="utf-8")
+    assert "\\udcff\\udcfe.npy" in md and len(paths) >= 4
