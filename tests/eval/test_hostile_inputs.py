@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.eval.test_submission import CS, IS, load_fails, manifest, write_scores, all_scores, write_submission  # noqa: F401
+from tests.eval.test_submission import CS, IS, load_fails, manifest, write_submission  # noqa: F401 (a fixture)
 from threecad.errors import BadFileError, DataError, ThreecadError
 from threecad.eval import format as fmt
 from threecad.eval.mapio import MapReadError, read_map
