@@ -1,6 +1,6 @@
 """Reading one anomaly map safely (``.npy``, ``.tif``/``.tiff``, ``.png``).
 
-The contract is ``shared/formats.md``: a map is a 2-D array of any real or integer dtype,
+The contract is ``docs/submission-format.md``: a map is a 2-D array of any real or integer dtype,
 higher = more anomalous, only the order of values matters, NaN and infinity are errors.
 
 Values are returned exactly as the submitter stored them: never rescaled, clipped,

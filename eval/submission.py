@@ -1,6 +1,6 @@
 """Loading and validating a submission (``threecad eval PREDS_DIR``).
 
-Layout (``shared/formats.md``, the contract)::
+Layout (``docs/submission-format.md``, the contract; names from :mod:`threecad.eval.format`)::
 
     PREDS_DIR/
       <Category>/test/<folder>/<stem>.<ext>   one anomaly map per test image
