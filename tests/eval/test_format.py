@@ -76,3 +76,14 @@ def test_open_regular_refuses_fifo_and_big_files(tmp_path):
         fmt.read_limited(tmp_path, "bad_scores", 5)
     with pytest.raises(BadFileError, match="cannot open"):
         fmt.read_limited(tmp_path / "absent", "bad_scores", 5)
+
+
+def test_reader_errors_survive_pickling():
+    import pickle
+
+    from threecad.eval.mapio import MapReadError
+
+    err = pickle.loads(pickle.dumps(MapReadError("/x/m.npy", "truncated", "unreadable_map")))
+    assert isinstance(err, MapReadError) and (err.kind, err.message, str(err)) == (
+        "unreadable_map", "truncated", "/x/m.npy: truncated")
+    assert err.problems[0].path.name == "m.npy"
