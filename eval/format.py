@@ -61,6 +61,7 @@ __all__ = [
     "json_depth_exceeds",
     "safe_file_name",
     "safe_cell",
+    "shown",
 ]
 
 FORMAT_VERSION = 1
@@ -220,7 +221,7 @@ def read_limited(path: str | os.PathLike[str], kind: str, max_bytes: int) -> byt
     """The bytes of a regular file of at most ``max_bytes`` (:func:`open_regular`), read with a bound."""
     with open_regular(path, kind, max_bytes=max_bytes) as fh:
         try:
-            data = fh.read(max_bytes + 1)
+            data = fh.read(min(os.fstat(fh.fileno()).st_size, max_bytes) + 1)  # never a buffer of max_bytes
         except OSError as exc:
             raise BadFileError(path, f"cannot read ({exc.strerror or exc})", kind) from None
     if len(data) > max_bytes:  # grew while being read
@@ -275,6 +276,12 @@ def safe_file_name(name: str, *, max_len: int = 64) -> str:
         digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
         base = base[: max(1, max_len - 9)].rstrip("._-") + "-" + digest
     return base
+
+
+def shown(text: object) -> str:
+    """``str(text)`` that can always be written as UTF-8: undecodable bytes of a file name
+    (surrogate escapes) are shown as ``\\udcff``-style escapes."""
+    return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def safe_cell(text: str, *, max_len: int = 80) -> str:

@@ -41,7 +41,7 @@ from .api import Evaluator, ImageTableObserver, ObserverGroup
 from .bootstrap import DEFAULT_MAX_LEVELS, BootstrapObserver, paired_comparison, summarize_bootstrap
 from .evaluate import CategoryEvaluation, category_truths, evaluate_category
 from .metric_names import METRICS, PIXEL_METRICS, Metric, display_name
-from .format import safe_cell, safe_file_name
+from .format import safe_cell, safe_file_name, shown
 from .protocols import Protocol
 from .published import PUBLISHED_SOURCE, published_rows
 from .results import (PaperRow, Results, Table, _clean, check_output_folder,
@@ -420,7 +420,8 @@ def _invalid_lines(board: Leaderboard, markdown: bool) -> list[str]:
         name, source, reason = safe_cell(e.name), safe_cell(e.source, max_len=200), safe_cell(e.reason, max_len=400)
         out.append(f"- **{name}** (`{source}`): {reason}" if markdown else f"- {name} ({source}): {reason}")
         for p in e.problems[:MAX_REASONS]:
-            out.append(f"  - {p.kind}: `{p.path}`: {p.message}" if markdown else f"  - {p.kind}: {p.path}: {p.message}")
+            path, message = shown(p.path), shown(p.message)
+            out.append(f"  - {p.kind}: `{path}`: {message}" if markdown else f"  - {p.kind}: {path}: {message}")
         if len(e.problems) > MAX_REASONS:
             out.append(f"  - ... and {len(e.problems) - MAX_REASONS} more")
     return out

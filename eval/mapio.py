@@ -1,6 +1,6 @@
 """Reading one anomaly map safely (``.npy``, ``.tif``/``.tiff``, ``.png``).
 
-The contract is ``shared/formats.md``: a map is a 2-D array of any real or integer dtype,
+The contract is ``docs/submission-format.md``: a map is a 2-D array of any real or integer dtype,
 higher = more anomalous, only the order of values matters, NaN and infinity are errors.
 
 Values are returned exactly as the submitter stored them: never rescaled, clipped,
@@ -60,6 +60,7 @@ UNREADABLE_MAP = "unreadable_map"
 """Problem kind: the file cannot be read or decoded at all."""
 
 _NPY_MAX_HEADER = 10_000  # as numpy.load's default max_header_size
+_DEFLATE_MAX_RATIO = 1032  # deflate never expands data by more (a PNG claiming more pixels is forged)
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK\x03\x04"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -324,6 +325,9 @@ def _read_tiff(path: Path, fh: IO[bytes]) -> np.ndarray:
             if expected is None:
                 raise MapReadError(path, f"unsupported TIFF sample type (SampleFormat {sample_format}, "
                                          f"{bits} bits); save a single-channel float32 TIFF", BAD_MAP)
+            if _first(tags.get(259, 1)) == 1 and im.size[0] * im.size[1] * bits > 8 * _file_size(fh):
+                raise MapReadError(path, f"the header announces {im.size[0]} x {im.size[1]} uncompressed pixels, "
+                                         f"more than the file holds (truncated or forged)", UNREADABLE_MAP)
             arr = np.array(im)
     except MapReadError:
         raise
@@ -402,6 +406,10 @@ def _read_png(path: Path, fh: IO[bytes]) -> np.ndarray:
         raise MapReadError(path, f"expected a single-channel (grey) map, got a {kind} PNG", BAD_MAP)
     if bit_depth not in (8, 16):
         raise MapReadError(path, f"{bit_depth}-bit grey PNG; PNG maps must be 8- or 16-bit grey", BAD_MAP)
+    raw_bytes = height * (1 + width * (bit_depth // 8))
+    if raw_bytes > _DEFLATE_MAX_RATIO * _file_size(fh) + 4096:
+        raise MapReadError(path, f"the header announces {width} x {height} pixels, more than a file of "
+                                 f"{_file_size(fh):,} bytes can hold (truncated or forged)", UNREADABLE_MAP)
     try:
         data = np.frombuffer(head + fh.read(), dtype=np.uint8)
     except OSError as exc:

@@ -1,6 +1,6 @@
 """Loading and validating a submission (``threecad eval PREDS_DIR``).
 
-Layout (``shared/formats.md``, the contract)::
+Layout (``docs/submission-format.md``, the contract; names from :mod:`threecad.eval.format`)::
 
     PREDS_DIR/
       <Category>/test/<folder>/<stem>.<ext>   one anomaly map per test image
@@ -500,10 +500,23 @@ def _read_meta(path: Path, default_method: str, col: _Collector) -> SubmissionMe
     if team is not None and not isinstance(team, str):
         col.add("bad_metadata", path, f"team must be a string, got {_brief(team)}")
         ok = False
+    bad_text = [k for k in META_KEYS[1:] if isinstance(data.get(k), str) and not _encodable(data[k])]
+    for key in bad_text:
+        col.add("bad_metadata", path, f"{key} holds characters that are not valid Unicode (lone surrogates)")
+        ok = False
     if not ok:
         return default
     extra = {k: v for k, v in data.items() if k not in META_KEYS}
     return SubmissionMeta(FORMAT_VERSION, method.strip(), team, extra)
+
+
+def _encodable(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8 (JSON's ``\\udcff`` escapes make lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _brief(value: Any) -> str:

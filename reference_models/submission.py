@@ -1,4 +1,4 @@
-"""Writing a submission (``shared/formats.md``) atomically: maps, ``scores.csv``, ``submission.json``.
+"""Writing a submission (``docs/submission-format.md``) atomically: maps, ``scores.csv``, ``submission.json``.
 
 Everything is written into a temporary folder beside the target, which is renamed onto the
 target only when complete: an interrupted run leaves no partial submission. An existing

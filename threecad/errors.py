@@ -77,6 +77,10 @@ class BadFileError(DataError):
         self.problems = [Problem(kind, self.path, message)]
         Exception.__init__(self, f"{self.path}: {message}")
 
+    def __reduce__(self):
+        """Pickle with the constructor's arguments (errors cross process boundaries on a cluster)."""
+        return type(self), (self.path, self.message, self.kind)
+
 
 class Severity(str, Enum):
     """How bad a problem is: errors stop a command, warnings are reported."""

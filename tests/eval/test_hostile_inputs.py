@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.eval.test_submission import CS, IS, load_fails, manifest, write_scores, all_scores, write_submission  # noqa: F401
+from tests.eval.test_submission import CS, IS, load_fails, manifest, write_submission  # noqa: F401 (a fixture)
 from threecad.errors import BadFileError, DataError, ThreecadError
 from threecad.eval import format as fmt
 from threecad.eval.mapio import MapReadError, read_map
@@ -31,7 +31,7 @@ def first_map(preds: Path, category: str = CS) -> Path:
 
 def npy_bytes(header: dict, version: tuple[int, int] = (1, 0), data: bytes = b"") -> bytes:
     """An .npy file with an arbitrary header (numpy.save would refuse to write most of them)."""
-    text = repr(header).encode("latin1" if version != (3, 0) else "utf8")
+    text = repr(header).encode("latin1" if version != (3, 0) else "utf8", "backslashreplace")
     size = 2 if version == (1, 0) else 4
     pad = (-(6 + 2 + size + len(text) + 1)) % 64
     text = text + b" " * pad + b"\n"
@@ -138,6 +138,12 @@ def test_class1_cli_eval_and_leaderboard_do_not_hang_on_a_fifo(tmp_path, manifes
     err = capsys.readouterr().err
     assert "not a regular file" in err and "Traceback" not in err
     assert not (preds / "results").exists()
+    good = write_submission(tmp_path / "good", manifest)
+    assert main(["leaderboard", str(good), str(preds), "--data-root", str(tree.root), "--out", str(tmp_path / "lb"),
+                 "--no-progress"]) == 1
+    assert "Traceback" not in capsys.readouterr().err
+    board = json.loads((tmp_path / "lb" / "leaderboard.json").read_text())
+    assert sorted(e["status"] for e in board["entries"]) == ["invalid", "scored"]
 
 
 # ---------------------------------------------------------------- class 2: limits from headers
@@ -222,10 +228,11 @@ def test_class2_oversized_scores_and_metadata_are_not_read(tmp_path, manifest):
 @pytest.mark.parametrize("make, words", [
     (lambda: png_bytes(60000, 60000), "more than the limit"),
     (lambda: png_bytes(0, 10), "empty map"),
-    (lambda: png_bytes(8000, 8000, body=b"\0" * 100), "cannot decode PNG"),
+    (lambda: png_bytes(8000, 8000, body=b"\0" * 100), "more than a file of"),
+    (lambda: png_bytes(100, 100, body=b"\0" * 100), "cannot decode PNG"),
     (lambda: png_bytes(10, 10, bit_depth=4), "4-bit grey PNG"),
     (lambda: tiff_bytes(60000, 60000), "more than the limit"),
-    (lambda: tiff_bytes(4000, 4000), "cannot decode TIFF"),
+    (lambda: tiff_bytes(4000, 4000), "more than the file holds"),
     (lambda: tiff_bytes(10, 10, bits=64), "unsupported TIFF sample type|cannot decode"),
 ])
 def test_class2_png_and_tiff_with_lying_headers(tmp_path, make, words):
@@ -349,3 +356,20 @@ def test_every_reader_error_is_a_threecad_error(tmp_path):
     with pytest.raises(ThreecadError):
         read_map(path)
     assert issubclass(MapReadError, BadFileError) and issubclass(MapReadError, ValueError)
+
+
+def test_class9_non_utf8_file_name_and_method_do_not_crash_the_leaderboard_files(tmp_path, manifest, tree):
+    from threecad.eval.leaderboard import score_leaderboard, write_leaderboard
+
+    good = write_submission(tmp_path / "good", manifest)
+    bad = write_submission(tmp_path / "bad", manifest)
+    with open(os.path.join(os.fsencode(bad / CS / "test" / "good"), b"\xff\xfe.npy"), "wb") as f:
+        f.write(b"x")
+    (bad / fmt.META_FILE).write_bytes(b'{"method": "caf\\udcff"}')  # valid JSON, a lone surrogate
+    board = score_leaderboard([str(good), str(bad)], tree.root, workers=1, command=["t"])
+    by = {Path(e.source).name: e for e in board.entries}
+    assert by["good"].status == "scored" and by["bad"].status == "invalid"
+    assert {"extra_map", "bad_metadata"} <= kinds(by["bad"].problems)
+    paths = write_leaderboard(board, tmp_path / "lb")
+    md = (tmp_path / "lb" / "leaderboard.md").read_text(encoding="utf-8")
+    assert "\\udcff\\udcfe.npy" in md and len(paths) >= 4
