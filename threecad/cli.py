@@ -144,8 +144,8 @@ def _eval(sub) -> None:
                    help="where results go (default: PREDS/results; for a zip PREDS-results beside it)")
     opt.add_categories(p)
     opt.add_label_map(p)
-    opt.add_json(p, what="results.json instead of the tables;")
-    opt.add_threads(p, what="threads scoring in this process")
+    opt.add_json(p, help="print results.json instead of the tables")
+    opt.add_threads(p, what="threads scoring")
     cluster = p.add_mutually_exclusive_group()
     cluster.add_argument("--scheduler", metavar="ADDRESS", type=opt.dask_address,
                          help="score on an existing Dask cluster (e.g. tcp://10.0.0.5:8786); needs the 'dask' extra")

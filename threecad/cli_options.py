@@ -403,7 +403,7 @@ def add_data_root(p: argparse.ArgumentParser) -> None:
 def add_threads(p: argparse.ArgumentParser, *, what: str = "threads reading files") -> None:
     """``--threads N``: threads in this process (default: all CPUs)."""
     p.add_argument("--threads", type=positive_int, default=None, metavar="N",
-                   help=f"{what} (threads in this process; default: all CPUs)")
+                   help=f"{what}, in this process (default: all CPUs)")
 
 
 def add_workers(p: argparse.ArgumentParser, *, what: str, default: int | None = None, group=None,
@@ -443,6 +443,6 @@ def add_protocol(p: argparse.ArgumentParser) -> None:
                    help="standard (native size, exact MVTec AUPRO) or paper (the 3CAD authors' protocol)")
 
 
-def add_json(p: argparse.ArgumentParser, *, what: str = "the report") -> None:
+def add_json(p: argparse.ArgumentParser, *, help: str = "print the report as JSON") -> None:
     """``--json``: print machine-readable output on stdout."""
-    p.add_argument("--json", action="store_true", help=f"print {what} as JSON")
+    p.add_argument("--json", action="store_true", help=help)

@@ -66,13 +66,14 @@ def format_duration(seconds: float) -> str:
 
 
 def _amount(value: float, unit: str, scale: bool) -> str:
+    """``1,200 img`` / ``2.5 img``; with ``scale``, binary prefixes glued to the unit: ``12.0 MiB``."""
     if not scale:
-        return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+        return f"{value:,.0f} {unit}" if float(value).is_integer() else f"{value:,.1f} {unit}"
     for prefix in ("", "Ki", "Mi", "Gi", "Ti"):
         if abs(value) < 1024 or prefix == "Ti":
-            return f"{value:.0f}" if not prefix else f"{value:.1f}{prefix}"
+            return f"{value:.0f} {unit}" if not prefix else f"{value:.1f} {prefix}{unit}"
         value /= 1024
-    return f"{value:.1f}"  # pragma: no cover
+    return f"{value:.1f} {unit}"  # pragma: no cover
 
 
 class LogSchedule:
@@ -204,7 +205,7 @@ class LogProgress(NullProgress):
             self._closed = True
             if self._lines:
                 elapsed = self._clock() - self._start
-                self._emit(f"{self.desc or 'progress'}: done, {self._count(self.n)} {self.unit} "
+                self._emit(f"{self.desc or 'progress'}: done, {self._count(self.n)} "
                            f"in {format_duration(elapsed)}")
 
     def _count(self, value: float) -> str:
@@ -216,10 +217,13 @@ class LogProgress(NullProgress):
         parts = [f"{self.desc or 'progress'}:"]
         if self.total:
             pct = 100.0 * self.n / self.total
-            parts.append(f"{self._count(self.n)}/{self._count(self.total)} {self.unit} ({pct:.0f}%),")
+            done = self._count(self.n)
+            if not self.unit_scale:
+                done = done[: -len(self.unit) - 1]  # 1,200/11,462 img
+            parts.append(f"{done}/{self._count(self.total)} ({pct:.0f}%),")
         else:
-            parts.append(f"{self._count(self.n)} {self.unit},")
-        parts.append(f"{self._count(rate)} {self.unit}/s,")
+            parts.append(f"{self._count(self.n)},")
+        parts.append(f"{self._count(rate)}/s,")
         if self.total and rate > 0:
             parts.append(f"ETA {format_duration(max(self.total - self.n, 0) / rate)}")
         else:

@@ -83,10 +83,12 @@ def test_unknown_total_growing_total_and_postfix():
 
 
 def test_byte_amounts_are_scaled():
-    bar, clock, out = make_log(4 << 20, desc="3CAD.zip", interval=0.0, unit_scale=True)
+    clock, out = FakeClock(), io.StringIO()
+    bar = LogProgress(4 << 20, "3CAD.zip", unit="B", unit_scale=True, interval=0.0, file=out, clock=clock,
+                      schedule=LogSchedule())
     clock.now += 2
     bar.update(1 << 20)
-    assert out.getvalue().splitlines()[-1].startswith("threecad: 3CAD.zip: 1.0Mi/4.0Mi img (25%), 512.0Ki img/s")
+    assert out.getvalue().splitlines()[-1] == "threecad: 3CAD.zip: 1.0 MiB/4.0 MiB (25%), 512.0 KiB/s, ETA 6s"
 
 
 def test_modes_chosen_by_terminal_and_environment(monkeypatch):
