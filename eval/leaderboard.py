@@ -69,7 +69,7 @@ class EntryStatus(StrEnum):
 
 def entry_name(path: str | os.PathLike[str]) -> str:
     """The name of a submission on a board: its folder's name, or its zip's name without ``.zip``."""
-    name = Path(path).name
+    name = Path(path).name or Path(path).resolve().name   # "." or "a/.." name their folder
     return name[:-4] if name.lower().endswith(".zip") else name
 
 

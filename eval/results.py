@@ -344,8 +344,8 @@ def _image_rows(submission: "Submission", evaluations: "list[CategoryEvaluation]
 class Table:
     """A table that renders as Markdown (files) or aligned text (a terminal).
 
-    ``bold[i][j]`` marks cell parts to emphasise: Markdown wraps them in ``**``, text adds a
-    trailing ``*`` (and ``notes`` should say so).
+    Cell parts to emphasise are wrapped in a mark: Markdown shows them in bold, text with a
+    trailing ``*``; ``mark_note`` says what they mean.
     """
 
     title: str
@@ -353,13 +353,15 @@ class Table:
     rows: list[list[str]]
     notes: list[str] = field(default_factory=list)
     left: int = 1   # the first ``left`` columns are text (left-aligned); the others numbers
+    mark_note: str = ""   # what an emphasised part means (said as "bold" or "*" by the renderer)
 
     def to_markdown(self) -> str:
         """The table as GitHub Markdown (title in bold, numbers right-aligned)."""
         out = [f"**{self.title}**", "", "| " + " | ".join(self.header) + " |",
                "|" + "|".join(["---"] * self.left + ["---:"] * (len(self.header) - self.left)) + "|"]
         out += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in self.rows]
-        out += [""] + self.notes if self.notes else []
+        notes = ([f"Bold: {self.mark_note}"] if self.mark_note else []) + self.notes
+        out += [""] + notes if notes else []
         return "\n".join(out) + "\n"
 
     def to_text(self) -> str:
@@ -372,7 +374,7 @@ class Table:
                              for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
 
         out = [self.title, line(self.header), *(line(r) for r in rows)]
-        out += [_text_cell(n) for n in self.notes]
+        out += ([f"*: {self.mark_note}"] if self.mark_note else []) + [_text_cell(n) for n in self.notes]
         return "\n".join(out) + "\n"
 
     def render(self, markdown: bool) -> str:
@@ -435,8 +437,8 @@ def paper_tables(rows: Sequence[PaperRow], *, protocol_name: str, aupro: str, bo
             name = r.name + (" (published, not re-scored)" if r.kind == "published" else "")
             body.append([name, *cells])
         title = f"{display_name(a, aupro)}/{display_name(b, aupro)} (percent; protocol {protocol_name})"
-        notes = ["* best re-scored value of the column."] if bold_best else []
-        tables.append(Table(title, ["Method", *cols], body, notes if bold_best else []))
+        tables.append(Table(title, ["Method", *cols], body,
+                            mark_note="the best re-scored value of the column." if bold_best else ""))
     return tables
 
 

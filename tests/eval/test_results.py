@@ -139,11 +139,11 @@ def test_cli_out_on_a_file_is_a_one_line_usage_error(tmp_path, sample_root):
 
 def test_tables_render_as_markdown_or_aligned_text():
     t = Table("Title", ["Method", "A", "Mean"], [["x", "\x001.0\x00/2.0", "3.0"], ["long name", "10.0/20.0", "-"]],
-              ["* best"])
+              mark_note="the best.")
     md = t.to_markdown()
-    assert "| x | **1.0**/2.0 | 3.0 |" in md and "|---|---:|---:|" in md
+    assert "| x | **1.0**/2.0 | 3.0 |" in md and "|---|---:|---:|" in md and "Bold: the best." in md
     text = t.to_text()
-    assert "**" not in text and "|" not in text
+    assert "**" not in text and "|" not in text and "*: the best." in text
     lines = text.splitlines()
     assert lines[0] == "Title"
     assert len({len(ln) for ln in lines[1:4]}) == 1 or lines[3].endswith("-")  # right-aligned numbers
