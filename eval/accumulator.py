@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .engine import NegativeCounts, PositiveIndex, order_keys
+from .engine import NegativeCounts, PositiveIndex, distinct_positions, order_keys
 from .metrics import _check_binary_truth, _check_scores
 from .pixels import PixelCounts, PixelResult, extract_positives, positive_counts
 
@@ -154,11 +154,12 @@ class PixelAccumulator:
     def counts(self) -> tuple[PositiveIndex, PixelCounts]:
         """The distinct positive values and the statistics over them (the accumulator stays usable)."""
         pos_keys = np.concatenate(self._pos_keys) if self._pos_keys else np.zeros(0, np.uint64)
-        index = PositiveIndex(pos_keys)
+        distinct, positions = distinct_positions(pos_keys)
+        index = PositiveIndex(distinct, distinct=True)
         k = index.size
         weights = np.concatenate(self._pos_weights) if self._pos_weights else np.zeros(0)
         classes = np.concatenate(self._pos_classes) if self._pos_classes else np.zeros(0, np.int8)
-        pos_count, pos_weight = positive_counts(index, pos_keys, weights, classes)
+        pos_count, pos_weight = positive_counts(k, positions, weights, classes)
         neg_keys, neg_counts = self._normal_multiset()
         at = np.searchsorted(index.ukeys, neg_keys, side="left")
         equal = at < k

@@ -37,7 +37,8 @@ _PARTITION_MIN_K = 1 << 15     # from this many distinct positive values on, cou
 _PARTITION_BITS = 10           # 1,024 partitions
 _FINE_PER_VALUE = 8            # fine buckets per distinct positive value (power of two above)
 _FINE_MAX_BITS = 24
-_BUFFER = 1 << 20              # normal pixels buffered per counter before a partitioned pass
+_BUFFER = 1 << 21              # normal pixels buffered per counter before a partitioned pass
+_FIRST_BUFFER = 1 << 16        # the buffer starts this small and doubles up to _BUFFER
 
 
 def order_keys(values: np.ndarray) -> np.ndarray:
@@ -290,6 +291,37 @@ class NegativeCounts:
         return NegativeCounts(below, on)
 
 
+def distinct_positions(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted distinct keys and the position of each key among them (one sort).
+
+    Parameters
+    ----------
+    keys : ndarray of shape (n,), uint64
+
+    Returns
+    -------
+    distinct : ndarray of shape (K,), uint64
+    positions : ndarray of shape (n,), int64
+        ``distinct[positions] == keys``.
+    """
+    keys = np.asarray(keys, dtype=np.uint64).reshape(-1)
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    new = np.empty(ordered.size, bool)
+    new[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+    positions = np.empty(keys.size, np.int64)
+    positions[order] = np.cumsum(new) - 1
+    return ordered[new], positions
+
+
+def _bucket_starts(buckets: np.ndarray, nb: int) -> np.ndarray:
+    """``start[b]``: how many of the (sorted) ``buckets`` are below ``b``; shape (nb + 1,), int32."""
+    start = np.zeros(nb + 1, np.int32)
+    np.cumsum(np.bincount(buckets, minlength=nb), out=start[1:])
+    return start
+
+
 class PositiveIndex:
     """The sorted distinct positive values ``U`` and a bucket table to count against them.
 
@@ -297,10 +329,14 @@ class PositiveIndex:
     ----------
     keys : ndarray of uint64
         Order keys (:func:`order_keys`) of the positive scores; duplicates allowed.
+    distinct : bool
+        The keys are already sorted and distinct (as :func:`distinct_positions` returns them).
     """
 
-    def __init__(self, keys: np.ndarray) -> None:
-        ukeys = np.unique(np.asarray(keys, dtype=np.uint64))
+    def __init__(self, keys: np.ndarray, *, distinct: bool = False) -> None:
+        ukeys = np.asarray(keys, dtype=np.uint64)
+        if not distinct:
+            ukeys = distinct_positions(ukeys)[0]
         self.ukeys = ukeys
         k = ukeys.size
         if k == 0:
@@ -331,7 +367,7 @@ class PositiveIndex:
         self.nb = nb
         self._fine: _FineTable | None = None
         chosen = lin_buckets if self.linear else key_buckets
-        self.start = np.searchsorted(chosen, np.arange(nb + 1), side="left").astype(np.int32)
+        self.start = _bucket_starts(chosen, nb)
 
     @property
     def size(self) -> int:
@@ -430,18 +466,16 @@ class _FineTable:
         else:
             shift = max(0, (int(index.kmax) - int(index.kmin)).bit_length() - bits)
             buckets = ((index.ukeys - index.kmin) >> np.uint64(shift)).astype(np.int64)
-        start = np.zeros(nb + 1, np.int32)
-        np.cumsum(np.bincount(buckets, minlength=nb), out=start[1:])
-        return cls(start, nb, scale, np.uint64(shift), bits - _PARTITION_BITS)
+        return cls(_bucket_starts(buckets, nb), nb, scale, np.uint64(shift), bits - _PARTITION_BITS)
 
 
 class NegativeCounter:
     """Normal pixels counted against a :class:`PositiveIndex`, image after image.
 
     With a small index each call counts at once. With a large one (``index.partitioned``)
-    the pixels are buffered (``_BUFFER`` of them, 8 bytes each, plus as much scratch at a
-    count) and counted partitioned when the buffer is full and at :meth:`flush`; read the
-    counts through :meth:`result`, which flushes.
+    the pixels are buffered (up to ``_BUFFER`` of them, 8 bytes each, plus as much scratch
+    at a count: 32 MiB at most) and counted partitioned when the buffer is full and at
+    :meth:`flush`; read the counts through :meth:`result`, which flushes.
 
     Parameters
     ----------
@@ -468,15 +502,19 @@ class NegativeCounter:
         flat, skip_flat, use_skip = _flat_input(values, skip)
         fine = index.fine_table()
         if self._keys is None:
-            self._keys = np.empty(_BUFFER, np.uint64)
+            self._keys = np.empty(min(_FIRST_BUFFER, _BUFFER), np.uint64)
             self._hist = np.zeros(1 << _PARTITION_BITS, np.int64)
         first = 0
         while True:
+            if self._pending == self._keys.size and self._keys.size < _BUFFER:
+                grown = np.empty(min(2 * self._keys.size, _BUFFER), np.uint64)
+                grown[:self._pending] = self._keys[:self._pending]
+                self._keys = grown
             first, self._pending = _partition_fill(
                 flat, skip_flat, use_skip, first, self._keys, self._pending, self._hist, self.counts.below,
                 index.linear, index.uvals[0], index.uvals[-1], fine.scale, index.kmin, fine.shift, fine.nb,
                 fine.pshift)
-            if self._pending == self._keys.size:
+            if self._pending == self._keys.size >= _BUFFER:
                 self.flush()
             if first >= flat.size:
                 return
@@ -486,8 +524,8 @@ class NegativeCounter:
         if self._pending:
             index = self.index
             fine = index.fine_table()
-            if self._scratch is None:
-                self._scratch = np.empty(_BUFFER, np.uint64)
+            if self._scratch is None or self._scratch.size < self._pending:
+                self._scratch = np.empty(self._keys.size, np.uint64)
             _partition_count(self._keys, self._pending, self._scratch, self._hist, index.ukeys, fine.start,
                              index.linear, index.uvals[0], fine.scale, index.kmin, fine.shift, fine.nb,
                              fine.pshift, self.counts.below, self.counts.on)

@@ -29,7 +29,7 @@ import numpy as np
 
 from .curves import (PrCurve, ProCurve, RocCurve, ThresholdCounts, UndefinedMetricWarning, average_precision_from,
                      pr_curve_from, pro_curve_from, roc_auc_from, roc_curve_from)
-from .engine import PositiveIndex, order_keys
+from .engine import PositiveIndex, distinct_positions, order_keys
 from .pixels import PixelResult, PixelStats, extract_positives
 
 __all__ = [
@@ -99,9 +99,9 @@ def threshold_counts(y_true, y_score) -> ThresholdCounts:
         raise ValueError(f"y_true has {y_true.size} values but y_score {y_score.size}")
     positive = _check_binary_truth(y_true, "y_true")
     _check_scores(y_score, "y_score")
-    keys = order_keys(y_score[positive])
-    index = PositiveIndex(keys)
-    pos_count = np.bincount(index.positions(keys), minlength=index.size).astype(np.int64)
+    distinct, positions = distinct_positions(order_keys(y_score[positive]))
+    index = PositiveIndex(distinct, distinct=True)
+    pos_count = np.bincount(positions, minlength=index.size).astype(np.int64)
     neg = index.empty_counts()
     index.count(y_score[~positive], neg)
     return ThresholdCounts.build(index.values, pos_count, neg)

@@ -27,7 +27,7 @@ import numpy as np
 from threecad.regions import MEDIUM_MAX_AREA, SIZE_CLASSES, SMALL_MAX_AREA, label_regions
 
 from .curves import ThresholdCounts, aupro_from, average_precision_from, roc_auc_from
-from .engine import NegativeCounter, NegativeCounts, PositiveIndex, order_keys
+from .engine import NegativeCounter, NegativeCounts, PositiveIndex, distinct_positions, order_keys
 
 __all__ = ["ImagePositives", "extract_positives", "PixelCounts", "PixelStats", "NegativeTally", "PixelResult"]
 
@@ -222,24 +222,23 @@ class PixelCounts:
         )
 
 
-def positive_counts(index: PositiveIndex, keys: np.ndarray, weights: np.ndarray,
+def positive_counts(k: int, positions: np.ndarray, weights: np.ndarray,
                     classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Positive counts ``(K,)`` and PRO weights per size class ``(3, K)`` of anomalous pixels.
 
     Parameters
     ----------
-    index : PositiveIndex
-        Holds every key.
-    keys, weights, classes : ndarray of shape (p,)
-        Order keys, ``1 / region area`` and size class of each anomalous pixel.
+    k : int
+        ``K``, the number of distinct positive values.
+    positions, weights, classes : ndarray of shape (p,)
+        Index in ``U`` (:meth:`eval.engine.PositiveIndex.positions`), ``1 / region area`` and
+        size class of each anomalous pixel.
     """
-    k = index.size
-    where = index.positions(keys)
-    counts = np.bincount(where, minlength=k).astype(np.int64)
+    counts = np.bincount(positions, minlength=k).astype(np.int64)
     w = np.zeros((3, k))
     for c in range(3):
         sel = classes == c
-        w[c] = np.bincount(where[sel], weights=weights[sel], minlength=k)
+        w[c] = np.bincount(positions[sel], weights=weights[sel], minlength=k)
     return counts, w
 
 
@@ -277,7 +276,8 @@ class PixelStats:
     def finalize_positives(self) -> PositiveIndex:
         """Sort the positives once; per group, count them and sum their PRO weights."""
         keys = np.concatenate(self._keys) if self._keys else np.zeros(0, np.uint64)
-        self.index = index = PositiveIndex(keys)
+        distinct, positions = distinct_positions(keys)
+        self.index = index = PositiveIndex(distinct, distinct=True)
         self.counts = {g: PixelCounts.zeros(index.size) for g in sorted(self.groups)}
         for g, r in self._regions.items():
             self.counts[g].regions += r
@@ -285,10 +285,11 @@ class PixelStats:
             weights = np.concatenate(self._weights)
             classes = np.concatenate(self._classes)
             groups = np.concatenate(self._groups)
-            for g in np.unique(groups):
+            for g in {g for g in self.groups if g in self._regions}:
                 sel = groups == g
-                self.counts[int(g)].pos_count, self.counts[int(g)].pos_weight = positive_counts(
-                    index, keys[sel], weights[sel], classes[sel])
+                if sel.any():
+                    self.counts[g].pos_count, self.counts[g].pos_weight = positive_counts(
+                        index.size, positions[sel], weights[sel], classes[sel])
         self._keys, self._weights, self._classes, self._groups = [], [], [], []
         return index
 
