@@ -19,7 +19,7 @@ images with type set g. A breakdown is a set of groups; its statistics are sums.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
