@@ -36,8 +36,10 @@ _BLOCK = 4096
 _PARTITION_MIN_K = 1 << 15     # from this many distinct positive values on, count partitioned
 _PARTITION_BITS = 10           # 1,024 partitions
 _FINE_PER_VALUE = 8            # fine buckets per distinct positive value (power of two above)
-_FINE_MAX_BITS = 24
-_BUFFER = 1 << 21              # normal pixels buffered per counter before a partitioned pass
+_FINE_MAX_BITS = 22
+_BUFFER = 1 << 21              # normal pixels buffered per counter before a partitioned pass...
+_BUFFER_PER_VALUE = 4          # ...or this many per distinct positive value (each pass walks U once)
+_MAX_BUFFER = 1 << 23
 _FIRST_BUFFER = 1 << 16        # the buffer starts this small and doubles up to _BUFFER
 
 
@@ -473,9 +475,9 @@ class NegativeCounter:
     """Normal pixels counted against a :class:`PositiveIndex`, image after image.
 
     With a small index each call counts at once. With a large one (``index.partitioned``)
-    the pixels are buffered (up to ``_BUFFER`` of them, 8 bytes each, plus as much scratch
-    at a count: 32 MiB at most) and counted partitioned when the buffer is full and at
-    :meth:`flush`; read the counts through :meth:`result`, which flushes.
+    the pixels are buffered (2 M of them, or 4 per distinct positive value, up to 8 M; 8
+    bytes each, plus as much scratch at a count) and counted partitioned when the buffer is
+    full and at :meth:`flush`; read the counts through :meth:`result`, which flushes.
 
     Parameters
     ----------
@@ -492,6 +494,7 @@ class NegativeCounter:
         self._scratch: np.ndarray | None = None
         self._hist: np.ndarray | None = None
         self._pending = 0
+        self._cap = min(_MAX_BUFFER, max(_BUFFER, _BUFFER_PER_VALUE * index.size))
 
     def add(self, values: np.ndarray, *, skip: np.ndarray | None = None) -> None:
         """Count ``values`` except where ``skip`` is true (see :meth:`PositiveIndex.count`)."""
@@ -502,19 +505,19 @@ class NegativeCounter:
         flat, skip_flat, use_skip = _flat_input(values, skip)
         fine = index.fine_table()
         if self._keys is None:
-            self._keys = np.empty(min(_FIRST_BUFFER, _BUFFER), np.uint64)
+            self._keys = np.empty(min(_FIRST_BUFFER, self._cap), np.uint64)
             self._hist = np.zeros(1 << _PARTITION_BITS, np.int64)
         first = 0
         while True:
-            if self._pending == self._keys.size and self._keys.size < _BUFFER:
-                grown = np.empty(min(2 * self._keys.size, _BUFFER), np.uint64)
+            if self._pending == self._keys.size and self._keys.size < self._cap:
+                grown = np.empty(min(2 * self._keys.size, self._cap), np.uint64)
                 grown[:self._pending] = self._keys[:self._pending]
                 self._keys = grown
             first, self._pending = _partition_fill(
                 flat, skip_flat, use_skip, first, self._keys, self._pending, self._hist, self.counts.below,
                 index.linear, index.uvals[0], index.uvals[-1], fine.scale, index.kmin, fine.shift, fine.nb,
                 fine.pshift)
-            if self._pending == self._keys.size >= _BUFFER:
+            if self._pending == self._keys.size >= self._cap:
                 self.flush()
             if first >= flat.size:
                 return

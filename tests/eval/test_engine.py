@@ -44,6 +44,7 @@ def partition_everything(monkeypatch):
     monkeypatch.setattr(engine, "_PARTITION_MIN_K", 1)
     monkeypatch.setattr(engine, "_FIRST_BUFFER", 64)
     monkeypatch.setattr(engine, "_BUFFER", 1000)
+    monkeypatch.setattr(engine, "_BUFFER_PER_VALUE", 0)
 
 
 @pytest.mark.parametrize("kind", ["float32", "spread", "ties", "zeros", "int32"])
@@ -79,6 +80,7 @@ def test_partitioned_counts_equal_direct_counts_on_continuous_maps(monkeypatch):
     assert not index.partitioned
     monkeypatch.setattr(engine, "_PARTITION_MIN_K", 1)
     monkeypatch.setattr(engine, "_BUFFER", 5000)
+    monkeypatch.setattr(engine, "_BUFFER_PER_VALUE", 0)
     counter = NegativeCounter(index)
     for m, g in zip(maps, masks):
         counter.add(m, skip=g)
