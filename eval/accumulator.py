@@ -1,4 +1,4 @@
-"""A streaming accumulator for exact pixel metrics: ``update(map, mask)``, then ``compute()``.
+"""A streaming accumulator for exact pixel metrics: ``update(mask, map)``, then ``compute()``.
 
 Memory. Anomalous pixels are kept (score key, PRO weight, size class): memory grows with
 the anomalous pixels only. Normal pixels are reduced at once to a histogram over their
@@ -14,16 +14,17 @@ distinct values:
   ``threecad eval``, which re-read the maps instead of keeping them.
 
 Accumulators add up with :meth:`PixelAccumulator.merge` (one per thread or process).
+:meth:`PixelAccumulator.compute` reduces the state to the one definition of the pixel
+statistics, :class:`eval.pixels.PixelCounts`, which computes the metrics.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .curves import aupro_from_counts, average_precision_from_counts, roc_auc_from_counts
-from .engine import NegativeCounts, PositiveIndex, order_keys
-from .pixels import PixelResult, extract_positives
-from threecad.regions import SIZE_CLASSES
+from .engine import NegativeCounts, PositiveIndex, distinct_positions, order_keys
+from .metrics import _check_binary_truth, _check_scores
+from .pixels import PixelCounts, PixelResult, extract_positives, positive_counts
 
 __all__ = ["PixelAccumulator"]
 
@@ -63,8 +64,8 @@ class PixelAccumulator:
     Examples
     --------
     >>> acc = PixelAccumulator()
-    >>> for amap, mask in pairs:          # doctest: +SKIP
-    ...     acc.update(amap, mask)
+    >>> for mask, amap in pairs:          # doctest: +SKIP
+    ...     acc.update(mask, amap)
     >>> result = acc.compute()            # doctest: +SKIP
     """
 
@@ -80,16 +81,14 @@ class PixelAccumulator:
         self._wide_pending = 0
         self.n_images = 0
 
-    def update(self, amap: np.ndarray, mask: np.ndarray) -> None:
-        """Add one image: ``amap`` (H, W) scores, ``mask`` (H, W) non-zero = anomalous."""
+    def update(self, mask: np.ndarray, amap: np.ndarray) -> None:
+        """Add one image: ``mask`` (H, W), binary, non-zero = anomalous; ``amap`` (H, W) scores."""
         amap = np.asarray(amap)
         mask = np.asarray(mask)
         if amap.ndim != 2 or amap.shape != mask.shape:
-            raise ValueError(f"map {amap.shape} and mask {mask.shape} must be 2-D and of equal shape")
-        if amap.dtype.kind not in "fiub":
-            raise TypeError(f"map dtype {amap.dtype} is not real")
-        if amap.dtype.kind == "f" and not np.isfinite(amap).all():
-            raise ValueError("map contains NaN or infinite values")
+            raise ValueError(f"mask {mask.shape} and map {amap.shape} must be 2-D and of equal shape")
+        _check_scores(amap, "the map")
+        mask = _check_binary_truth(mask, "the mask")
         if amap.dtype == np.bool_:
             amap = amap.astype(np.uint8)
         pos = extract_positives(amap, mask)
@@ -152,17 +151,15 @@ class PixelAccumulator:
             return np.zeros(0, np.uint64), np.zeros(0, np.int64)
         return np.concatenate(keys), np.concatenate(counts)
 
-    def compute(self) -> PixelResult:
-        """The metrics of everything added so far (the accumulator stays usable)."""
+    def counts(self) -> tuple[PositiveIndex, PixelCounts]:
+        """The distinct positive values and the statistics over them (the accumulator stays usable)."""
         pos_keys = np.concatenate(self._pos_keys) if self._pos_keys else np.zeros(0, np.uint64)
-        index = PositiveIndex(pos_keys)
+        distinct, positions = distinct_positions(pos_keys)
+        index = PositiveIndex(distinct, distinct=True)
         k = index.size
-        where = index.positions(pos_keys)
-        pos_count = np.bincount(where, minlength=k).astype(np.int64)
         weights = np.concatenate(self._pos_weights) if self._pos_weights else np.zeros(0)
         classes = np.concatenate(self._pos_classes) if self._pos_classes else np.zeros(0, np.int8)
-        pos_weight = np.stack([np.bincount(where[classes == c], weights=weights[classes == c], minlength=k)
-                               for c in range(3)]) if k else np.zeros((3, 0))
+        pos_count, pos_weight = positive_counts(k, positions, weights, classes)
         neg_keys, neg_counts = self._normal_multiset()
         at = np.searchsorted(index.ukeys, neg_keys, side="left")
         equal = at < k
@@ -171,19 +168,9 @@ class PixelAccumulator:
             below=np.bincount(at[~equal], weights=neg_counts[~equal], minlength=k + 1).astype(np.int64),
             on=np.bincount(at[equal], weights=neg_counts[equal], minlength=k).astype(np.int64),
         )
-        n_regions = int(self._regions.sum())
-        by_size = {}
-        for c, name in enumerate(SIZE_CLASSES):
-            by_size[name] = (aupro_from_counts(pos_weight[c], int(self._regions[c]), neg, fpr_limit=self.fpr_limit,
-                                               name=f"AUPRO of {name} regions")
-                             if self._regions[c] else float("nan"))
-        return PixelResult(
-            auroc=roc_auc_from_counts(pos_count, neg, name="P-AUROC"),
-            ap=average_precision_from_counts(pos_count, neg, name="P-AP"),
-            aupro=aupro_from_counts(pos_weight.sum(axis=0), n_regions, neg, fpr_limit=self.fpr_limit),
-            n_pixels=int(pos_count.sum()) + neg.total,
-            n_anomalous=int(pos_count.sum()),
-            n_regions=n_regions,
-            aupro_by_size=by_size,
-            regions_by_size={name: int(self._regions[c]) for c, name in enumerate(SIZE_CLASSES)},
-        )
+        return index, PixelCounts(pos_count, pos_weight, self._regions.copy(), neg)
+
+    def compute(self) -> PixelResult:
+        """The metrics of everything added so far (the accumulator stays usable)."""
+        index, counts = self.counts()
+        return counts.compute(index.values, fpr_limit=self.fpr_limit)

@@ -12,8 +12,9 @@ histograms of its scores over a set of *levels*:
 plus its image score, label and region count. A resample of the test images is a vector
 of integer multiplicities ``w`` (stratified: good and defective images are drawn
 separately, each with replacement, so both keep their size); the statistics of the
-resample are ``w @ pos_count`` etc., and the exact curve functions of :mod:`eval.curves`
-turn them into metrics. No map is read again: a resample costs a few matrix products over
+resample are ``w @ pos_count`` etc., and the threshold counts of :mod:`eval.curves`
+(the same :class:`eval.curves.ThresholdCounts` that every exact metric reads) turn them
+into metrics. No map is read again: a resample costs a few matrix products over
 ``(n_images, n_levels)`` arrays.
 
 Levels, and exactness
@@ -47,8 +48,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .curves import UndefinedMetricWarning, aupro_from_counts, average_precision_from_counts, roc_auc_from_counts
-from .engine import NegativeCounts
+from .curves import ThresholdCounts, UndefinedMetricWarning, aupro_from, average_precision_from, roc_auc_from
+from .engine import NegativeCounts, PositiveIndex, order_keys
 from .evaluate import CategoryEvaluation, ImageObserver, ImageScore, ImageTruth
 from .protocols import PROTOCOLS, Protocol
 
@@ -121,7 +122,7 @@ class _CategoryCollector:
         self.weights: list[np.ndarray | None] = [None] * n
         self.levels: np.ndarray | None = None
         self.exact = True
-        self.top = 0.0
+        self._index: PositiveIndex | None = None
 
     def add(self, i: int, truth: ImageTruth, result: ImageScore) -> None:
         self.ids[i] = truth.image_id
@@ -142,7 +143,7 @@ class _CategoryCollector:
         else:
             ranks = np.unique(np.linspace(0, distinct.size - 1, self.max_levels).round().astype(np.int64))
             self.levels, self.exact = distinct[ranks], False
-        self.top = float(distinct[-1]) if distinct.size else 0.0
+        self._index = PositiveIndex(order_keys(self.levels))
         k = self.levels.size
         self.pos_count = np.zeros((self.n, k))
         self.pos_weight = np.zeros((self.n, k))
@@ -158,31 +159,21 @@ class _CategoryCollector:
         self.values = self.weights = []  # type: ignore[assignment]
 
     def add_normals(self, i: int, on_grid: np.ndarray, flat_positive: np.ndarray | None) -> None:
-        flat = np.asarray(on_grid).reshape(-1)
+        skip = None
         if flat_positive is not None and flat_positive.size:
-            keep = np.ones(flat.size, bool)
-            keep[flat_positive] = False
-            flat = flat[keep]
-        v = flat.astype(np.float64, copy=False)
-        levels = self.levels
-        k = levels.size
-        if k == 0:
-            self.neg_below[i, 0] = v.size
-            return
-        if self.exact:
-            idx = np.searchsorted(levels, v, side="left")
-            on = idx < k
-            on[on] = levels[idx[on]] == v[on]
-            self.neg_on[i] = np.bincount(idx[on], minlength=k)
-            self.neg_below[i] = np.bincount(idx[~on], minlength=k + 1)
-        else:
-            lev = np.searchsorted(levels, v, side="right") - 1
-            below = lev < 0
-            above = v > self.top
-            mid = ~(below | above)
-            self.neg_on[i] = np.bincount(lev[mid], minlength=k)
-            self.neg_below[i, 0] = int(below.sum())
-            self.neg_below[i, k] = int(above.sum())
+            skip = np.zeros(np.asarray(on_grid).size, bool)
+            skip[flat_positive] = True
+        k = self.levels.size
+        counts = self._index.empty_counts()
+        self._index.count(on_grid, counts, skip=skip)  # exact counts against the levels
+        if self.exact or k == 0:
+            self.neg_on[i] = counts.on
+            self.neg_below[i] = counts.below
+        else:  # binned: a score strictly between two levels is rounded down to the lower one
+            self.neg_on[i] = counts.on
+            self.neg_on[i, :-1] += counts.below[1:k]
+            self.neg_below[i, 0] = counts.below[0]
+            self.neg_below[i, k] = counts.below[k]
 
     def samples(self, code: str, protocol: Protocol) -> CategorySamples:
         order = np.argsort(np.array(self.ids, dtype=object).astype(str), kind="stable")
@@ -267,27 +258,29 @@ class BootstrapObserver(ImageObserver):
         return self._boot
 
 
-def category_samples(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray], *, scores: Sequence[float] | None = None,
+def category_samples(masks: Sequence[np.ndarray], maps: Sequence[np.ndarray], *, scores: Sequence[float] | None = None,
                      defect: Sequence[bool] | None = None, code: str = "X", fpr_limit: float = 0.3,
                      max_levels: int = DEFAULT_MAX_LEVELS) -> CategorySamples:
-    """Per-image statistics from arrays (maps and masks of one category, on one grid).
+    """Per-image statistics from arrays (masks and maps of one category, on one grid).
 
     Parameters
     ----------
-    maps : sequence of ndarray of shape (H_i, W_i)
-        Anomaly maps.
     masks : sequence of ndarray of shape (H_i, W_i)
         Ground truth (non-zero = anomalous; regions are 8-connected).
+    maps : sequence of ndarray of shape (H_i, W_i)
+        Anomaly maps.
     scores : sequence of float, optional
         Image scores (default: the maximum of each map).
     defect : sequence of bool, optional
         The stratum of each image (default: its mask has an anomalous pixel).
     """
+    from .metrics import _check_binary_truth
     from .pixels import extract_positives
 
     n = len(maps)
     if len(masks) != n:
-        raise ValueError(f"{n} maps but {len(masks)} masks")
+        raise ValueError(f"{len(masks)} masks but {n} maps")
+    masks = [_check_binary_truth(np.asarray(g), f"image {i}: the mask") for i, g in enumerate(masks)]
     col = _CategoryCollector(code, n, max_levels)
     for i, (m, g) in enumerate(zip(maps, masks)):
         pos = extract_positives(np.asarray(m), np.asarray(g))
@@ -332,9 +325,9 @@ def resample_weights(image_ids: Sequence[str], defect: np.ndarray, *, n_resample
 def _metrics_from(pos_count: np.ndarray, pos_weight: np.ndarray, on: np.ndarray, below: np.ndarray,
                   n_regions: float, fpr_limit: float) -> tuple[float, float, float]:
     neg = NegativeCounts(np.rint(below).astype(np.int64), np.rint(on).astype(np.int64))
-    pc = np.rint(pos_count).astype(np.int64)
-    return (roc_auc_from_counts(pc, neg), average_precision_from_counts(pc, neg),
-            aupro_from_counts(pos_weight, int(round(n_regions)), neg, fpr_limit=fpr_limit))
+    tc = ThresholdCounts.build(np.arange(on.size, dtype=np.float64), np.rint(pos_count).astype(np.int64), neg,
+                               pro_weight=pos_weight, n_regions=int(round(n_regions)))
+    return roc_auc_from(tc), average_precision_from(tc), aupro_from(tc, fpr_limit=fpr_limit)
 
 
 def _image_tables(s: CategorySamples) -> tuple[np.ndarray, np.ndarray]:
@@ -359,6 +352,7 @@ def resample_metrics(s: CategorySamples, weights: np.ndarray) -> dict[str, np.nd
         out["aupro_mvtec"] = np.full(b, np.nan)
     img_pos, img_neg = _image_tables(s)
     img_zero = np.zeros(img_pos.shape[1] + 1, np.int64)
+    img_levels = np.arange(img_pos.shape[1], dtype=np.float64)
     pro_ok = ~np.isnan(s.pro_paper) & s.defect
     pro_vals = np.where(pro_ok, s.pro_paper, 0.0)
     with warnings.catch_warnings():
@@ -373,9 +367,9 @@ def resample_metrics(s: CategorySamples, weights: np.ndarray) -> dict[str, np.nd
                 r = lo + j
                 auroc, ap, aupro = _metrics_from(pc[j], pw[j], on[j], below[j], regions[j], s.fpr_limit)
                 out["pixel_auroc"][r], out["pixel_ap"][r] = auroc, ap
-                ineg_counts = NegativeCounts(img_zero, ineg[j])
-                out["image_auroc"][r] = roc_auc_from_counts(ip[j], ineg_counts)
-                out["image_ap"][r] = average_precision_from_counts(ip[j], ineg_counts)
+                itc = ThresholdCounts.build(img_levels, ip[j], NegativeCounts(img_zero, ineg[j]))
+                out["image_auroc"][r] = roc_auc_from(itc)
+                out["image_ap"][r] = average_precision_from(itc)
                 if s.paper_pro:
                     out["aupro_mvtec"][r] = aupro
                     denom = float(w[j] @ pro_ok)

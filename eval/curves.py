@@ -1,19 +1,24 @@
-"""Exact ROC, precision-recall and PRO curves and their areas, from engine counts.
+"""Exact ROC, precision-recall and PRO curves and their areas, from one set of threshold counts.
 
-Inputs are per distinct positive value ``U[i]`` (ascending): the positive count
-``pos_count[i]``, the PRO weight ``pos_weight[i]`` (sum over those pixels of
-``1 / area of their region``), and the normal-pixel counts of
-:class:`eval.engine.NegativeCounts`. Thresholds run from high to low; a pixel is flagged
-when its score is ``>= t``. Ties move both coordinates at once (a diagonal step), as in
-scikit-learn and the MVTec AD evaluation.
+The model is scikit-learn's ``_binary_clf_curve``: one function, :meth:`ThresholdCounts.build`,
+turns the engine's per-value counts into cumulative counts at every threshold, and every
+curve and area below reads them; nothing else recounts.
 
-Undefined metrics (no positives, no negatives, no regions) are NaN with a warning.
+Thresholds are the distinct positive values ``U`` (:class:`eval.engine.PositiveIndex`), taken
+from high to low; a pixel is flagged when its score is ``>= t``. Normal-only scores add no
+threshold: between two positive values the ROC and PRO curves run flat, which the counts
+``fps_above`` (normal pixels ``> t``) and ``fps`` (``>= t``) describe exactly. Ties move
+both coordinates at once (a diagonal step), as in scikit-learn and the MVTec AD evaluation.
+
+Areas are exact up to the last floating-point rounding and clipped to [0, 1] (only a sum's
+rounding can leave that range; scores are never clipped). Undefined metrics (no positives,
+no negatives, no regions) are NaN with an :class:`UndefinedMetricWarning`.
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -21,15 +26,16 @@ from .engine import NegativeCounts
 
 __all__ = [
     "UndefinedMetricWarning",
+    "ThresholdCounts",
     "RocCurve",
     "PrCurve",
     "ProCurve",
-    "roc_auc_from_counts",
-    "average_precision_from_counts",
-    "aupro_from_counts",
-    "roc_curve_from_counts",
-    "pr_curve_from_counts",
-    "pro_curve_from_counts",
+    "roc_auc_from",
+    "average_precision_from",
+    "aupro_from",
+    "roc_curve_from",
+    "pr_curve_from",
+    "pro_curve_from",
 ]
 
 
@@ -42,9 +48,82 @@ def _undefined(name: str, why: str) -> float:
     return float("nan")
 
 
+def _unit(value: float) -> float:
+    """``value`` clipped to [0, 1]: an area whose last rounding overshot its range."""
+    return min(1.0, max(0.0, float(value)))
+
+
+@dataclass(frozen=True)
+class ThresholdCounts:
+    """Cumulative counts at every threshold, thresholds decreasing (shapes ``(K,)``).
+
+    Attributes
+    ----------
+    thresholds : ndarray of float64
+        The distinct positive values, decreasing.
+    pos : ndarray of int64
+        Positives equal to each threshold.
+    tps, fps : ndarray of int64
+        Positives and negatives ``>= threshold``.
+    fps_above : ndarray of int64
+        Negatives ``> threshold`` (the end of the flat run before the threshold).
+    n_pos, n_neg : int
+        Totals.
+    pro_weight : ndarray of float64
+        PRO weight (sum of ``1 / region area``) of the positives equal to each threshold.
+    n_regions : int
+        Regions the PRO weights belong to.
+    """
+
+    thresholds: np.ndarray
+    pos: np.ndarray
+    tps: np.ndarray
+    fps: np.ndarray
+    fps_above: np.ndarray
+    n_pos: int
+    n_neg: int
+    pro_weight: np.ndarray
+    n_regions: int = 0
+
+    @classmethod
+    def build(cls, values: np.ndarray, pos_count: np.ndarray, neg: NegativeCounts, *,
+              pro_weight: np.ndarray | None = None, n_regions: int = 0) -> "ThresholdCounts":
+        """The threshold counts of engine counts (all arrays ascending over ``U``).
+
+        Parameters
+        ----------
+        values : ndarray of shape (K,)
+            ``U``, ascending.
+        pos_count : ndarray of shape (K,), int
+            Positives at each value.
+        neg : NegativeCounts
+            Normal values counted against ``U``.
+        pro_weight : ndarray of shape (K,), optional
+            PRO weight of the positives at each value.
+        n_regions : int
+            Regions the weights belong to.
+        """
+        pos = np.asarray(pos_count, np.int64)
+        n_pos, n_neg = int(pos.sum()), neg.total
+        fps = n_neg - neg.strictly_below()
+        weight = np.zeros(pos.size) if pro_weight is None else np.asarray(pro_weight, np.float64)
+        return cls(thresholds=np.asarray(values, np.float64)[::-1], pos=pos[::-1],
+                   tps=(n_pos - np.cumsum(pos) + pos)[::-1], fps=fps[::-1], fps_above=(fps - neg.on)[::-1],
+                   n_pos=n_pos, n_neg=n_neg, pro_weight=weight[::-1], n_regions=int(n_regions))
+
+    def with_pro(self, pro_weight: np.ndarray, n_regions: int) -> "ThresholdCounts":
+        """The same counts with other PRO weights (ascending over ``U``, e.g. one size class)."""
+        return replace(self, pro_weight=np.asarray(pro_weight, np.float64)[::-1], n_regions=int(n_regions))
+
+    @property
+    def on(self) -> np.ndarray:
+        """Negatives equal to each threshold."""
+        return self.fps - self.fps_above
+
+
 @dataclass(frozen=True)
 class RocCurve:
-    """ROC curve vertices, thresholds decreasing. Shapes: (n,) each."""
+    """ROC curve vertices from (0, 0) to (1, 1), thresholds decreasing. Shapes: (n,) each."""
 
     fpr: np.ndarray
     tpr: np.ndarray
@@ -69,79 +148,50 @@ class ProCurve:
     thresholds: np.ndarray
 
 
-def roc_auc_from_counts(pos_count: np.ndarray, neg: NegativeCounts, *, name: str = "AUROC") -> float:
-    """Area under the ROC curve (Mann-Whitney, ties counted half), exact.
-
-    Parameters
-    ----------
-    pos_count : ndarray of shape (K,), int
-        Positives per distinct positive value.
-    neg : NegativeCounts
-        Normal values counted against the same ``U``.
-    """
-    p = int(pos_count.sum())
-    n = neg.total
-    if p == 0:
+def roc_auc_from(tc: ThresholdCounts, *, name: str = "AUROC") -> float:
+    """Area under the ROC curve (Mann-Whitney, ties counted half), exact."""
+    if tc.n_pos == 0:
         return _undefined(name, "no positive samples")
-    if n == 0:
+    if tc.n_neg == 0:
         return _undefined(name, "no negative samples")
-    lt = neg.strictly_below()
-    numerator2 = int(np.dot(pos_count.astype(np.int64), 2 * lt + neg.on))
-    return numerator2 / (2.0 * p * n)
+    below = tc.n_neg - tc.fps  # negatives < threshold
+    numerator2 = int(np.dot(tc.pos[::-1], (2 * below + tc.on)[::-1]))
+    return _unit(numerator2 / (2.0 * tc.n_pos * tc.n_neg))
 
 
-def average_precision_from_counts(pos_count: np.ndarray, neg: NegativeCounts, *, name: str = "AP") -> float:
+def average_precision_from(tc: ThresholdCounts, *, name: str = "AP") -> float:
     """Average precision as scikit-learn defines it (step-wise, no interpolation), exact."""
-    p = int(pos_count.sum())
-    if p == 0:
+    if tc.n_pos == 0:
         return _undefined(name, "no positive samples")
-    n = neg.total
-    lt = neg.strictly_below()
-    tp = p - np.cumsum(pos_count) + pos_count          # positives >= U[i]
-    fp = n - lt                                         # negatives >= U[i]
-    has = pos_count > 0
-    precision = tp[has] / (tp[has] + fp[has])
+    pos, tps, fps = tc.pos[::-1], tc.tps[::-1], tc.fps[::-1]
+    has = pos > 0
+    precision = tps[has] / (tps[has] + fps[has])
     # Sum from the highest threshold down, as scikit-learn accumulates it.
-    return float(np.sum((pos_count[has] / p * precision)[::-1]))
+    return _unit(np.sum((pos[has] / tc.n_pos * precision)[::-1]))
 
 
-def _pro_segments(pos_weight: np.ndarray, neg: NegativeCounts):
-    """PRO curve as alternating flat and diagonal segments, from high thresholds to low.
-
-    Returns arrays over ``i = K-1 .. 0``: ``flat_before`` (normal pixels strictly above
-    ``U[i]`` and below the previous value, at the PRO reached so far), ``diag_dx`` (normal
-    pixels equal to ``U[i]``) and ``diag_dy`` (PRO gained at ``U[i]``); then the final flat
-    run ``below[0]``.
-    """
-    flat_before = neg.below[1:][::-1].astype(np.float64)
-    diag_dx = neg.on[::-1].astype(np.float64)
-    diag_dy = pos_weight[::-1].astype(np.float64)
-    return flat_before, diag_dx, diag_dy, float(neg.below[0])
+def _pro_steps(tc: ThresholdCounts) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The PRO curve as runs, from high thresholds to low: before each threshold a flat run
+    of ``flat`` normal pixels, then a diagonal (or vertical) step of ``dx`` normal pixels and
+    ``dy`` PRO weight at it; then the final flat run ``tail`` below the lowest threshold."""
+    flat = (tc.fps_above - np.concatenate([[0], tc.fps[:-1]])).astype(np.float64)
+    return flat, tc.on.astype(np.float64), tc.pro_weight, float(tc.n_neg - (tc.fps[-1] if tc.fps.size else 0))
 
 
-def aupro_from_counts(pos_weight: np.ndarray, n_regions: int, neg: NegativeCounts, *,
-                      fpr_limit: float = 0.3, name: str = "AUPRO") -> float:
+def aupro_from(tc: ThresholdCounts, *, fpr_limit: float = 0.3, name: str = "AUPRO") -> float:
     """Normalised area under the PRO curve up to ``fpr_limit`` (MVTec AD definition), exact.
 
-    Parameters
-    ----------
-    pos_weight : ndarray of shape (K,)
-        Sum of ``1 / region area`` over the positive pixels at each distinct value.
-    n_regions : int
-        Number of regions the weights belong to (PRO = weight sum / ``n_regions``).
-    neg : NegativeCounts
-        Normal pixels counted against ``U``.
-    fpr_limit : float
-        Integration limit in (0, 1]; the area is divided by it.
+    The curve starts at (0, 0); the last segment is interpolated at the limit; the area is
+    divided by ``fpr_limit``. PRO is the weight sum over ``tc.n_regions``.
     """
     if not 0.0 < fpr_limit <= 1.0:
         raise ValueError(f"fpr_limit must be in (0, 1], got {fpr_limit}")
-    n = neg.total
-    if n_regions == 0:
+    n = tc.n_neg
+    if tc.n_regions == 0:
         return _undefined(name, "no anomalous regions")
     if n == 0:
         return _undefined(name, "no normal pixels")
-    flat, dx, dy, tail = _pro_segments(pos_weight, neg)
+    flat, dx, dy, tail = _pro_steps(tc)
     # Interleave: flat run, then diagonal (or vertical) step, for each value; then the tail.
     sx = np.concatenate([np.column_stack([flat, dx]).ravel(), [tail]])
     sy = np.concatenate([np.column_stack([np.zeros_like(dy), dy]).ravel(), [0.0]])
@@ -156,48 +206,36 @@ def aupro_from_counts(pos_weight: np.ndarray, n_regions: int, neg: NegativeCount
     if sx[j] > 0:
         frac = (limit - x0) / sx[j]
         area += (limit - x0) * (y_start[j] + 0.5 * frac * sy[j])
-    return area / n_regions / n / fpr_limit
+    return _unit(area / tc.n_regions / n / fpr_limit)
 
 
-def roc_curve_from_counts(values: np.ndarray, pos_count: np.ndarray, neg: NegativeCounts) -> RocCurve:
-    """ROC vertices at every distinct positive value (plus the flat run before it)."""
-    p, n = max(int(pos_count.sum()), 1), max(neg.total, 1)
-    lt = neg.strictly_below()
-    tp = int(pos_count.sum()) - np.cumsum(pos_count) + pos_count
-    fp_at = neg.total - lt
-    fp_before = fp_at - neg.on
-    order = np.arange(values.size)[::-1]
-    fpr = np.concatenate([[0.0], np.column_stack([fp_before[order], fp_at[order]]).ravel() / n, [1.0]])
-    tp_prev = np.concatenate([[0], tp[order][:-1]])
-    tpr = np.concatenate([[0.0], np.column_stack([tp_prev, tp[order]]).ravel() / p, [1.0]])
-    thr = np.concatenate([[np.inf], np.repeat(values[order], 2), [-np.inf]])
+def roc_curve_from(tc: ThresholdCounts) -> RocCurve:
+    """ROC vertices: at each threshold, the end of the flat run before it and the point
+    after its ties; from (0, 0) (threshold ``inf``) to (1, 1) (threshold ``-inf``)."""
+    p, n = max(tc.n_pos, 1), max(tc.n_neg, 1)
+    tp_prev = np.concatenate([[0], tc.tps[:-1]])
+    fpr = np.concatenate([[0.0], np.column_stack([tc.fps_above, tc.fps]).ravel() / n, [1.0]])
+    tpr = np.concatenate([[0.0], np.column_stack([tp_prev, tc.tps]).ravel() / p, [1.0]])
+    thr = np.concatenate([[np.inf], np.repeat(tc.thresholds, 2), [-np.inf]])
     return RocCurve(fpr=fpr, tpr=tpr, thresholds=thr)
 
 
-def pr_curve_from_counts(values: np.ndarray, pos_count: np.ndarray, neg: NegativeCounts) -> PrCurve:
-    """Precision and recall at every distinct value that has positives."""
-    p = max(int(pos_count.sum()), 1)
-    lt = neg.strictly_below()
-    tp = int(pos_count.sum()) - np.cumsum(pos_count) + pos_count
-    fp = neg.total - lt
-    has = (pos_count > 0)[::-1]
-    tp_d, fp_d = tp[::-1][has], fp[::-1][has]
-    return PrCurve(precision=tp_d / (tp_d + fp_d), recall=tp_d / p, thresholds=values[::-1][has])
+def pr_curve_from(tc: ThresholdCounts) -> PrCurve:
+    """Precision and recall at every distinct value that has positives, thresholds decreasing."""
+    has = tc.pos > 0
+    tp, fp = tc.tps[has], tc.fps[has]
+    return PrCurve(precision=tp / (tp + fp), recall=tp / max(tc.n_pos, 1), thresholds=tc.thresholds[has])
 
 
-def pro_curve_from_counts(values: np.ndarray, pos_weight: np.ndarray, n_regions: int,
-                          neg: NegativeCounts) -> ProCurve:
-    """PRO curve vertices: for each distinct positive value, the end of the flat run before
-    it and the point after its ties; starts at (0, 0), ends at (1, 1)."""
-    n = max(neg.total, 1)
-    r = max(n_regions, 1)
-    flat, dx, dy, tail = _pro_segments(pos_weight, neg)
-    x_flat_end = np.cumsum(flat + np.concatenate([[0.0], dx[:-1]]))
-    x_after = x_flat_end + dx
-    y_after = np.cumsum(dy)
-    y_before = y_after - dy
-    fpr = np.concatenate([[0.0], np.column_stack([x_flat_end, x_after]).ravel() / n, [1.0]])
-    pro = np.concatenate([[0.0], np.column_stack([y_before, y_after]).ravel() / r, [1.0 if n_regions else 0.0]])
-    thr = np.concatenate([[np.inf], np.repeat(values[::-1], 2), [-np.inf]])
-    _ = tail
+def pro_curve_from(tc: ThresholdCounts) -> ProCurve:
+    """PRO curve vertices: at each threshold, the end of the flat run before it and the
+    point after its ties; starts at (0, 0), ends at (1, 1)."""
+    n = max(tc.n_neg, 1)
+    r = max(tc.n_regions, 1)
+    y_after = np.cumsum(tc.pro_weight)
+    y_before = y_after - tc.pro_weight
+    fpr = np.concatenate([[0.0], np.column_stack([tc.fps_above, tc.fps]).ravel() / n, [1.0]])
+    pro = np.concatenate([[0.0], np.column_stack([y_before, y_after]).ravel() / r,
+                          [1.0 if tc.n_regions else 0.0]])
+    thr = np.concatenate([[np.inf], np.repeat(tc.thresholds, 2), [-np.inf]])
     return ProCurve(fpr=fpr, pro=pro, thresholds=thr)

@@ -5,7 +5,12 @@ Anomalous (positive) pixels are few: their scores are kept, turned into order-pr
 Normal (negative) pixels are many: each one is streamed once and counted into
 ``below[i]`` (strictly between ``U[i-1]`` and ``U[i]``; ``below[K]`` above the largest) or
 ``on[i]`` (equal to ``U[i]``). A lookup table on the high bits of the key narrows the
-search to a handful of candidates, so a normal pixel costs a few nanoseconds.
+search to a handful of candidates, so a normal pixel costs a few nanoseconds while ``U``
+and the counts fit in the CPU cache. When they do not (continuous float32 maps: ``K`` in
+the hundreds of thousands), :class:`NegativeCounter` buffers the normal pixels of a chunk
+of images, partitions them by the high bits of a finer bucket (one scatter into 1,024
+partitions) and resolves each partition against its own slice of ``U`` and of the counts,
+which then stays in cache: the same counts, reached without a cache miss per pixel.
 
 These counts are sufficient statistics: ROC, precision-recall and PRO curves follow from
 them exactly (every distinct score is a threshold, ties as in scikit-learn), they take
@@ -23,11 +28,19 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-__all__ = ["order_keys", "keys_to_values", "PositiveIndex", "NegativeCounts"]
+__all__ = ["order_keys", "keys_to_values", "PositiveIndex", "NegativeCounts", "NegativeCounter"]
 
 _SIGN = np.uint64(1 << 63)
 _ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 _BLOCK = 4096
+_PARTITION_MIN_K = 1 << 15     # from this many distinct positive values on, count partitioned
+_PARTITION_BITS = 10           # 1,024 partitions
+_FINE_PER_VALUE = 8            # fine buckets per distinct positive value (power of two above)
+_FINE_MAX_BITS = 22
+_BUFFER = 1 << 21              # normal pixels buffered per counter before a partitioned pass...
+_BUFFER_PER_VALUE = 4          # ...or this many per distinct positive value (each pass walks U once)
+_MAX_BUFFER = 1 << 23
+_FIRST_BUFFER = 1 << 16        # the buffer starts this small and doubles up to _BUFFER
 
 
 def order_keys(values: np.ndarray) -> np.ndarray:
@@ -141,6 +154,94 @@ def _count_kernel(values, skip, use_skip, ukeys, start, kmin, kmax, shift, below
                 below[lo] += 1
 
 
+_SIGN_N = np.uint64(1 << 63)
+
+
+@njit(inline="always")
+def _fine_bucket(k, linear, u0, scale, kmin, shift, nb):
+    """Fine bucket of order key ``k`` (monotone in the key, as the coarse buckets are)."""
+    if linear:
+        bits = k & ~_SIGN_N if k & _SIGN_N else ~k
+        b = int((np.uint64(bits).view(np.float64) - u0) * scale)
+        return nb - 1 if b >= nb else b
+    return np.int64((k - kmin) >> shift)
+
+
+@njit(nogil=True, cache=True)
+def _partition_fill(values, skip, use_skip, first, kbuf, pos, hist, below, linear, u0, u1, scale, kmin,
+                    shift, nb, pshift):
+    """Append the order keys of ``values[first:]`` (not ``skip``ped, within ``[U[0], U[K-1]]``) to
+    ``kbuf[pos:]`` and histogram their partitions; values outside the range go straight to
+    ``below[0]``/``below[K]``. Stops when the buffer is full; returns ``(next index, next pos)``."""
+    n = values.size
+    cap = kbuf.size
+    k_count = below.size - 1
+    i = first
+    while i < n and pos < cap:
+        j = i
+        i += 1
+        if use_skip and skip[j]:
+            continue
+        x = np.float64(values[j]) + 0.0
+        if x < u0:
+            below[0] += 1
+            continue
+        if x > u1:
+            below[k_count] += 1
+            continue
+        bits = np.float64(x).view(np.uint64)
+        k = ~bits if bits & _SIGN_N else bits | _SIGN_N
+        if linear:
+            b = int((x - u0) * scale)
+            if b >= nb:
+                b = nb - 1
+        else:
+            b = np.int64((k - kmin) >> shift)
+        hist[b >> pshift] += 1
+        kbuf[pos] = k
+        pos += 1
+    return i, pos
+
+
+@njit(nogil=True, cache=True)
+def _partition_count(kbuf, m, tmp, hist, ukeys, start, linear, u0, scale, kmin, shift, nb, pshift, below, on):
+    """Scatter ``kbuf[:m]`` into partitions (``hist`` from :func:`_partition_fill`, reset here),
+    then count each partition against its own slice of ``U``, which stays in cache."""
+    npart = hist.size
+    offset = np.empty(npart, np.int64)
+    total = 0
+    for p in range(npart):
+        offset[p] = total
+        total += hist[p]
+        hist[p] = 0
+    for i in range(m):
+        k = kbuf[i]
+        p = _fine_bucket(k, linear, u0, scale, kmin, shift, nb) >> pshift
+        tmp[offset[p]] = k
+        offset[p] += 1
+    for i in range(m):
+        k = tmp[i]
+        b = _fine_bucket(k, linear, u0, scale, kmin, shift, nb)
+        lo = start[b]
+        hi = start[b + 1]
+        if lo == hi:  # no positive value in this bucket: the common case with fine buckets
+            below[lo] += 1
+            continue
+        top = hi
+        while hi - lo > 8:
+            mid = (lo + hi) >> 1
+            if ukeys[mid] < k:
+                lo = mid + 1
+            else:
+                hi = mid
+        while lo < top and ukeys[lo] < k:
+            lo += 1
+        if lo < top and ukeys[lo] == k:
+            on[lo] += 1
+        else:
+            below[lo] += 1
+
+
 @dataclass
 class NegativeCounts:
     """Normal pixels counted against a :class:`PositiveIndex` (additive across chunks).
@@ -192,6 +293,37 @@ class NegativeCounts:
         return NegativeCounts(below, on)
 
 
+def distinct_positions(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted distinct keys and the position of each key among them (one sort).
+
+    Parameters
+    ----------
+    keys : ndarray of shape (n,), uint64
+
+    Returns
+    -------
+    distinct : ndarray of shape (K,), uint64
+    positions : ndarray of shape (n,), int64
+        ``distinct[positions] == keys``.
+    """
+    keys = np.asarray(keys, dtype=np.uint64).reshape(-1)
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    new = np.empty(ordered.size, bool)
+    new[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+    positions = np.empty(keys.size, np.int64)
+    positions[order] = np.cumsum(new) - 1
+    return ordered[new], positions
+
+
+def _bucket_starts(buckets: np.ndarray, nb: int) -> np.ndarray:
+    """``start[b]``: how many of the (sorted) ``buckets`` are below ``b``; shape (nb + 1,), int32."""
+    start = np.zeros(nb + 1, np.int32)
+    np.cumsum(np.bincount(buckets, minlength=nb), out=start[1:])
+    return start
+
+
 class PositiveIndex:
     """The sorted distinct positive values ``U`` and a bucket table to count against them.
 
@@ -199,10 +331,14 @@ class PositiveIndex:
     ----------
     keys : ndarray of uint64
         Order keys (:func:`order_keys`) of the positive scores; duplicates allowed.
+    distinct : bool
+        The keys are already sorted and distinct (as :func:`distinct_positions` returns them).
     """
 
-    def __init__(self, keys: np.ndarray) -> None:
-        ukeys = np.unique(np.asarray(keys, dtype=np.uint64))
+    def __init__(self, keys: np.ndarray, *, distinct: bool = False) -> None:
+        ukeys = np.asarray(keys, dtype=np.uint64)
+        if not distinct:
+            ukeys = distinct_positions(ukeys)[0]
         self.ukeys = ukeys
         k = ukeys.size
         if k == 0:
@@ -211,6 +347,7 @@ class PositiveIndex:
             self.shift = np.uint64(0)
             self.start = np.zeros(2, np.int32)
             self.linear = False
+            self._fine = None
             return
         bits = int(min(22, max(10, int(np.ceil(np.log2(k + 1))) + 1)))
         nb = 1 << bits
@@ -230,8 +367,9 @@ class PositiveIndex:
         cost_lin = float(np.square(np.bincount(lin_buckets, minlength=nb).astype(np.float64)).sum())
         self.linear = self.scale > 0 and cost_lin < cost_key
         self.nb = nb
+        self._fine: _FineTable | None = None
         chosen = lin_buckets if self.linear else key_buckets
-        self.start = np.searchsorted(chosen, np.arange(nb + 1), side="left").astype(np.int32)
+        self.start = _bucket_starts(chosen, nb)
 
     @property
     def size(self) -> int:
@@ -246,6 +384,22 @@ class PositiveIndex:
     def positions(self, keys: np.ndarray) -> np.ndarray:
         """Index in ``U`` of each key (all keys must be in ``U``)."""
         return np.searchsorted(self.ukeys, keys)
+
+    @property
+    def partitioned(self) -> bool:
+        """Whether normal pixels are counted partitioned (``K`` too large for the cache)."""
+        return self.size >= _PARTITION_MIN_K
+
+    def fine_table(self) -> "_FineTable":
+        """The fine bucket table of the partitioned count (built on first use, not pickled)."""
+        if self._fine is None:
+            self._fine = _FineTable.build(self)
+        return self._fine
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_fine"] = None  # rebuilt where it is used: cheaper than sending it
+        return state
 
     def empty_counts(self) -> NegativeCounts:
         """Zero counts sized for this index."""
@@ -263,20 +417,126 @@ class PositiveIndex:
         skip : ndarray of bool, same shape as ``values``, optional
             Pixels to leave out (the positives of an image).
         """
-        flat = np.ascontiguousarray(values).reshape(-1)
-        if flat.dtype == np.float16 or flat.dtype == np.bool_:
-            flat = flat.astype(np.float32)
-        if skip is None:
-            skip_flat = np.zeros(1, np.bool_)
-            use_skip = False
-        else:
-            skip_flat = np.ascontiguousarray(skip, dtype=np.bool_).reshape(-1)
-            if skip_flat.size != flat.size:
-                raise ValueError(f"skip has {skip_flat.size} elements, values {flat.size}")
-            use_skip = True
+        if self.partitioned:
+            counter = NegativeCounter(self, counts)
+            counter.add(values, skip=skip)
+            counter.flush(release=True)
+            return
+        flat, skip_flat, use_skip = _flat_input(values, skip)
         if self.size and self.linear:
             _count_kernel_linear(flat, skip_flat, use_skip, self.uvals, self.start, self.scale, self.nb,
                                  counts.below, counts.on)
         else:
             _count_kernel(flat, skip_flat, use_skip, self.ukeys, self.start, self.kmin, self.kmax,
                           self.shift, counts.below, counts.on)
+
+
+def _flat_input(values: np.ndarray, skip: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The kernels' view of ``values`` and ``skip``: flat, contiguous, a dtype numba reads."""
+    flat = np.ascontiguousarray(values).reshape(-1)
+    if flat.dtype == np.float16 or flat.dtype == np.bool_:
+        flat = flat.astype(np.float32)
+    if skip is None:
+        return flat, np.zeros(1, np.bool_), False
+    skip_flat = np.ascontiguousarray(skip, dtype=np.bool_).reshape(-1)
+    if skip_flat.size != flat.size:
+        raise ValueError(f"skip has {skip_flat.size} elements, values {flat.size}")
+    return flat, skip_flat, True
+
+
+@dataclass(frozen=True)
+class _FineTable:
+    """Buckets about ``_FINE_PER_VALUE`` times finer than ``U`` (same bucket function as the
+    coarse table), so that most normal pixels land in a bucket with no positive value."""
+
+    start: np.ndarray   # (nb + 1,) int32
+    nb: int
+    scale: float        # linear buckets
+    shift: np.uint64    # key buckets
+    pshift: int         # partition = bucket >> pshift
+
+    @classmethod
+    def build(cls, index: "PositiveIndex") -> "_FineTable":
+        k = index.size
+        bits = int(min(_FINE_MAX_BITS, max(_PARTITION_BITS, int(np.ceil(np.log2(k * _FINE_PER_VALUE))))))
+        nb = 1 << bits
+        scale, shift = 0.0, 0
+        if index.linear:
+            span = float(index.uvals[-1] - index.uvals[0])
+            scale = (nb / span) * (1 - 1e-12)
+            buckets = np.minimum(((index.uvals - index.uvals[0]) * scale).astype(np.int64), nb - 1)
+        else:
+            shift = max(0, (int(index.kmax) - int(index.kmin)).bit_length() - bits)
+            buckets = ((index.ukeys - index.kmin) >> np.uint64(shift)).astype(np.int64)
+        return cls(_bucket_starts(buckets, nb), nb, scale, np.uint64(shift), bits - _PARTITION_BITS)
+
+
+class NegativeCounter:
+    """Normal pixels counted against a :class:`PositiveIndex`, image after image.
+
+    With a small index each call counts at once. With a large one (``index.partitioned``)
+    the pixels are buffered (2 M of them, or 4 per distinct positive value, up to 8 M; 8
+    bytes each, plus as much scratch at a count) and counted partitioned when the buffer is
+    full and at :meth:`flush`; read the counts through :meth:`result`, which flushes.
+
+    Parameters
+    ----------
+    index : PositiveIndex
+        The distinct positive values to count against.
+    counts : NegativeCounts, optional
+        Counts to add to (default: new zeros).
+    """
+
+    def __init__(self, index: "PositiveIndex", counts: NegativeCounts | None = None) -> None:
+        self.index = index
+        self.counts = index.empty_counts() if counts is None else counts
+        self._keys: np.ndarray | None = None
+        self._scratch: np.ndarray | None = None
+        self._hist: np.ndarray | None = None
+        self._pending = 0
+        self._cap = min(_MAX_BUFFER, max(_BUFFER, _BUFFER_PER_VALUE * index.size))
+
+    def add(self, values: np.ndarray, *, skip: np.ndarray | None = None) -> None:
+        """Count ``values`` except where ``skip`` is true (see :meth:`PositiveIndex.count`)."""
+        index = self.index
+        if not index.partitioned:
+            index.count(values, self.counts, skip=skip)
+            return
+        flat, skip_flat, use_skip = _flat_input(values, skip)
+        fine = index.fine_table()
+        if self._keys is None:
+            self._keys = np.empty(min(_FIRST_BUFFER, self._cap), np.uint64)
+            self._hist = np.zeros(1 << _PARTITION_BITS, np.int64)
+        first = 0
+        while True:
+            if self._pending == self._keys.size and self._keys.size < self._cap:
+                grown = np.empty(min(2 * self._keys.size, self._cap), np.uint64)
+                grown[:self._pending] = self._keys[:self._pending]
+                self._keys = grown
+            first, self._pending = _partition_fill(
+                flat, skip_flat, use_skip, first, self._keys, self._pending, self._hist, self.counts.below,
+                index.linear, index.uvals[0], index.uvals[-1], fine.scale, index.kmin, fine.shift, fine.nb,
+                fine.pshift)
+            if self._pending == self._keys.size >= self._cap:
+                self.flush()
+            if first >= flat.size:
+                return
+
+    def flush(self, *, release: bool = False) -> None:
+        """Count the buffered pixels; ``release`` frees the buffers too."""
+        if self._pending:
+            index = self.index
+            fine = index.fine_table()
+            if self._scratch is None or self._scratch.size < self._pending:
+                self._scratch = np.empty(self._keys.size, np.uint64)
+            _partition_count(self._keys, self._pending, self._scratch, self._hist, index.ukeys, fine.start,
+                             index.linear, index.uvals[0], fine.scale, index.kmin, fine.shift, fine.nb,
+                             fine.pshift, self.counts.below, self.counts.on)
+            self._pending = 0
+        if release:
+            self._keys = self._scratch = self._hist = None
+
+    def result(self) -> NegativeCounts:
+        """Every pixel added so far, counted (flushes, frees the buffers)."""
+        self.flush(release=True)
+        return self.counts

@@ -566,8 +566,8 @@ def _count_normals(ev: CategoryEvaluation, submission: Submission, protocol: Pro
 def _image_metrics(records: list[ImageRecord], name: str) -> tuple[float, float]:
     scores = np.array([r.score for r in records], np.float64)
     labels = np.array([r.label for r in records], np.int8)
-    return (roc_auc(scores, labels) if len(records) else float("nan"),
-            average_precision(scores, labels) if len(records) else float("nan"))
+    return (roc_auc(labels, scores) if len(records) else float("nan"),
+            average_precision(labels, scores) if len(records) else float("nan"))
 
 
 def _block(ev: CategoryEvaluation, records: list[ImageRecord], groups: set[int], protocol: Protocol,

@@ -1,34 +1,40 @@
 """Public functional API: exact ranking metrics, numpy in, float or curve out.
 
-Every function is exact (each distinct score is a threshold; ties as in scikit-learn)
-and depends only on the order of the scores: nothing is rescaled, clipped or squashed.
-Undefined values (one class absent) are NaN with an :class:`UndefinedMetricWarning`.
+Every function takes the truth first and the scores second, as scikit-learn does
+(``y_true, y_score``; at pixel level ``masks, maps``). Every function is exact (each
+distinct score is a threshold; ties as in scikit-learn) and depends only on the order of
+the scores: nothing is rescaled, clipped or squashed. An area whose last floating-point
+rounding leaves [0, 1] is clipped back to it. Undefined values (one class absent) are NaN
+with an :class:`UndefinedMetricWarning`. Truth that is not binary (e.g. the arguments
+swapped: continuous "labels", binary "scores") raises :class:`ValueError`.
 
 Image level::
 
-    roc_auc(scores, labels)            average_precision(scores, labels)
+    roc_auc(y_true, y_score)           average_precision(y_true, y_score)
+    roc_curve(y_true, y_score)         pr_curve(y_true, y_score)
 
-Pixel level (maps and masks: arrays of shape (H, W) or (N, H, W), or sequences of 2-D
+Pixel level (masks and maps: arrays of shape (H, W) or (N, H, W), or sequences of 2-D
 arrays of varying size; mask non-zero = anomalous; regions = 8-connected components)::
 
-    pixel_metrics(maps, masks)  -> PixelResult (auroc, ap, aupro, per size class)
-    aupro(maps, masks)          pro_curve(maps, masks)
+    pixel_metrics(masks, maps) -> PixelResult (auroc, ap, aupro, per size class)
+    aupro(masks, maps)         pro_curve(masks, maps)
 """
 
 from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
-from .curves import (PrCurve, ProCurve, RocCurve, UndefinedMetricWarning, average_precision_from_counts,
-                     pr_curve_from_counts, pro_curve_from_counts, roc_auc_from_counts,
-                     roc_curve_from_counts)
-from .engine import PositiveIndex, order_keys
+from .curves import (PrCurve, ProCurve, RocCurve, ThresholdCounts, UndefinedMetricWarning, average_precision_from,
+                     pr_curve_from, pro_curve_from, roc_auc_from, roc_curve_from)
+from .engine import PositiveIndex, distinct_positions, order_keys
 from .pixels import PixelResult, PixelStats, extract_positives
 
 __all__ = [
     "UndefinedMetricWarning",
+    "threshold_counts",
     "roc_auc",
     "average_precision",
     "roc_curve",
@@ -41,56 +47,104 @@ __all__ = [
 ]
 
 
-def _binary(scores, labels):
-    scores = np.asarray(scores).reshape(-1)
-    labels = np.asarray(labels).reshape(-1)
-    if scores.shape != labels.shape:
-        raise ValueError(f"scores has {scores.size} values but labels {labels.size}")
+def _check_binary_truth(truth: np.ndarray, what: str) -> np.ndarray:
+    """``truth > 0`` as bool, after checking that ``truth`` is binary.
+
+    Binary: boolean, or at most two distinct values of which at most one is positive
+    (``{0, 1}``, ``{-1, 1}``, ``{0, 255}``...).
+    """
+    if truth.dtype == np.bool_:
+        return truth
+    if truth.dtype.kind not in "fiu":
+        raise TypeError(f"{what} must be boolean or numbers, got dtype {truth.dtype}")
+    if truth.dtype.kind == "f" and not np.isfinite(truth).all():
+        raise ValueError(f"{what} contains NaN or infinite values")
+    if truth.size:
+        top, bottom = truth.max(), truth.min()
+        if (bottom > 0 and top != bottom) or ((truth != top) & (truth != bottom)).any():
+            raise ValueError(
+                f"{what} must be binary (0 = normal, one positive value = anomalous), got values such as "
+                f"{np.unique(truth.reshape(-1)[:4096])[:5].tolist()}: are the arguments swapped? The truth "
+                "comes first: (y_true, y_score), or (masks, maps) at pixel level")
+    return truth > 0
+
+
+def _check_scores(scores: np.ndarray, what: str) -> None:
     if scores.dtype.kind not in "fiub":
-        raise TypeError(f"scores must be real numbers, got dtype {scores.dtype}")
+        raise TypeError(f"{what} must be real numbers, got dtype {scores.dtype}")
     if scores.dtype.kind == "f" and not np.isfinite(scores).all():
-        raise ValueError("scores contain NaN or infinite values")
-    positive = labels > 0 if labels.dtype != np.bool_ else labels
-    index = PositiveIndex(order_keys(scores[positive]))
-    pos_count = np.bincount(index.positions(order_keys(scores[positive])), minlength=index.size)
-    neg = index.empty_counts()
-    index.count(scores[~positive], neg)
-    return index, pos_count.astype(np.int64), neg
+        raise ValueError(f"{what} contains NaN or infinite values")
 
 
-def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Exact area under the ROC curve; equals ``sklearn.metrics.roc_auc_score``.
+def threshold_counts(y_true, y_score) -> ThresholdCounts:
+    """Positives and negatives at or above every distinct positive score (exact).
+
+    The one count that every curve and area of this module reads (the role of
+    scikit-learn's ``_binary_clf_curve``).
 
     Parameters
     ----------
-    scores : ndarray of shape (n,)
-        Higher = more anomalous.
-    labels : ndarray of shape (n,)
-        1 (or True) = anomalous.
+    y_true : array-like of shape (n,)
+        Binary truth: 0 (or False) = normal, a positive value (or True) = anomalous.
+    y_score : array-like of shape (n,)
+        Scores, higher = more anomalous; no NaN.
+
+    Returns
+    -------
+    ThresholdCounts
     """
-    _, pos_count, neg = _binary(scores, labels)
-    return roc_auc_from_counts(pos_count, neg)
+    y_true = np.asarray(y_true).reshape(-1)
+    y_score = np.asarray(y_score).reshape(-1)
+    if y_true.shape != y_score.shape:
+        raise ValueError(f"y_true has {y_true.size} values but y_score {y_score.size}")
+    positive = _check_binary_truth(y_true, "y_true")
+    _check_scores(y_score, "y_score")
+    distinct, positions = distinct_positions(order_keys(y_score[positive]))
+    index = PositiveIndex(distinct, distinct=True)
+    pos_count = np.bincount(positions, minlength=index.size).astype(np.int64)
+    neg = index.empty_counts()
+    index.count(y_score[~positive], neg)
+    return ThresholdCounts.build(index.values, pos_count, neg)
 
 
-def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Exact average precision; equals ``sklearn.metrics.average_precision_score``."""
-    _, pos_count, neg = _binary(scores, labels)
-    return average_precision_from_counts(pos_count, neg)
+def roc_auc(y_true, y_score) -> float:
+    """Exact area under the ROC curve; equals ``sklearn.metrics.roc_auc_score(y_true, y_score)``.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n,)
+        Binary truth, 1 (or True) = anomalous.
+    y_score : array-like of shape (n,)
+        Scores, higher = more anomalous.
+    """
+    return roc_auc_from(threshold_counts(y_true, y_score))
 
 
-def roc_curve(scores: np.ndarray, labels: np.ndarray) -> RocCurve:
-    """ROC curve vertices (from (0, 0) to (1, 1)), thresholds decreasing."""
-    index, pos_count, neg = _binary(scores, labels)
-    return roc_curve_from_counts(index.values, pos_count, neg)
+def average_precision(y_true, y_score) -> float:
+    """Exact average precision; equals ``sklearn.metrics.average_precision_score(y_true, y_score)``."""
+    return average_precision_from(threshold_counts(y_true, y_score))
 
 
-def pr_curve(scores: np.ndarray, labels: np.ndarray) -> PrCurve:
-    """Precision and recall at each distinct score of a positive, thresholds decreasing."""
-    index, pos_count, neg = _binary(scores, labels)
-    return pr_curve_from_counts(index.values, pos_count, neg)
+def roc_curve(y_true, y_score) -> RocCurve:
+    """ROC curve vertices (from (0, 0) to (1, 1)), thresholds decreasing.
+
+    The vertices are the corners of scikit-learn's ``roc_curve`` (``drop_intermediate``)
+    plus points on its segments.
+    """
+    return roc_curve_from(threshold_counts(y_true, y_score))
 
 
-def _pairs(maps, masks) -> list[tuple[np.ndarray, np.ndarray]]:
+def pr_curve(y_true, y_score) -> PrCurve:
+    """Precision and recall at each distinct score of a positive, thresholds decreasing.
+
+    These are the points of scikit-learn's ``precision_recall_curve`` where the recall
+    changes (the points average precision sums over).
+    """
+    return pr_curve_from(threshold_counts(y_true, y_score))
+
+
+def _pairs(masks, maps) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(map, binary mask)`` per image, checked."""
     def as_list(x):
         if isinstance(x, np.ndarray):
             if x.ndim == 2:
@@ -102,72 +156,65 @@ def _pairs(maps, masks) -> list[tuple[np.ndarray, np.ndarray]]:
 
     a, b = as_list(maps), as_list(masks)
     if len(a) != len(b):
-        raise ValueError(f"{len(a)} maps but {len(b)} masks")
+        raise ValueError(f"{len(b)} masks but {len(a)} maps")
+    out = []
     for i, (m, g) in enumerate(zip(a, b)):
         if m.ndim != 2 or m.shape != g.shape:
-            raise ValueError(f"image {i}: map shape {m.shape} and mask shape {g.shape} must be equal and 2-D")
-        if m.dtype.kind not in "fiub":
-            raise TypeError(f"image {i}: map dtype {m.dtype} is not real")
-        if m.dtype.kind == "f" and not np.isfinite(m).all():
-            raise ValueError(f"image {i}: map contains NaN or infinite values")
-    return list(zip(a, b))
+            raise ValueError(f"image {i}: mask shape {g.shape} and map shape {m.shape} must be equal and 2-D")
+        _check_scores(m, f"image {i}: the map")
+        out.append((m, _check_binary_truth(g, f"image {i}: the mask")))
+    return out
 
 
-def pixel_stats(maps, masks, *, workers: int | None = None) -> PixelStats:
-    """Build the two-pass :class:`PixelStats` of ``maps``/``masks`` (all in group 0)."""
-    pairs = _pairs(maps, masks)
+def pixel_stats(masks, maps, *, workers: int | None = None) -> PixelStats:
+    """Build the two-pass :class:`PixelStats` of ``masks``/``maps`` (all in group 0)."""
+    pairs = _pairs(masks, maps)
     stats = PixelStats()
-    positives = [extract_positives(m, g) for m, g in pairs]
-    for pos in positives:
-        stats.add_positives(pos)
-    stats.finalize_positives()
     workers = max(1, min(workers or os.cpu_count() or 1, len(pairs)))
-    chunks = [list(range(i, len(pairs), workers)) for i in range(workers)]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        positives = list(pool.map(lambda pair: extract_positives(*pair), pairs))
+        for pos in positives:
+            stats.add_positives(pos)
+        stats.finalize_positives()
+        chunks = [list(range(i, len(pairs), workers)) for i in range(workers)]
 
-    def run(chunk):
-        tally = stats.new_tally()
-        for i in chunk:
-            stats.add_negatives(tally, pairs[i][0], positives[i].flat_index)
-        return tally
+        def run(chunk):
+            tally = stats.new_tally()
+            for i in chunk:
+                stats.add_negatives(tally, pairs[i][0], positives[i].flat_index)
+            tally.flush()
+            return tally
 
-    if workers == 1:
-        stats.merge(run(chunks[0]))
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for tally in pool.map(run, chunks):
-                stats.merge(tally)
+        for tally in pool.map(run, chunks):
+            stats.merge(tally)
     return stats
 
 
-def pixel_metrics(maps, masks, *, fpr_limit: float = 0.3, workers: int | None = None) -> PixelResult:
+def pixel_metrics(masks, maps, *, fpr_limit: float = 0.3, workers: int | None = None) -> PixelResult:
     """P-AUROC, P-AP and AUPRO (MVTec AD definition) pooled over all pixels, exact.
 
     Parameters
     ----------
-    maps : ndarray of shape (N, H, W) or (H, W), or sequence of 2-D arrays
-        Anomaly scores.
-    masks : same shapes as ``maps``
-        Ground truth, non-zero = anomalous; regions are 8-connected components per image.
+    masks : ndarray of shape (N, H, W) or (H, W), or sequence of 2-D arrays
+        Ground truth: 0 = normal, one non-zero value (or True) = anomalous; regions are
+        8-connected components per image.
+    maps : same shapes as ``masks``
+        Anomaly scores (any real dtype, no NaN).
     fpr_limit : float
         AUPRO integration limit (the area is divided by it).
     workers : int, optional
-        Threads for the normal-pixel pass (default: all CPUs).
+        Threads (default: all CPUs).
     """
-    return pixel_stats(maps, masks, workers=workers).compute(fpr_limit=fpr_limit)
+    return pixel_stats(masks, maps, workers=workers).compute(fpr_limit=fpr_limit)
 
 
-def aupro(maps, masks, *, fpr_limit: float = 0.3) -> float:
+def aupro(masks, maps, *, fpr_limit: float = 0.3) -> float:
     """Normalised area under the PRO curve up to ``fpr_limit`` (MVTec AD definition), exact."""
-    return pixel_metrics(maps, masks, fpr_limit=fpr_limit).aupro
+    return pixel_metrics(masks, maps, fpr_limit=fpr_limit).aupro
 
 
-def pro_curve(maps, masks) -> ProCurve:
+def pro_curve(masks, maps) -> ProCurve:
     """The exact PRO curve (FPR ascending) of ``maps`` against ``masks``."""
-    stats = pixel_stats(maps, masks)
+    stats = pixel_stats(masks, maps)
     assert stats.index is not None
-    g = 0
-    k = stats.index.size
-    weight = stats.pos_weight[g].sum(axis=0) if g in stats.pos_weight else np.zeros(k)
-    neg = stats.negatives.get(g) or stats.index.empty_counts()
-    return pro_curve_from_counts(stats.index.values, weight, int(stats.regions.get(g, np.zeros(3)).sum()), neg)
-
+    return pro_curve_from(stats.total().threshold_counts(stats.index.values))

@@ -4,8 +4,14 @@ Pass 1 (:meth:`PixelStats.add_positives`) keeps, per anomalous pixel, its score 
 PRO weight (``1 / area`` of its 8-connected region), the size class of that region and
 the image's group. :meth:`PixelStats.finalize_positives` sorts them once into the index
 ``U``. Pass 2 (:meth:`PixelStats.add_negatives`) streams the normal pixels of every image
-through the counting kernel; it may run in several threads, each with its own
+through the counting engine; it may run in several threads, each with its own
 :class:`NegativeTally`, merged with :meth:`PixelStats.merge`.
+
+The statistics themselves have one definition, :class:`PixelCounts` (positive counts and
+PRO weights per distinct positive value and size class, region counts, normal-pixel
+counts): it adds up (:meth:`PixelCounts.merge`) and computes every pixel metric
+(:meth:`PixelCounts.compute`), for :class:`PixelStats`, :class:`eval.accumulator.PixelAccumulator`
+and the bootstrap alike.
 
 Groups let one pass serve breakdowns: e.g. group 0 = good images, group g = defective
 images with type set g. A breakdown is a set of groups; its statistics are sums.
@@ -13,17 +19,17 @@ images with type set g. A breakdown is a set of groups; its statistics are sums.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
 
 from threecad.regions import MEDIUM_MAX_AREA, SIZE_CLASSES, SMALL_MAX_AREA, label_regions
 
-from .curves import aupro_from_counts, average_precision_from_counts, roc_auc_from_counts
-from .engine import NegativeCounts, PositiveIndex, order_keys
+from .curves import ThresholdCounts, aupro_from, average_precision_from, roc_auc_from
+from .engine import NegativeCounter, NegativeCounts, PositiveIndex, distinct_positions, order_keys
 
-__all__ = ["ImagePositives", "extract_positives", "PixelStats", "NegativeTally", "PixelResult"]
+__all__ = ["ImagePositives", "extract_positives", "PixelCounts", "PixelStats", "NegativeTally", "PixelResult"]
 
 
 @dataclass(frozen=True)
@@ -78,18 +84,55 @@ def extract_positives(amap: np.ndarray, mask: np.ndarray) -> ImagePositives:
     )
 
 
-@dataclass
 class NegativeTally:
-    """Per-thread normal-pixel counts, one :class:`NegativeCounts` per group."""
+    """One thread's (or task's) normal-pixel counts, per group, against one positive index.
 
-    k: int
-    counts: dict[int, NegativeCounts] = field(default_factory=dict)
+    Counting goes through :class:`eval.engine.NegativeCounter` (buffered when the index is
+    large); :attr:`counts` flushes first, so it always holds every pixel added.
+
+    Parameters
+    ----------
+    k : int
+        Size of the index (``K``).
+    counts : dict of int to NegativeCounts, optional
+        Counts to start from (e.g. unpacked from the network).
+    index : PositiveIndex, optional
+        The index to count against (needed only by :meth:`add`).
+    """
+
+    def __init__(self, k: int, counts: dict[int, NegativeCounts] | None = None, *,
+                 index: PositiveIndex | None = None) -> None:
+        self.k = k
+        self.index = index
+        self._counts: dict[int, NegativeCounts] = dict(counts or {})
+        self._counters: dict[int, NegativeCounter] = {}
+
+    def add(self, values: np.ndarray, *, skip: np.ndarray | None = None, group: int = 0) -> None:
+        """Count ``values`` (except ``skip``) into ``group``."""
+        counter = self._counters.get(group)
+        if counter is None:
+            if self.index is None:
+                raise RuntimeError("this tally has no index to count against")
+            counter = self._counters[group] = NegativeCounter(self.index, self.for_group(group))
+        counter.add(values, skip=skip)
+
+    def flush(self) -> None:
+        """Count every buffered pixel (frees the buffers)."""
+        for counter in self._counters.values():
+            counter.flush(release=True)
+        self._counters.clear()
+
+    @property
+    def counts(self) -> dict[int, NegativeCounts]:
+        """The counts per group (flushed)."""
+        self.flush()
+        return self._counts
 
     def for_group(self, group: int) -> NegativeCounts:
-        """The counts of ``group`` (created on first use)."""
-        c = self.counts.get(group)
+        """The counts of ``group`` (created on first use; buffered pixels not included)."""
+        c = self._counts.get(group)
         if c is None:
-            c = self.counts[group] = NegativeCounts.zeros(self.k)
+            c = self._counts[group] = NegativeCounts.zeros(self.k)
         return c
 
 
@@ -107,17 +150,113 @@ class PixelResult:
     regions_by_size: dict[str, int]
 
 
+@dataclass
+class PixelCounts:
+    """The sufficient statistics of the pixel metrics over one set of distinct positive values.
+
+    Attributes
+    ----------
+    pos_count : ndarray of shape (K,), int64
+        Anomalous pixels at each distinct positive value ``U[i]``.
+    pos_weight : ndarray of shape (3, K), float64
+        Their PRO weights (sum of ``1 / region area``) per region-size class.
+    regions : ndarray of shape (3,), int64
+        Regions per size class.
+    neg : NegativeCounts
+        Normal pixels counted against ``U``.
+    """
+
+    pos_count: np.ndarray
+    pos_weight: np.ndarray
+    regions: np.ndarray
+    neg: NegativeCounts
+
+    @classmethod
+    def zeros(cls, k: int) -> "PixelCounts":
+        """Empty statistics over ``k`` values."""
+        return cls(np.zeros(k, np.int64), np.zeros((3, k)), np.zeros(3, np.int64), NegativeCounts.zeros(k))
+
+    def merge(self, other: "PixelCounts") -> "PixelCounts":
+        """Add ``other`` (same values) into this one; returns ``self``."""
+        self.pos_count += other.pos_count
+        self.pos_weight += other.pos_weight
+        self.regions += other.regions
+        self.neg += other.neg
+        return self
+
+    def threshold_counts(self, values: np.ndarray) -> ThresholdCounts:
+        """The counts at every threshold (all size classes' PRO weights)."""
+        return ThresholdCounts.build(values, self.pos_count, self.neg, pro_weight=self.pos_weight.sum(axis=0),
+                                     n_regions=int(self.regions.sum()))
+
+    def compute(self, values: np.ndarray, *, fpr_limit: float = 0.3, label: str = "") -> PixelResult:
+        """P-AUROC, P-AP, AUPRO and AUPRO per region-size class.
+
+        Parameters
+        ----------
+        values : ndarray of shape (K,)
+            ``U``, ascending (only the order matters to the areas).
+        fpr_limit : float
+            AUPRO integration limit.
+        label : str
+            Named in the warnings of undefined metrics.
+        """
+        tag = f" ({label})" if label else ""
+        tc = self.threshold_counts(values)
+        by_size = {}
+        for c, name in enumerate(SIZE_CLASSES):
+            if self.regions[c] == 0:  # no region of this size: NaN, and no warning for an expected gap
+                by_size[name] = float("nan")
+                continue
+            by_size[name] = aupro_from(tc.with_pro(self.pos_weight[c], int(self.regions[c])), fpr_limit=fpr_limit,
+                                       name=f"AUPRO of {name} regions{tag}")
+        return PixelResult(
+            auroc=roc_auc_from(tc, name=f"P-AUROC{tag}"),
+            ap=average_precision_from(tc, name=f"P-AP{tag}"),
+            aupro=aupro_from(tc, fpr_limit=fpr_limit, name=f"AUPRO{tag}"),
+            n_pixels=tc.n_pos + tc.n_neg,
+            n_anomalous=tc.n_pos,
+            n_regions=tc.n_regions,
+            aupro_by_size=by_size,
+            regions_by_size={name: int(self.regions[c]) for c, name in enumerate(SIZE_CLASSES)},
+        )
+
+
+def positive_counts(k: int, positions: np.ndarray, weights: np.ndarray,
+                    classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positive counts ``(K,)`` and PRO weights per size class ``(3, K)`` of anomalous pixels.
+
+    Parameters
+    ----------
+    k : int
+        ``K``, the number of distinct positive values.
+    positions, weights, classes : ndarray of shape (p,)
+        Index in ``U`` (:meth:`eval.engine.PositiveIndex.positions`), ``1 / region area`` and
+        size class of each anomalous pixel.
+    """
+    counts = np.bincount(positions, minlength=k).astype(np.int64)
+    w = np.zeros((3, k))
+    for c in range(3):
+        sel = classes == c
+        w[c] = np.bincount(positions[sel], weights=weights[sel], minlength=k)
+    return counts, w
+
+
 class PixelStats:
-    """Exact pixel statistics of a set of images, built in two passes (see module doc)."""
+    """Exact pixel statistics of a set of images, built in two passes (see module doc).
+
+    After :meth:`finalize_positives`, ``counts[g]`` is the :class:`PixelCounts` of group ``g``
+    (its normal pixels arrive with :meth:`merge`).
+    """
 
     def __init__(self) -> None:
         self._keys: list[np.ndarray] = []
         self._weights: list[np.ndarray] = []
         self._classes: list[np.ndarray] = []
         self._groups: list[np.ndarray] = []
-        self.regions: dict[int, np.ndarray] = {}  # group -> regions per class (3,)
+        self._regions: dict[int, np.ndarray] = {}
         self.index: PositiveIndex | None = None
-        self.negatives: dict[int, NegativeCounts] = {}
+        self.counts: dict[int, PixelCounts] = {}
         self.groups: set[int] = set()
 
     # pass 1 -----------------------------------------------------------------
@@ -131,94 +270,73 @@ class PixelStats:
             self._weights.append(pos.weights)
             self._classes.append(pos.size_class)
             self._groups.append(np.full(pos.keys.size, group, np.int32))
-        acc = self.regions.setdefault(group, np.zeros(3, np.int64))
+        acc = self._regions.setdefault(group, np.zeros(3, np.int64))
         acc += np.asarray(pos.regions_per_class, np.int64)
 
     def finalize_positives(self) -> PositiveIndex:
         """Sort the positives once; per group, count them and sum their PRO weights."""
         keys = np.concatenate(self._keys) if self._keys else np.zeros(0, np.uint64)
-        self.index = PositiveIndex(keys)
-        k = self.index.size
-        self.pos_count: dict[int, np.ndarray] = {}
-        self.pos_weight: dict[int, np.ndarray] = {}  # group -> (3, K) weights per size class
+        distinct, positions = distinct_positions(keys)
+        self.index = index = PositiveIndex(distinct, distinct=True)
+        self.counts = {g: PixelCounts.zeros(index.size) for g in sorted(self.groups)}
+        for g, r in self._regions.items():
+            self.counts[g].regions += r
         if keys.size:
-            pos = self.index.positions(keys)
             weights = np.concatenate(self._weights)
             classes = np.concatenate(self._classes)
             groups = np.concatenate(self._groups)
-            for g in np.unique(groups):
+            for g in {g for g in self.groups if g in self._regions}:
                 sel = groups == g
-                self.pos_count[int(g)] = np.bincount(pos[sel], minlength=k).astype(np.int64)
-                w = np.zeros((3, k))
-                for c in range(3):
-                    sc = sel & (classes == c)
-                    w[c] = np.bincount(pos[sc], weights=weights[sc], minlength=k)
-                self.pos_weight[int(g)] = w
+                if sel.any():
+                    self.counts[g].pos_count, self.counts[g].pos_weight = positive_counts(
+                        index.size, positions[sel], weights[sel], classes[sel])
         self._keys, self._weights, self._classes, self._groups = [], [], [], []
-        return self.index
+        return index
 
     # pass 2 -----------------------------------------------------------------
     def new_tally(self) -> NegativeTally:
         """A fresh per-thread tally for :meth:`add_negatives`."""
         if self.index is None:
             raise RuntimeError("call finalize_positives before counting normal pixels")
-        return NegativeTally(self.index.size)
+        return NegativeTally(self.index.size, index=self.index)
 
     def add_negatives(self, tally: NegativeTally, amap: np.ndarray, flat_positive: np.ndarray | None,
                       *, group: int = 0) -> None:
         """Count the normal pixels of one image (all pixels except ``flat_positive``)."""
-        assert self.index is not None
         skip = None
         if flat_positive is not None and flat_positive.size:
             skip = np.zeros(amap.size, np.bool_)
             skip[flat_positive] = True
-        self.index.count(amap, tally.for_group(group), skip=skip)
+        tally.add(amap, skip=skip, group=group)
 
     def merge(self, tally: NegativeTally) -> None:
         """Add a thread's tally into the totals."""
+        assert self.index is not None
         for g, c in tally.counts.items():
-            if g in self.negatives:
-                self.negatives[g] += c
-            else:
-                self.negatives[g] = c.copy()
+            if g not in self.counts:
+                self.counts[g] = PixelCounts.zeros(self.index.size)
+            self.counts[g].neg += c
             self.groups.add(g)
 
     # results -----------------------------------------------------------------
+    @property
+    def regions(self) -> dict[int, np.ndarray]:
+        """Regions per size class ``(3,)`` of each group."""
+        if self.index is None:
+            return dict(self._regions)
+        return {g: c.regions for g, c in self.counts.items()}
+
+    def total(self, groups: Iterable[int] | None = None) -> PixelCounts:
+        """The statistics of a set of groups (default: all), summed."""
+        assert self.index is not None
+        out = PixelCounts.zeros(self.index.size)
+        for g in sorted(self.groups if groups is None else set(groups)):
+            if g in self.counts:
+                out.merge(self.counts[g])
+        return out
+
     def compute(self, groups: Iterable[int] | None = None, *, fpr_limit: float = 0.3,
                 label: str = "") -> PixelResult:
         """P-AUROC, P-AP, AUPRO (and AUPRO per region-size class) over ``groups``."""
         assert self.index is not None
-        k = self.index.size
-        chosen = sorted(self.groups if groups is None else set(groups))
-        pos_count = np.zeros(k, np.int64)
-        pos_weight = np.zeros((3, k))
-        neg = NegativeCounts.zeros(k)
-        regions = np.zeros(3, np.int64)
-        for g in chosen:
-            if g in self.pos_count:
-                pos_count += self.pos_count[g]
-                pos_weight += self.pos_weight[g]
-            if g in self.negatives:
-                neg += self.negatives[g]
-            if g in self.regions:
-                regions += self.regions[g]
-        tag = f" ({label})" if label else ""
-        n_regions = int(regions.sum())
-        by_size = {}
-        for c, name in enumerate(SIZE_CLASSES):
-            if regions[c] == 0:  # no region of this size: NaN, and no warning for an expected gap
-                by_size[name] = float("nan")
-                continue
-            by_size[name] = aupro_from_counts(pos_weight[c], int(regions[c]), neg, fpr_limit=fpr_limit,
-                                              name=f"AUPRO of {name} regions{tag}")
-        return PixelResult(
-            auroc=roc_auc_from_counts(pos_count, neg, name=f"P-AUROC{tag}"),
-            ap=average_precision_from_counts(pos_count, neg, name=f"P-AP{tag}"),
-            aupro=aupro_from_counts(pos_weight.sum(axis=0), n_regions, neg, fpr_limit=fpr_limit,
-                                    name=f"AUPRO{tag}"),
-            n_pixels=int(pos_count.sum()) + neg.total,
-            n_anomalous=int(pos_count.sum()),
-            n_regions=n_regions,
-            aupro_by_size=by_size,
-            regions_by_size={name: int(regions[c]) for c, name in enumerate(SIZE_CLASSES)},
-        )
+        return self.total(groups).compute(self.index.values, fpr_limit=fpr_limit, label=label)

@@ -51,10 +51,10 @@ def main() -> int:
     maps, masks = make_category(args.maps, args.size, args.dtype, args.seed)
     print(f"category: {args.maps} maps of {args.size}x{args.size} {args.dtype}, {masks.mean() * 100:.2f} % anomalous "
           f"(generated in {time.perf_counter() - t0:.1f} s)")
-    pixel_metrics(maps[:4], masks[:4])  # compile / warm up
+    pixel_metrics(masks[:4], maps[:4])  # compile / warm up
 
     t0 = time.perf_counter()
-    s = category_samples(list(maps), list(masks), code="BENCH", max_levels=args.levels)
+    s = category_samples(list(masks), list(maps), code="BENCH", max_levels=args.levels)
     t_build = time.perf_counter() - t0
     print(f"per-image statistics: {s.levels.size} levels ({'exact' if s.exact else 'binned'}), "
           f"built once in {t_build:.1f} s")
@@ -74,8 +74,8 @@ def main() -> int:
     naive = []
     for r in range(args.naive):
         idx = np.repeat(order, w[r])
-        px = pixel_metrics(maps[idx], masks[idx])
-        naive.append((roc_auc(scores[idx], labels[idx]), average_precision(scores[idx], labels[idx]),
+        px = pixel_metrics(masks[idx], maps[idx])
+        naive.append((roc_auc(labels[idx], scores[idx]), average_precision(labels[idx], scores[idx]),
                       px.auroc, px.ap, px.aupro))
     t_naive = (time.perf_counter() - t0) / args.naive
     agree = max(abs(naive[r][k] - values[m][r]) for r in range(args.naive)
@@ -86,7 +86,7 @@ def main() -> int:
           f"bootstrap (statistics build included); max |difference| on the {args.naive} checked resamples "
           f"{agree:.1e}")
 
-    exact = pixel_metrics(maps, masks)
+    exact = pixel_metrics(masks, maps)
     binned = point_metrics(s)
     errs = {"pixel_auroc": abs(binned["pixel_auroc"] - exact.auroc), "pixel_ap": abs(binned["pixel_ap"] - exact.ap),
             "aupro": abs(binned["aupro"] - exact.aupro)}

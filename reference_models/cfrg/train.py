@@ -166,7 +166,7 @@ class _Validator:
         s, lab = np.concatenate(scores), np.concatenate(labels)
         if lab.min() == lab.max():
             return float("nan")
-        return float(roc_auc(s, lab))
+        return float(roc_auc(lab > 0, s))
 
 
 def train_category(train_paths: Sequence[str | Path], out_dir: str | Path, config: CFRGConfig, *,

@@ -18,8 +18,8 @@ def test_accumulator_equals_two_pass_engine(dtype, seed):
         maps = [np.clip(np.round(m * 40 - 20), info.min, info.max).astype(dtype) for m in maps]
     acc = PixelAccumulator()
     for m, g in zip(maps, masks):
-        acc.update(m, g)
-    got, want = acc.compute(), pixel_metrics(maps, masks)
+        acc.update(g, m)
+    got, want = acc.compute(), pixel_metrics(masks, maps)
     assert (got.auroc, got.ap, got.aupro) == pytest.approx((want.auroc, want.ap, want.aupro), abs=1e-9)
     assert got.n_pixels == want.n_pixels and got.n_regions == want.n_regions
 
@@ -30,9 +30,9 @@ def test_merge_and_mixed_dtypes():
     mixed = [m.astype(np.float16) if i % 2 else m for i, m in enumerate(maps)]
     a, b = PixelAccumulator(), PixelAccumulator()
     for i, (m, g) in enumerate(zip(mixed, masks)):
-        (a if i < 3 else b).update(m, g)
+        (a if i < 3 else b).update(g, m)
     got = a.merge(b).compute()
-    want = pixel_metrics(mixed, masks)
+    want = pixel_metrics(masks, mixed)
     assert (got.auroc, got.ap, got.aupro) == pytest.approx((want.auroc, want.ap, want.aupro), abs=1e-9)
     assert a.n_images == 6
 
@@ -43,7 +43,7 @@ def test_narrow_maps_use_fixed_memory():
     for _ in range(20):
         g = np.zeros((64, 64), np.uint8)
         g[10:20, 10:20] = 1
-        acc.update(rng.random((64, 64)).astype(np.float16), g)
+        acc.update(g, rng.random((64, 64)).astype(np.float16))
     assert list(acc._narrow) == [np.dtype(np.float16).str] and acc._wide_keys == []
     assert acc._narrow[np.dtype(np.float16).str].size == 65536
 
@@ -51,15 +51,15 @@ def test_narrow_maps_use_fixed_memory():
 def test_negative_zero_equals_zero():
     g = np.array([[1, 0, 0]], np.uint8)
     a = PixelAccumulator()
-    a.update(np.array([[0.0, -0.0, 1.0]], np.float16), g)
+    a.update(g, np.array([[0.0, -0.0, 1.0]], np.float16))
     b = PixelAccumulator()
-    b.update(np.array([[0.0, 0.0, 1.0]], np.float16), g)
+    b.update(g, np.array([[0.0, 0.0, 1.0]], np.float16))
     assert a.compute().auroc == b.compute().auroc == pytest.approx(0.25)
 
 
 def test_accumulator_rejects_bad_maps():
     acc = PixelAccumulator()
     with pytest.raises(ValueError, match="NaN"):
-        acc.update(np.array([[np.nan]]), np.zeros((1, 1)))
+        acc.update(np.zeros((1, 1)), np.array([[np.nan]]))
     with pytest.raises(ValueError, match="equal shape"):
-        acc.update(np.zeros((2, 2)), np.zeros((2, 3)))
+        acc.update(np.zeros((2, 3)), np.zeros((2, 2)))

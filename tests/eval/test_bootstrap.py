@@ -54,7 +54,7 @@ def reference(maps, masks):
 def test_exact_resamples_equal_scoring_the_resampled_images(seed, levels):
     rng = np.random.default_rng(seed)
     maps, masks = make_category(rng, 4, 5, levels=levels)
-    s = category_samples(maps, masks)
+    s = category_samples(masks, maps)
     assert s.exact
     w = resample_weights(s.image_ids, s.defect, n_resamples=5, seed=seed, stratum_key="X")
     got = resample_metrics(s, w)
@@ -70,7 +70,7 @@ def test_exact_resamples_equal_scoring_the_resampled_images(seed, levels):
 def test_point_estimate_is_the_exact_metric():
     rng = np.random.default_rng(7)
     maps, masks = make_category(rng, 5, 6)
-    pm = point_metrics(category_samples(maps, masks))
+    pm = point_metrics(category_samples(masks, maps))
     for metric, value in reference(maps, masks).items():
         assert pm[metric] == pytest.approx(value, abs=1e-12)
 
@@ -80,7 +80,7 @@ def test_binned_auroc_error_within_its_bound(seed):
     rng = np.random.default_rng(seed)
     maps, masks = make_category(rng, 6, 6, h=16, w=16)
     exact = reference(maps, masks)
-    s = category_samples(maps, masks, max_levels=8)
+    s = category_samples(masks, maps, max_levels=8)
     assert not s.exact and s.levels.size <= 8
     bound = auroc_tie_bound(s)
     pm = point_metrics(s)
@@ -89,7 +89,7 @@ def test_binned_auroc_error_within_its_bound(seed):
     # image metrics never binned
     assert pm["image_auroc"] == pytest.approx(exact["image_auroc"], abs=1e-12)
     # more levels, smaller bound
-    assert auroc_tie_bound(category_samples(maps, masks, max_levels=64)) < bound
+    assert auroc_tie_bound(category_samples(masks, maps, max_levels=64)) < bound
 
 
 def test_stratified_resamples_keep_stratum_sizes_and_are_seeded():
@@ -109,7 +109,7 @@ def test_stratified_resamples_keep_stratum_sizes_and_are_seeded():
 def _width(n_good, n_defect, seed=0):
     rng = np.random.default_rng(seed)
     maps, masks = make_category(rng, n_good, n_defect, signal=0.6)
-    s = category_samples(maps, masks)
+    s = category_samples(masks, maps)
     w = resample_weights(s.image_ids, s.defect, n_resamples=300, seed=1, stratum_key="X")
     vals = resample_metrics(s, w)
     point = point_metrics(s)
@@ -130,7 +130,7 @@ def test_intervals_contain_the_point_estimate_and_shrink_with_more_images():
 def test_paired_comparison_of_a_method_with_itself_is_zero():
     rng = np.random.default_rng(2)
     maps, masks = make_category(rng, 5, 5)
-    s = category_samples(maps, masks, code="ACC")
+    s = category_samples(masks, maps, code="ACC")
     boot = bootstrap_submission({"ACC": s}, n_resamples=40, seed=0, confidence=0.9)
     point = {"categories": {"ACC": point_metrics(s)}}
     cmp = paired_comparison(boot, boot, point, point)
@@ -143,8 +143,8 @@ def test_paired_comparison_detects_a_better_method():
     rng = np.random.default_rng(4)
     maps, masks = make_category(rng, 12, 12, signal=1.5)
     noisy = [m + 1.5 * np.random.default_rng(i).random(m.shape) for i, m in enumerate(maps)]
-    a = category_samples(maps, masks, code="ACC")
-    b = category_samples(noisy, masks, code="ACC")
+    a = category_samples(masks, maps, code="ACC")
+    b = category_samples(masks, noisy, code="ACC")
     ba = bootstrap_submission({"ACC": a}, n_resamples=100, seed=0, confidence=0.95)
     bb = bootstrap_submission({"ACC": b}, n_resamples=100, seed=0, confidence=0.95)
     cmp = paired_comparison(ba, bb, {"categories": {"ACC": point_metrics(a)}},

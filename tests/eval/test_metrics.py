@@ -78,8 +78,8 @@ def test_image_level_matches_sklearn_with_ties(seed, levels):
         scores = np.round(scores * levels) / levels
     labels = rng.random(n) < 0.4
     labels[0], labels[-1] = True, False
-    assert roc_auc(scores, labels) == pytest.approx(roc_auc_score(labels, scores), abs=TOL)
-    assert average_precision(scores, labels) == pytest.approx(average_precision_score(labels, scores), abs=TOL)
+    assert roc_auc(labels, scores) == pytest.approx(roc_auc_score(labels, scores), abs=TOL)
+    assert average_precision(labels, scores) == pytest.approx(average_precision_score(labels, scores), abs=TOL)
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -92,26 +92,26 @@ def test_pixel_metrics_match_sklearn_and_brute_force(seed, levels, dtype):
         maps = [(m * 7).astype(np.uint8) for m in maps]
     else:
         maps, masks = random_case(rng, levels=levels, dtype=dtype)
-    res = pixel_metrics(maps, masks, workers=2)
+    res = pixel_metrics(masks, maps, workers=2)
     y = np.concatenate([(g > 0).ravel() for g in masks])
     s = np.concatenate([m.astype(np.float64).ravel() for m in maps])
     assert res.auroc == pytest.approx(roc_auc_score(y, s), abs=TOL)
     assert res.ap == pytest.approx(average_precision_score(y, s), abs=TOL)
     for limit in (0.3, 0.05, 1.0):
-        assert aupro(maps, masks, fpr_limit=limit) == pytest.approx(brute_aupro(maps, masks, limit), abs=TOL)
+        assert aupro(masks, maps, fpr_limit=limit) == pytest.approx(brute_aupro(maps, masks, limit), abs=TOL)
 
 
 def test_float16_quantised_maps_are_not_rescaled():
     rng = np.random.default_rng(5)
     maps, masks = random_case(rng, n=4, h=20, w=20)
     q = [m.astype(np.float16) for m in maps]
-    res = pixel_metrics(q, masks)
+    res = pixel_metrics(masks, q)
     y = np.concatenate([(g > 0).ravel() for g in masks])
     s = np.concatenate([m.astype(np.float32).ravel() for m in q])
     assert res.auroc == pytest.approx(roc_auc_score(y, s), abs=TOL)
     # an order-preserving transform changes nothing
     shifted = [np.exp(m.astype(np.float64) * 3) - 100 for m in q]
-    res2 = pixel_metrics(shifted, masks)
+    res2 = pixel_metrics(masks, shifted)
     assert (res2.auroc, res2.ap, res2.aupro) == pytest.approx((res.auroc, res.ap, res.aupro), abs=1e-12)
 
 
@@ -119,7 +119,7 @@ def test_constant_maps():
     masks = [np.zeros((6, 6), np.uint8) for _ in range(2)]
     masks[0][1:3, 1:3] = 1
     maps = [np.full((6, 6), 0.5) for _ in range(2)]
-    res = pixel_metrics(maps, masks)
+    res = pixel_metrics(masks, maps)
     assert res.auroc == pytest.approx(0.5)
     y = np.concatenate([(g > 0).ravel() for g in masks])
     assert res.ap == pytest.approx(average_precision_score(y, np.full(y.size, 0.5)))
@@ -132,10 +132,10 @@ def test_single_region_and_diagonal_touch():
     g[2, 2] = g[3, 3] = g[4, 4] = 1  # one region under 8-connectivity
     m = np.zeros((8, 8))
     m[2, 2], m[3, 3], m[4, 4] = 0.9, 0.1, 0.5
-    res = pixel_metrics([m], [g])
+    res = pixel_metrics([g], [m])
     assert res.n_regions == 1 and res.regions_by_size == {"small": 1, "medium": 0, "large": 0}
     assert res.aupro == pytest.approx(brute_aupro([m], [g]), abs=TOL)
-    curve = pro_curve([m], [g])
+    curve = pro_curve([g], [m])
     assert curve.fpr[0] == 0 and curve.pro[0] == 0
     assert np.all(np.diff(curve.fpr) >= 0)
     # the three pixels count as thirds of one region
@@ -145,26 +145,26 @@ def test_single_region_and_diagonal_touch():
 def test_perfect_and_inverted_maps():
     g = np.zeros((10, 10), np.uint8)
     g[2:5, 2:5] = 1
-    perfect = pixel_metrics([g.astype(float)], [g])
+    perfect = pixel_metrics([g], [g.astype(float)])
     assert (perfect.auroc, perfect.ap, perfect.aupro) == pytest.approx((1.0, 1.0, 1.0))
-    inverted = pixel_metrics([-g.astype(float)], [g])
+    inverted = pixel_metrics([g], [-g.astype(float)])
     assert inverted.auroc == pytest.approx(0.0) and inverted.aupro == pytest.approx(0.0)
 
 
 def test_one_class_absent_is_nan_with_warning():
     maps = [np.random.default_rng(0).random((5, 5))]
     with pytest.warns(UndefinedMetricWarning):
-        res = pixel_metrics(maps, [np.zeros((5, 5))])
+        res = pixel_metrics([np.zeros((5, 5))], maps)
     assert np.isnan(res.auroc) and np.isnan(res.ap) and np.isnan(res.aupro)
     with pytest.warns(UndefinedMetricWarning):
-        res = pixel_metrics(maps, [np.ones((5, 5))])
+        res = pixel_metrics([np.ones((5, 5))], maps)
     assert np.isnan(res.auroc) and np.isnan(res.aupro)
     assert res.ap == pytest.approx(1.0)  # defined: every pixel is a true positive
     with pytest.warns(UndefinedMetricWarning):
-        assert np.isnan(roc_auc([0.1, 0.2], [0, 0]))
+        assert np.isnan(roc_auc([0, 0], [0.1, 0.2]))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        roc_auc([0.1, 0.2], [0, 1])  # defined: no warning
+        roc_auc([0, 1], [0.1, 0.2])  # defined: no warning
 
 
 def test_size_class_breakdown_matches_restricted_brute_force():
@@ -176,7 +176,7 @@ def test_size_class_breakdown_matches_restricted_brute_force():
     g[30:130, 70:135] = 1        # large (6500 px... > 9216? no: 100*65 = 6500 -> medium)
     g[100:135, 5:40] = 1         # medium (1225)
     m = rng.random((h, w)) + g * rng.random((h, w))
-    res = pixel_metrics([m], [g])
+    res = pixel_metrics([g], [m])
     assert res.regions_by_size == {"small": 1, "medium": 3, "large": 0}
     assert np.isnan(res.aupro_by_size["large"]) or res.regions_by_size["large"] == 0
     small_only = g.copy()
@@ -190,13 +190,13 @@ def test_size_class_breakdown_matches_restricted_brute_force():
 
 def test_bad_inputs():
     with pytest.raises(ValueError, match="NaN"):
-        pixel_metrics([np.array([[np.nan, 1.0]])], [np.array([[0, 1]])])
+        pixel_metrics([np.array([[0, 1]])], [np.array([[np.nan, 1.0]])])
     with pytest.raises(ValueError, match="shape"):
-        pixel_metrics([np.zeros((2, 2))], [np.zeros((2, 3))])
-    with pytest.raises(ValueError, match="2 maps but 1 masks"):
-        pixel_metrics([np.zeros((2, 2))] * 2, [np.zeros((2, 2))])
+        pixel_metrics([np.zeros((2, 3))], [np.zeros((2, 2))])
+    with pytest.raises(ValueError, match="1 masks but 2 maps"):
+        pixel_metrics([np.zeros((2, 2))], [np.zeros((2, 2))] * 2)
     with pytest.raises(ValueError, match="NaN"):
-        roc_auc([np.inf, 0.0], [1, 0])
+        roc_auc([1, 0], [np.inf, 0.0])
 
 
 @pytest.mark.parametrize("kind", ["linear", "key"])
@@ -213,5 +213,5 @@ def test_both_bucket_modes_are_exact(kind):
     labels = rng.random(n) < 0.3
     index = PositiveIndex(order_keys(scores[labels]))
     assert index.linear == (kind == "linear")
-    assert roc_auc(scores, labels) == pytest.approx(roc_auc_score(labels, scores), abs=TOL)
-    assert average_precision(scores, labels) == pytest.approx(average_precision_score(labels, scores), abs=TOL)
+    assert roc_auc(labels, scores) == pytest.approx(roc_auc_score(labels, scores), abs=TOL)
+    assert average_precision(labels, scores) == pytest.approx(average_precision_score(labels, scores), abs=TOL)

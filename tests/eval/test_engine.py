@@ -1,0 +1,131 @@
+"""The counting engine: partitioned counting and the direct kernels against a brute force."""
+
+from __future__ import annotations
+
+import pickle
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import threecad.eval.engine as engine
+from threecad.eval.engine import NegativeCounter, PositiveIndex, distinct_positions, order_keys
+from threecad.eval.pixels import NegativeTally
+
+
+def brute_counts(positive_values: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``below``/``on`` by definition: strictly between distinct positive values, or equal."""
+    u = np.unique(np.asarray(positive_values, np.float64) + 0.0)
+    v = np.asarray(values, np.float64).ravel() + 0.0
+    at = np.searchsorted(u, v, side="left")
+    equal = at < u.size
+    equal[equal] = u[at[equal]] == v[equal]
+    return np.bincount(at[~equal], minlength=u.size + 1), np.bincount(at[equal], minlength=u.size)
+
+
+def sample(kind: str, rng: np.random.Generator, n: int) -> np.ndarray:
+    if kind == "float32":
+        return rng.random(n).astype(np.float32)
+    if kind == "spread":      # many orders of magnitude, both signs: key buckets
+        return rng.standard_normal(n) * 10.0 ** rng.integers(-30, 30, n)
+    if kind == "ties":
+        return np.round(rng.standard_normal(n) * 50) / 7
+    if kind == "zeros":       # -0.0 and 0.0 are one value
+        v = rng.random(n)
+        v[::3] = -0.0
+        v[1::3] = 0.0
+        return v
+    return rng.integers(-1000, 1000, n).astype(np.int32)
+
+
+@pytest.fixture
+def partition_everything(monkeypatch):
+    """Count partitioned even for small indexes, with a tiny buffer (many flushes, growth)."""
+    monkeypatch.setattr(engine, "_PARTITION_MIN_K", 1)
+    monkeypatch.setattr(engine, "_FIRST_BUFFER", 64)
+    monkeypatch.setattr(engine, "_BUFFER", 1000)
+    monkeypatch.setattr(engine, "_BUFFER_PER_VALUE", 0)
+
+
+@pytest.mark.parametrize("kind", ["float32", "spread", "ties", "zeros", "int32"])
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("partitioned", [False, True])
+def test_counts_match_brute_force(kind, seed, partitioned, request):
+    if partitioned:
+        request.getfixturevalue("partition_everything")
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 20000))
+    values = sample(kind, rng, n)
+    positive = rng.random(n) < rng.uniform(0.02, 0.6)
+    index = PositiveIndex(order_keys(values[positive]))
+    assert index.partitioned == (partitioned and index.size > 0)
+    counter = NegativeCounter(index)
+    for part in np.array_split(np.arange(n), 7):  # image after image
+        counter.add(values[part], skip=positive[part])
+    got = counter.result()
+    below, on = brute_counts(values[positive], values[~positive])
+    assert np.array_equal(got.below, below) and np.array_equal(got.on, on)
+    direct = index.empty_counts()
+    index.count(values, direct, skip=positive)
+    assert np.array_equal(direct.below, below) and np.array_equal(direct.on, on)
+
+
+def test_partitioned_counts_equal_direct_counts_on_continuous_maps(monkeypatch):
+    rng = np.random.default_rng(3)
+    maps = rng.random((6, 64, 64)).astype(np.float32)
+    masks = rng.random((6, 64, 64)) < 0.2
+    index = PositiveIndex(order_keys(maps[masks]))
+    direct = index.empty_counts()
+    index.count(maps, direct, skip=masks)   # small index: direct kernel
+    assert not index.partitioned
+    monkeypatch.setattr(engine, "_PARTITION_MIN_K", 1)
+    monkeypatch.setattr(engine, "_BUFFER", 5000)
+    monkeypatch.setattr(engine, "_BUFFER_PER_VALUE", 0)
+    counter = NegativeCounter(index)
+    for m, g in zip(maps, masks):
+        counter.add(m, skip=g)
+    got = counter.result()
+    assert np.array_equal(got.below, direct.below) and np.array_equal(got.on, direct.on)
+
+
+def test_counts_add_across_threads_and_pickled_indexes(partition_everything):
+    rng = np.random.default_rng(5)
+    values = rng.random(50000).astype(np.float32)
+    positive = rng.random(values.size) < 0.1
+    index = PositiveIndex(order_keys(values[positive]))
+    index.fine_table()
+    shipped = pickle.loads(pickle.dumps(index))
+    assert shipped._fine is None  # rebuilt where it is used, not sent
+    chunks = np.array_split(np.arange(values.size), 4)
+
+    def run(pair):
+        idx, chunk = pair
+        tally = NegativeTally(idx.size, index=idx)
+        tally.add(values[chunk], skip=positive[chunk], group=int(chunk[0] % 2))
+        return tally
+
+    with ThreadPoolExecutor(2) as pool:
+        tallies = list(pool.map(run, [(index if i % 2 else shipped, c) for i, c in enumerate(chunks)]))
+    total = index.empty_counts()
+    for t in tallies:
+        for c in t.counts.values():
+            total += c
+    below, on = brute_counts(values[positive], values[~positive])
+    assert np.array_equal(total.below, below) and np.array_equal(total.on, on)
+
+
+def test_distinct_positions():
+    rng = np.random.default_rng(0)
+    keys = rng.integers(0, 50, 1000).astype(np.uint64)
+    distinct, positions = distinct_positions(keys)
+    assert np.array_equal(distinct, np.unique(keys))
+    assert np.array_equal(distinct[positions], keys)
+    empty, where = distinct_positions(np.zeros(0, np.uint64))
+    assert empty.size == 0 and where.size == 0
+
+
+def test_order_keys_round_trip_and_order():
+    v = np.array([-np.inf, -1e300, -1.0, -0.0, 0.0, 1e-300, 1.0, np.inf])
+    k = order_keys(v)
+    assert np.all(np.diff(k.astype(object)) >= 0) and k[3] == k[4]
+    assert np.array_equal(engine.keys_to_values(k), v + 0.0)
