@@ -21,7 +21,7 @@ __all__ = ["main", "build_parser"]
 log = logging.getLogger("threecad")
 
 STATS_FORMATS = ("table", "json", "csv", "markdown")  # mirrors threecad.stats.FORMATS
-SCALES = ("tiny", "small")  # mirrors threecad.sample.SCALES
+SCALES = ("tiny", "demo", "small")  # mirrors threecad.sample.SCALES
 
 
 def _add_common_data_options(p: argparse.ArgumentParser) -> None:
@@ -258,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", metavar="DIR",
                    help="where the sample is kept (default: $THREECAD_CACHE or ~/.cache/threecad)")
     p.add_argument("--seed", type=int, default=0, help="sample seed (default 0)")
-    p.add_argument("--scale", choices=SCALES, default="tiny", help="sample scale (default tiny)")
+    p.add_argument("--scale", choices=SCALES, default="demo", help="sample scale (default demo)")
     p.set_defaults(handler="threecad.commands.demo:run")
     return parser
 
