@@ -195,7 +195,7 @@ def print_rates(root: Path, manifest, report, args, truth) -> None:
     """The two near-duplicate rates (see the module notes)."""
     import shutil
 
-    part_of = same_part_pairs(root, manifest, truth)
+    part_of = same_part_pairs(root, manifest, truth, args.scale, args.seed)
     dist = distinct_pair_rates(root, manifest, args.workers)
     flagged_pairs = [ab for ab, m in zip(dist["pairs"], dist["matches"]) if m.copy]
     shot_pairs = [(ab, m) for ab, m in zip(dist["pairs"], dist["matches"]) if frozenset(ab) in part_of]
@@ -225,13 +225,27 @@ def print_rates(root: Path, manifest, report, args, truth) -> None:
     print(f"  false flags on original images in that run: {len(copies['false_flags'])}")
 
 
-def same_part_pairs(root: Path, manifest, truth) -> set[frozenset[str]]:
-    """Pairs of image ids that show one part, from the sample's truth (empty without one)."""
-    if truth is None:
-        return set()
-    ids = {Path(p).relative_to(root).with_suffix("").as_posix(): i
-           for p, i in zip(manifest["image_path"], manifest["image_id"])}
-    return {frozenset((ids[i.path[:-4]], ids[i.same_part_as[:-4]])) for i in truth.images if i.same_part_as}
+def same_part_pairs(root: Path, manifest, truth, scale: str, seed: int) -> set[frozenset[str]]:
+    """Pairs of image ids that show one part: from the sample's truth, or, for a ``--root``
+    tree, from the sample plan of ``--scale``/``--seed`` (English names) where its files exist."""
+    ids = set(manifest["image_id"])
+    if truth is not None:
+        return {frozenset((i.path[:-4], i.same_part_as[:-4])) for i in truth.images if i.same_part_as}
+    from threecad.categories import CATEGORIES
+    from threecad.sample.catalog import SCALE_PLANS
+    from threecad.sample.plan import plan_category
+
+    pairs = set()
+    for cat in CATEGORIES:
+        items = plan_category(cat, SCALE_PLANS[scale], seed)
+        key = {(i.split, i.index): f"{cat.folder}/{i.split}/{i.types[0] if i.types else 'good'}/{i.stem}"
+               for i in items}
+        for i in items:
+            if i.part is not None:
+                a, b = key[(i.split, i.index)], key[i.part]
+                if a in ids and b in ids:
+                    pairs.add(frozenset((a, b)))
+    return pairs
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The eight 3CAD categories: folder names, codes, published counts and accepted aliases.
 
 Source of every number here: the 3CAD paper (Yang, Xing et al., AAAI 2025,
-arXiv 2502.05761), its dataset table, as collected in ``shared/3cad_facts.md``.
+arXiv 2502.05761), its dataset table (documented in ``docs/dataset.md``).
 This module is the only place in the project that knows these facts.
 """
 

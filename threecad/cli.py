@@ -23,7 +23,7 @@ __all__ = ["main", "build_parser"]
 log = logging.getLogger("threecad")
 
 STATS_FORMATS = ("table", "json", "csv", "markdown")  # mirrors threecad.stats.FORMATS
-SCALES = ("tiny", "small")  # mirrors threecad.sample.SCALES
+SCALES = ("tiny", "demo", "small")  # mirrors threecad.sample.SCALES
 RANK_BY = tuple(m.value for m in Metric)  # the metric list lives in threecad.eval.metric_names
 TABLE_SUFFIXES = (".parquet", ".csv")  # mirrors threecad.tables.TABLE_SUFFIXES
 
@@ -57,7 +57,7 @@ def _sample(sub) -> None:
                                    "train/test/ground_truth, six-digit names, 0/255 masks).")
     p.add_argument("out", metavar="OUT", type=opt.output_dir, help="new (or empty) folder to write")
     opt.add_seed(p)
-    p.add_argument("--scale", choices=SCALES, default="tiny", help="tiny (seconds) or small (default tiny)")
+    p.add_argument("--scale", choices=SCALES, default="tiny", help="tiny (seconds), demo (the demo's: enough good images for image metrics) or small (full sizes; default tiny)")
     p.add_argument("--names", choices=("english", "pinyin"), default="english",
                    help="defect folder names: English (current release) or Pinyin (older release)")
     opt.add_categories(p)
@@ -292,7 +292,7 @@ def _demo(sub) -> None:
     p.add_argument("--cache-dir", metavar="DIR", type=opt.output_dir,
                    help="where the sample is kept (default: $THREECAD_CACHE or ~/.cache/threecad)")
     opt.add_seed(p, help="sample seed")
-    p.add_argument("--scale", choices=SCALES, default="tiny", help="sample scale (default tiny)")
+    p.add_argument("--scale", choices=SCALES, default="demo", help="sample scale (default demo)")
     opt.add_progress(p)
     p.set_defaults(handler="threecad.commands.demo:run")
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from .errors import Problem, Severity
 from .parallel import thread_map
 from .regions import MaskReadError, MaskStats, mask_regions, read_mask
+from .schema import Label
 
 __all__ = ["IMAGE_STAT_COLUMNS", "REGION_COLUMNS", "StatsResult", "compute_image_stats"]
 
@@ -86,7 +87,7 @@ def compute_image_stats(manifest: "object", *, workers: int | None = None,
     """
     import pandas as pd
 
-    defect_rows = manifest[(manifest["label"] == "defect") & (manifest["mask_paths"].map(len) > 0)]
+    defect_rows = manifest[(manifest["label"] == Label.DEFECT) & (manifest["mask_paths"].map(len) > 0)]
     records = defect_rows.to_dict("records")
     results = thread_map(_one_image, records, workers=workers, progress=progress, desc="masks", unit="img")
 

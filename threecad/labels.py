@@ -2,7 +2,7 @@
 
 3CAD exists in two releases: an older one whose defect folders carry Pinyin names
 (``aotu``, ``neiqiaopian``, ...) and one with English names (since 2025-04-22). The
-English list is not published anywhere we could read (``shared/3cad_facts.md``), so
+English list is not published anywhere we could read (``docs/dataset.md``), so
 this table is the project's own reading of common Chinese inspection terms, written
 as Pinyin. Users extend or override it with a file (:meth:`LabelMap.from_file`).
 
@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 # Pinyin term -> English defect-type name. The first two are seen in the Pinyin release
-# (``aotu`` in ACC, ``neiqiaopian`` in IS; shared/3cad_facts.md); ``bump`` is seen in
+# (``aotu`` in ACC, ``neiqiaopian`` in IS; docs/dataset.md); ``bump`` is seen in
 # the English release (ANI). The rest are common Chinese industrial-inspection terms in
 # the project's own translation. Where several terms share one English name, the first
 # one listed is the one used when writing Pinyin names (``threecad sample --names pinyin``).

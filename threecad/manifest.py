@@ -1,6 +1,6 @@
 """Scanning a 3CAD tree into a manifest: one row per image, masks joined by key.
 
-Layout (MVTec AD style, ``shared/3cad_facts.md``)::
+Layout (MVTec AD style, ``docs/dataset.md``)::
 
     <root>/<Category>/train/good/*.png
     <root>/<Category>/test/good/*.png
@@ -375,14 +375,11 @@ def _apply_side_files(root: Path, cat_dirs: dict[Category, Path], images: list[_
     by_key = {}
     for img in images:
         if img.split == Split.TEST:
-            by_key[(root / cat_dirs[img.category].name / "test" / img.folder / img.stem).as_posix()] = img
+            by_key[(root / cat_dirs[img.category].name / Split.TEST / img.folder / img.stem).as_posix()] = img
     side_files = [(root / SIDE_FILE, root)] + [(d / SIDE_FILE, d) for d in cat_dirs.values()]
     for side, base in side_files:
-        if not os.path.lexists(side):
-            continue
-        why = file_type_problem(side)
-        if why is not None:
-            problems.append(Problem("not_regular_file", side, f"{why}; side file ignored"))
+        # A side file that is not a regular file was reported when its folder was listed.
+        if not os.path.lexists(side) or file_type_problem(side) is not None:
             continue
         _read_side_file(side, base, by_key, labels, problems, unknown)
 

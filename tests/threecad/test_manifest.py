@@ -199,3 +199,70 @@ def test_manifest_is_sorted_by_key_and_deterministic(tree):
         tree.image(AI, "train", "good", f"{stem:06d}")
     m = scan(tree.root).manifest
     assert list(m["image_id"]) == sorted(m["image_id"])
+
+
+# --- issue 14: hostile trees (one test per class, named after it) --------------------------
+
+def test_class1_non_regular_files_fifo_and_symlink_loop_are_listed_not_read(tree):
+    import os
+
+    tree.image(AI, "train", "good", "000000")
+    tree.defect(AI, "scratch", "000002", box_mask((40, 60), (1, 1, 5, 5)))
+    good = tree.root / AI / "test" / "good"
+    good.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(good / "000003.png")                             # a FIFO as an image: would block open()
+    (good / "000004.png").symlink_to("000004.png")             # a link to itself: ELOOP
+    (tree.root / AI / "test" / "loop").symlink_to("loop")     # a loop where a folder is expected
+    mask = tree.root / AI / "ground_truth" / "scratch" / "000002.png"
+    mask.unlink()
+    os.mkfifo(mask)                                            # a FIFO as a mask
+    result = scan(tree.root)
+    found = {(p.kind, p.path.name) for p in result.errors}
+    assert {("not_regular_file", "000003.png"), ("not_regular_file", "000004.png"),
+            ("not_regular_file", "loop"), ("not_regular_file", "000002.png"),
+            ("missing_mask", "000002.png")} <= found, found
+    assert "FIFO" in next(p.message for p in result.errors if p.path.name == "000003.png")
+    assert "link loop" in next(p.message for p in result.errors if p.path.name == "000004.png")
+    assert len(result.manifest) == 2  # the train image and the defective one
+
+
+def test_class1_fifo_side_file_is_refused(tree):
+    import os
+
+    tree.defect(AI, "scratch", "000002", box_mask((40, 60), (1, 1, 5, 5)))
+    os.mkfifo(tree.root / "defect_types.csv")
+    result = scan(tree.root)
+    assert [(p.kind, p.path.name) for p in result.errors] == [("not_regular_file", "defect_types.csv")]
+
+
+def test_class7_non_utf8_file_name_is_a_problem_and_tables_still_write(tree, tmp_path):
+    import json
+    import os
+
+    from threecad.tables import write_table
+
+    tree.image(AI, "train", "good", "000000")
+    good = tree.root / AI / "train" / "good"
+    bad = os.path.join(os.fsencode(good), b"\xff\xfe01.png")
+    with open(bad, "wb") as fh:
+        fh.write((good / "000000.png").read_bytes())
+    result = scan(tree.root)
+    [problem] = result.problems
+    assert problem.kind == "bad_name" and problem.is_error
+    assert "\ufffd" in str(problem.path)
+    json.dumps(problem.to_dict())                       # printable and serialisable
+    str(problem.path).encode("utf-8")
+    write_table(result.manifest, tmp_path / "images.parquet")   # no undecodable name reaches a table
+    assert list(result.manifest["stem"]) == ["000000"]
+
+
+def test_docs_pinyin_table_is_the_code_table():
+    """docs/dataset.md lists exactly the built-in Pinyin table, in its order."""
+    import re
+    from pathlib import Path
+
+    from threecad.labels import PINYIN_TO_ENGLISH
+
+    text = (Path(__file__).parents[2] / "docs" / "dataset.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `([a-z]+)` \| `([a-z_]+)` \|$", text, flags=re.M)
+    assert rows == list(PINYIN_TO_ENGLISH.items())

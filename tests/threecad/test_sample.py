@@ -16,7 +16,8 @@ from threecad.sample import SAMPLE_TYPES, SCALES, SampleTruth, write_sample
 from threecad.sample import writer as sample_writer
 from threecad.sample.catalog import CHANNELS, SCALE_PLANS
 from threecad.sample.compose import render_image
-from threecad.sample.plan import PlannedImage, image_rng
+from threecad.sample.plan import PlannedImage, image_rng, part_rng, plan_category
+from threecad.sample.shots import take_shot
 from threecad.sample.surfaces import render_scene
 
 STEM = re.compile(r"^\d{6}$")
@@ -62,7 +63,7 @@ def test_sample_types_match_published_counts_and_label_table() -> None:
             assert name in known
             labels.to_pinyin(name)  # must not raise
     assert sum(len(t) for t in SAMPLE_TYPES.values()) == 47
-    assert SCALES == ("tiny", "small")
+    assert SCALES == ("tiny", "demo", "small")
 
 
 # ------------------------------------------------------------------ layout
@@ -194,9 +195,9 @@ def test_defects_alter_exactly_their_masks(code: str) -> None:
     cat = get_category(code)
     for k, name in enumerate(SAMPLE_TYPES[code]):
         item = PlannedImage("test", 1000 + k, "000000", cat.height[0], cat.width[0], (name,), (3,))
-        drawn = render_image(code, item, CHANNELS[code], image_rng(0, cat, item))
-        clean = render_scene(code, image_rng(0, cat, item), item.height, item.width,
-                             CHANNELS[code]).image
+        drawn = render_image(code, item, CHANNELS[code], part_rng(0, cat, item), image_rng(0, cat, item))
+        part = render_scene(code, part_rng(0, cat, item), item.height, item.width, CHANNELS[code])
+        clean = take_shot(part, image_rng(0, cat, item)).image
         clean8 = np.clip(clean * 255.0 + 0.5, 0, 255).astype(np.uint8)
         diff = np.abs(drawn.image.astype(int) - clean8.astype(int))
         if diff.ndim == 3:
@@ -206,6 +207,36 @@ def test_defects_alter_exactly_their_masks(code: str) -> None:
         assert diff[mask].mean() > 2, name  # the defect is visible
         n, _ = cv2.connectedComponents(drawn.masks[0], connectivity=8)
         assert n - 1 == len(drawn.region_areas) >= 1, name
+
+
+def test_reshoots_are_distinct_shots_of_a_train_part(tiny: SampleTruth) -> None:
+    """Some test images show a train image's part again: same size, nearly the same pixels."""
+    by_path = {i.path: i for i in tiny.images}
+    for code in tiny.codes():
+        shots = [i for i in tiny.of(code) if i.same_part_as]
+        assert len(shots) == SCALE_PLANS["tiny"].reshoots, code
+        assert {bool(i.types) for i in shots} == {True, False}, code  # a good one and a defective one
+        sources = [by_path[i.same_part_as] for i in shots]
+        assert all(s.split == "train" for s in sources) and len({s.path for s in sources}) == len(sources)
+        for shot, src in zip(shots, sources):
+            assert (shot.height, shot.width) == (src.height, src.width)
+            a = _read(tiny.root / shot.path).astype(np.float32)
+            b = _read(tiny.root / src.path).astype(np.float32)
+            assert not np.array_equal(a, b)
+            assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.9, shot.path  # the same part
+    assert not any(i.same_part_as for i in tiny.images if i.split == "train")
+
+
+def test_demo_scale_plans_enough_images_for_image_metrics() -> None:
+    plan = SCALE_PLANS["demo"]
+    for cat in CATEGORIES:
+        items = plan_category(cat, plan, 0)
+        test = [i for i in items if i.split == "test"]
+        good = [i for i in test if not i.types]
+        assert len(good) >= 10 and len(test) - len(good) >= 10, cat.code
+        assert {t for i in test for t in i.types} == set(SAMPLE_TYPES[cat.code])
+        for i in items:
+            assert cat.height[0] <= i.height <= cat.height[1] and cat.width[0] <= i.width <= cat.width[1]
 
 
 # ------------------------------------------------------------------ truth and counts

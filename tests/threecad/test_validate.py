@@ -456,3 +456,118 @@ def test_cli_clean_problems_json_and_usage(root, tmp_path):
     assert proc.returncode == 1 and "leakage" in proc.stdout and "FAILED" in proc.stdout
 
     assert _cli(tmp_path / "missing").returncode == 2
+
+
+# --- issue 14: hostile files (one test per class, named after it) --------------------------
+
+def _png_header_only(height: int, width: int, colour: int = 0) -> bytes:
+    """A structurally complete PNG whose IHDR claims ``height`` x ``width`` (no real pixels)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+            + chunk(b"IEND", b""))
+
+
+@pytest.mark.timeout(300)
+def test_class1_fifo_image_and_mask_do_not_hang_validate(root):
+    import os
+
+    img, mask = one_mask_image(root)
+    fifo_img = root / AI / "test" / "good" / "000095.png"
+    os.mkfifo(fifo_img)
+    mask.unlink()
+    os.mkfifo(mask)
+    report = validate(root, workers=2)
+    found_ = found(report)
+    assert ("not_regular_file", "error", str(fifo_img)) in found_
+    assert ("not_regular_file", "error", str(mask)) in found_
+    assert ("missing_mask", "error", str(img)) in found_
+
+
+def test_class1_reader_refuses_a_fifo_without_opening_it(tmp_path):
+    import os
+
+    from threecad.fileio import NotRegularFileError, read_regular
+    from threecad.regions import MaskReadError, read_mask
+    from threecad.validate.images import inspect_image, inspect_mask
+
+    fifo = tmp_path / "x.png"
+    os.mkfifo(fifo)
+    with pytest.raises(NotRegularFileError, match="FIFO"):
+        read_regular(fifo)
+    with pytest.raises(MaskReadError, match="FIFO"):
+        read_mask(fifo)
+    assert [p.kind for p in inspect_image(str(fifo)).problems] == ["not_regular_file"]
+    assert [p.kind for p in inspect_mask(str(fifo)).problems] == ["not_regular_file"]
+
+
+@pytest.mark.parametrize("what", ["image", "mask"])
+def test_class2_png_header_claiming_60000x60000_is_refused_before_decoding(root, what):
+    img, mask = one_mask_image(root)
+    target = img if what == "image" else mask
+    target.write_bytes(_png_header_only(60000, 60000))
+    report = validate(root, workers=2)
+    mine = [p for p in report.problems if p.path == target]
+    assert [p.kind for p in mine] == ["image_too_large"], [p.to_dict() for p in report.problems]
+    assert "60000x60000" in mine[0].message
+
+
+@pytest.mark.parametrize("fmt", [".bmp", ".tiff", ".jpg"])
+def test_class2_other_formats_are_sized_from_their_header(tmp_path, fmt):
+    from threecad.fileio import header_size
+
+    path = tmp_path / f"x{fmt}"
+    Image.fromarray(np.zeros((30, 70), np.uint8)).save(path)
+    assert header_size(path.read_bytes()) == (30, 70)
+
+
+def test_class2_image_header_checks_hypothesis(tmp_path_factory):
+    """Any bytes, and any PNG header size: the readers answer with problems, never raise."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from threecad.fileio import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE
+    from threecad.regions import MaskReadError, decode_mask
+    from threecad.validate.images import inspect_image, inspect_mask
+
+    folder = tmp_path_factory.mktemp("hyp")
+    kinds = {"unreadable_image", "truncated_image", "corrupt_image", "image_too_large", "not_png",
+             "trailing_data", "unreadable_mask", "truncated_mask", "mask_channels"}
+
+    def check(data: bytes) -> None:
+        path = folder / "f.png"
+        path.write_bytes(data)
+        for inspected in (inspect_image(str(path)), inspect_mask(str(path))):
+            assert {p.kind for p in inspected.problems} <= kinds
+        try:
+            arr = decode_mask(data, path)
+        except MaskReadError:
+            return
+        assert arr.ndim == 2 and arr.size <= MAX_IMAGE_PIXELS
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.binary(max_size=300))
+    def any_bytes(data: bytes) -> None:
+        check(data)
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.integers(0, 2**31 - 1), st.integers(0, 2**31 - 1), st.sampled_from([0, 2, 4, 6]),
+           st.integers(0, 40))
+    def png_sizes(height: int, width: int, colour: int, cut: int) -> None:
+        data = _png_header_only(height, width, colour)
+        check(data[:len(data) - cut])
+        if cut == 0:
+            path = folder / "g.png"
+            path.write_bytes(data)
+            kinds_found = {p.kind for p in inspect_image(str(path)).problems}
+            too_big = (height == 0 or width == 0 or max(height, width) > MAX_IMAGE_SIDE
+                       or height * width > MAX_IMAGE_PIXELS)
+            assert ("image_too_large" in kinds_found) == too_big, (height, width, kinds_found)
+
+    any_bytes()
+    png_sizes()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..categories import CATEGORIES, Category
+from ..schema import Split
 from .catalog import SAMPLE_TYPES, ScalePlan
 
 __all__ = ["PlannedImage", "plan_category", "image_rng", "part_rng"]
@@ -19,7 +20,7 @@ __all__ = ["PlannedImage", "plan_category", "image_rng", "part_rng"]
 _PLAN_STREAM = 1
 _IMAGE_STREAM = 2
 _PART_STREAM = 3
-_SPLIT_IDS = {"train": 0, "test": 1}
+_SPLIT_IDS = {Split.TRAIN: 0, Split.TEST: 1}
 
 
 @dataclass(frozen=True)
@@ -45,17 +46,17 @@ class PlannedImage:
         the same part, with its own lighting, noise and defects); ``None`` for a part of its own.
     """
 
-    split: str
+    split: Split
     index: int
     stem: str
     height: int
     width: int
     types: tuple[str, ...] = ()
     counts: tuple[int, ...] = ()
-    part: tuple[str, int] | None = None
+    part: tuple[Split, int] | None = None
 
     @property
-    def part_key(self) -> tuple[str, int]:
+    def part_key(self) -> tuple[Split, int]:
         """``(split, index)`` of the image that first showed this image's part."""
         return self.part or (self.split, self.index)
 
@@ -108,7 +109,7 @@ def plan_category(cat: Category, plan: ScalePlan, seed: int) -> list[PlannedImag
     def size() -> tuple[int, int]:
         return _size(rng, cat.height, plan.size_fraction), _size(rng, cat.width, plan.size_fraction)
 
-    items = [PlannedImage("train", i, f"{i:06d}", *size()) for i in range(plan.train)]
+    items = [PlannedImage(Split.TRAIN, i, f"{i:06d}", *size()) for i in range(plan.train)]
     test: list[tuple[tuple[int, int], tuple[str, ...], tuple[int, ...]]] = []
     for _ in range(plan.test_good):
         test.append((size(), (), ()))
@@ -124,8 +125,8 @@ def plan_category(cat: Category, plan: ScalePlan, seed: int) -> list[PlannedImag
         part = None
         if i in reshot:
             source = items[reshot[i]]
-            part, (h, w) = ("train", source.index), (source.height, source.width)
-        items.append(PlannedImage("test", i, f"{int(stems[i]):06d}", h, w, chosen, counts, part))
+            part, (h, w) = (Split.TRAIN, source.index), (source.height, source.width)
+        items.append(PlannedImage(Split.TEST, i, f"{int(stems[i]):06d}", h, w, chosen, counts, part))
     return items
 
 

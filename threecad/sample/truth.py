@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..categories import get_category
+from ..schema import Split
 
 __all__ = ["SampleImage", "SampleTruth"]
 
@@ -114,14 +115,14 @@ class SampleTruth:
         images = self.of(code)
         if not images:
             raise KeyError(f"category {code!r} is not part of this sample")
-        test = [i for i in images if i.split == "test"]
+        test = [i for i in images if i.split == Split.TEST]
         defect = [i for i in test if i.types]
 
         def span(values: list[int]) -> tuple[int, int] | None:
             return (min(values), max(values)) if values else None
 
         return {
-            "train": sum(1 for i in images if i.split == "train"),
+            "train": sum(1 for i in images if i.split == Split.TRAIN),
             "test": len(test),
             "test_good": len(test) - len(defect),
             "test_defect": len(defect),

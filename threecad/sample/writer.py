@@ -15,6 +15,7 @@ import numpy as np
 from ..categories import CATEGORIES, Category, get_category
 from ..labels import LabelMap
 from ..progress import progress as progress_bar
+from ..schema import GOOD_FOLDER
 from .catalog import CHANNELS, NAME_MODES, SCALE_PLANS, SCALES, ScalePlan
 from .compose import render_image
 from .plan import image_rng, part_rng, plan_category
@@ -84,7 +85,7 @@ def _write_category(root: Path, cat: Category, plan: ScalePlan, seed: int,
     for item in plan_category(cat, plan, seed):
         drawn = render_image(cat.code, item, channels, part_rng(seed, cat, item), image_rng(seed, cat, item))
         mask_folders = tuple(folder_name(t) for t in item.types)
-        folder = mask_folders[0] if item.types else "good"
+        folder = mask_folders[0] if item.types else GOOD_FOLDER
         base = root / cat.folder
         _write_png(base / item.split / folder / f"{item.stem}.png", drawn.image, _PNG_IMAGE)
         for mf, mask in zip(mask_folders, drawn.masks):

@@ -274,6 +274,7 @@ def inspect_image(path: str, *, want_hash: bool = True) -> FileCheck:
     too_big = size_problem(*size) if size is not None else None
     if too_big is not None:
         check.problems.append(Problem("image_too_large", p, too_big))
+        check.height = check.width = -1  # not a size to compare with published ranges or masks
         return check
     array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if array is None:

@@ -51,7 +51,9 @@ COPY_MAX_RESIDUAL = 0.6
 COPY_MAX_PEAK = 6.0
 NEIGHBOURS = 3
 _DESCRIPTOR_SIZE = 16
-_LEVELS = (32, 64, THUMB_SIZE)
+_LEVELS = ((32, 60), (64, 30), (THUMB_SIZE, 6))  # (size, ECC iterations)
+_MAX_SCALE_CHANGE = 0.25  # a level's warp scaling by more than this is a divergence, not a copy
+_MAX_SHIFT = 0.2  # nor one shifting by more than this share of the side
 _MIN_COVERED = 0.6  # the aligned thumbnail must cover this share of the first one
 
 
@@ -151,14 +153,14 @@ def _align(fa: np.ndarray, fb: np.ndarray) -> np.ndarray:
     """Affine warp taking ``fa``'s coordinates to ``fb``'s, coarse to fine (32, 64, 128 px).
 
     Starting small widens the range ECC converges from (a crop of several percent moves the
-    content by several thumbnail pixels); a level that does not converge keeps the warp
-    found so far.
+    content by several thumbnail pixels); a level that does not converge, or that diverges
+    to a warp no resize or slight crop gives, keeps the warp found so far.
     """
     import cv2
 
     warp = np.eye(2, 3, dtype=np.float32)
-    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-5)
-    for size in _LEVELS:
+    for size, iterations in _LEVELS:
+        criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, iterations, 1e-5)
         scale = size / THUMB_SIZE
         if size == THUMB_SIZE:
             la, lb = fa, fb
@@ -172,8 +174,19 @@ def _align(fa: np.ndarray, fb: np.ndarray) -> np.ndarray:
         except cv2.error:  # flat images, or no convergence at this level
             continue
         level[:, 2] /= scale
-        warp = level
+        if _plausible(level):
+            warp = level
     return warp
+
+
+def _plausible(warp: np.ndarray) -> bool:
+    """A warp a resize, a slight crop or a shift could give (ECC may diverge without saying so)."""
+    linear = warp[:, :2]
+    if not np.all(np.isfinite(warp)):
+        return False
+    scales = np.abs(np.linalg.svd(linear, compute_uv=False))
+    return bool(np.all(np.abs(scales - 1) <= _MAX_SCALE_CHANGE)
+                and np.all(np.abs(warp[:, 2]) <= _MAX_SHIFT * THUMB_SIZE + _MAX_SCALE_CHANGE * THUMB_SIZE))
 
 
 def compare_thumbnails(a: np.ndarray, b: np.ndarray) -> PixelMatch:
