@@ -29,6 +29,7 @@ from threecad.errors import UsageError
 
 from .evaluate import CategoryEvaluation, ImageObserver, ImageScore, ImageTruth
 from .metric_names import Metric
+from .pixels import ImagePositives, PixelStats
 from .protocols import Protocol, get_protocol
 from .results import CategoryResult, ImageResult, Results
 
@@ -49,20 +50,28 @@ class ImageTableObserver(ImageObserver):
         self.protocol = protocol
         self.extras: dict[str, dict[str, Any]] = {}
         self._ids: list[str] = []
+        self._positives: dict[int, ImagePositives] = {}   # image -> its anomalous pixels, pass 1 to 2
         self._lock = threading.Lock()
 
     def start(self, folder: str, n: int) -> None:
         """A category begins: image ``i`` is known after pass 1."""
         self._ids = [""] * n
+        self._positives = {}
 
     def pass1(self, i: int, truth: ImageTruth, result: ImageScore) -> None:
-        """Anomalous pixel count and maximum."""
+        """Anomalous pixel count and maximum; the image's regions kept for its own AUPRO."""
         values = result.values
         self._ids[i] = truth.image_id
         self.extras[truth.image_id] = {
             "n_anomalous_pixels": int(values.size),
             "max_anomalous_score": float(values.max()) if values.size else float("nan"),
         }
+        if self.protocol.aupro == "mvtec" and values.size:
+            from dataclasses import replace
+
+            from .evaluate import image_keys
+
+            self._positives[i] = replace(truth.positives, keys=image_keys(result))
 
     def pass2(self, i: int, on_grid: np.ndarray, flat_positive: np.ndarray) -> None:
         """Normal maximum and the image's own AUPRO (from the map on the grid)."""
@@ -70,13 +79,21 @@ class ImageTableObserver(ImageObserver):
         normal = np.ones(flat.size, bool)
         normal[flat_positive] = False
         out: dict[str, Any] = {"max_normal_score": float(flat[normal].max()) if normal.any() else float("nan")}
-        if self.protocol.aupro == "mvtec" and flat_positive.size and normal.any():
-            from .metrics import aupro
-
-            mask = (~normal).reshape(on_grid.shape)
-            out["pro"] = aupro([np.asarray(on_grid)], [mask], fpr_limit=self.protocol.fpr_limit)
+        positives = self._positives.pop(i, None)
+        if positives is not None and normal.any():
+            out["pro"] = self._image_aupro(positives, on_grid, flat_positive)
         with self._lock:
             self.extras[self._ids[i]].update(out)
+
+    def _image_aupro(self, positives: ImagePositives, on_grid: np.ndarray, flat_positive: np.ndarray) -> float:
+        """The exact MVTec AUPRO of one image (the engine's tallies over this image alone)."""
+        stats = PixelStats()
+        stats.add_positives(positives)
+        stats.finalize_positives()
+        tally = stats.new_tally()
+        stats.add_negatives(tally, on_grid, flat_positive)
+        stats.merge(tally)
+        return stats.compute(fpr_limit=self.protocol.fpr_limit).aupro
 
     def end_pass1(self) -> None:
         """Nothing to do between the passes."""

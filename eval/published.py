@@ -11,13 +11,16 @@ import csv
 from dataclasses import dataclass
 from importlib import resources
 
+from .metric_names import Metric
+
 __all__ = ["PublishedRow", "PUBLISHED_SOURCE", "published_rows"]
 
 PUBLISHED_SOURCE = ("3CAD paper (AAAI 2025), results tables and README; authors' protocol, "
                     "checkpoints chosen by the authors")
 
-_COLUMNS = {"pixel_auroc": "pixel_auroc", "pixel_ap": "pixel_ap", "image_auroc": "image_auroc",
-            "aupro_paper": "aupro"}
+# column of the data file -> the metric it holds (the paper reports the authors' per-image PRO as AUPRO)
+_COLUMNS = {"pixel_auroc": Metric.PIXEL_AUROC, "pixel_ap": Metric.PIXEL_AP, "image_auroc": Metric.IMAGE_AUROC,
+            "aupro_paper": Metric.AUPRO}
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,6 @@ def published_rows() -> list[PublishedRow]:
         vals = {}
         for col, metric in _COLUMNS.items():
             raw = rec[col].strip()
-            vals[metric] = float("nan") if raw in ("", "-") else float(raw) / 100.0
+            vals[metric.value] = float("nan") if raw in ("", "-") else float(raw) / 100.0
         rows[name].values[rec["category"]] = vals
     return [rows[n] for n in order]

@@ -18,10 +18,14 @@ from typing import Any
 
 from threecad.errors import UsageError
 
-__all__ = ["VerifyReport", "verify_results", "compare_results"]
+__all__ = ["VerifyReport", "NoDatasetError", "verify_results", "compare_results"]
 
 NOT_COMPARED = ("created", "command", "data_root")
 MAX_SHOWN = 50
+
+
+class NoDatasetError(UsageError):
+    """No ground truth folder was given and none recorded still exists."""
 
 
 @dataclass
@@ -138,8 +142,9 @@ def verify_results(results_path: str | os.PathLike[str], submission: str | os.Pa
     Raises
     ------
     UsageError
-        ``results_path`` is not a readable results.json, records an unknown protocol, or
-        no dataset is found.
+        ``results_path`` is not a readable results.json or records an unknown protocol.
+    NoDatasetError
+        No dataset at ``data_root``, nor at the recorded folder or the default one.
     SubmissionError
         The submission cannot be scored any more (its problems listed).
     """
@@ -160,7 +165,8 @@ def verify_results(results_path: str | os.PathLike[str], submission: str | os.Pa
         report.notes.append(f"recorded with threecad {recorded.get('threecad_version')}, verified with {__version__}")
     root = _recorded_root(recorded, data_root)
     if not root.is_dir():
-        raise UsageError(f"no dataset at {root} (the ground truth {path} was scored against); give its folder")
+        raise NoDatasetError(f"no dataset at {root}; {path} was scored against "
+                             f"{recorded['ground_truth'].get('data_root')!s}: give the dataset's folder")
     report.data_root = str(root)
     categories = list(recorded["categories"])
     observer = None

@@ -100,3 +100,6 @@ def test_readme_verify_runs_without_data_root(sample_root, tmp_path, capsys, mon
     moved.write_text(json.dumps(obj))
     with pytest.raises(UsageError, match="no dataset at"):
         verify_results(moved, a)
+    assert main(["verify", str(moved), str(a), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "no dataset at" in err and "--data-root" in err and "Traceback" not in err
