@@ -188,7 +188,7 @@ def score_leaderboard(paths: Sequence[str | os.PathLike[str]], data_root: str | 
                 entry.observer = BootstrapObserver(protocol, n_resamples=n_resamples, seed=seed,
                                                    confidence=confidence, max_levels=max_levels)
 
-        used: set[str] = set()
+        used: set[str] = {name.lower() for name in LEADERBOARD_FILES}  # a method called leaderboard.md
         for e in entries:
             e.slug = _slug(e.method, used)
         pairs = [(_find_entry(entries, a), _find_entry(entries, b)) for a, b in compare]  # fail early

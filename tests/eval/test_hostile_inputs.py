@@ -298,6 +298,8 @@ def test_class9_one_bad_submission_never_stops_a_leaderboard(tmp_path, manifest,
     long_name = "A very | long `method` name\nwith a newline " + "x" * 400
     subs["long"] = write_submission(tmp_path / "long", manifest)
     (subs["long"] / fmt.META_FILE).write_text(json.dumps({"format_version": 1, "method": long_name}))
+    subs["clash"] = write_submission(tmp_path / "clash", manifest)  # its folder would take the table's name
+    (subs["clash"] / fmt.META_FILE).write_text(json.dumps({"method": "leaderboard.md"}))
     subs["fifo"] = write_submission(tmp_path / "fifo", manifest)
     os.mkfifo(subs["fifo"] / fmt.SCORES_FILE)
     subs["npy3"] = write_submission(tmp_path / "npy3", manifest)
@@ -317,7 +319,7 @@ def test_class9_one_bad_submission_never_stops_a_leaderboard(tmp_path, manifest,
 
     board = score_leaderboard([str(p) for p in subs.values()], tree.root, workers=1, command=["t"])
     status = {Path(e.source).name: e.status for e in board.entries}
-    assert status == {"good": "scored", "long": "scored", "fifo": "invalid", "npy3": "invalid",
+    assert status == {"good": "scored", "long": "scored", "clash": "scored", "fifo": "invalid", "npy3": "invalid",
                       "nested": "invalid", "loop": "invalid", "dup.zip": "invalid"}
     by = {Path(e.source).name: e for e in board.entries}
     assert fmt.NOT_REGULAR_FILE in kinds(by["fifo"].problems) and "bad_map" in kinds(by["npy3"].problems)
@@ -326,6 +328,7 @@ def test_class9_one_bad_submission_never_stops_a_leaderboard(tmp_path, manifest,
     paths = write_leaderboard(board, tmp_path / "lb")
     assert all(len(p.name) <= 255 and len(p.parent.name) <= 255 for p in paths)
     assert by["long"].results is not None and len(by["long"].slug) <= 64
+    assert (tmp_path / "lb" / "leaderboard.md").is_file() and by["clash"].slug == "leaderboard.md-2"
     md = (tmp_path / "lb" / "leaderboard.md").read_text()
     rows = [ln for ln in md.splitlines() if ln.startswith("| A very")]
     assert rows and all(ln.count(" | ") == rows[0].count(" | ") for ln in rows)  # one cell, table intact
