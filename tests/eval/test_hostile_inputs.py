@@ -39,9 +39,10 @@ def npy_bytes(header: dict, version: tuple[int, int] = (1, 0), data: bytes = b""
     return b"\x93NUMPY" + bytes(version) + length + text + data
 
 
-def tiff_bytes(width: int, height: int, *, bits: int = 32, sample_format: int = 3, data: bytes = b"\0" * 16) -> bytes:
+def tiff_bytes(width: int, height: int, *, bits: int = 32, sample_format: int = 3, data: bytes = b"\0" * 16,
+               compression: int = 1) -> bytes:
     """A little-endian single-strip TIFF whose header claims ``width`` x ``height``."""
-    entries = [(256, 4, 1, width), (257, 4, 1, height), (258, 3, 1, bits), (259, 3, 1, 1), (262, 3, 1, 1),
+    entries = [(256, 4, 1, width), (257, 4, 1, height), (258, 3, 1, bits), (259, 3, 1, compression), (262, 3, 1, 1),
                (273, 4, 1, 0), (277, 3, 1, 1), (278, 4, 1, height), (279, 4, 1, len(data)), (339, 3, 1, sample_format)]
     ifd_offset = 8
     data_offset = ifd_offset + 2 + 12 * len(entries) + 4
@@ -233,6 +234,9 @@ def test_class2_oversized_scores_and_metadata_are_not_read(tmp_path, manifest):
     (lambda: png_bytes(10, 10, bit_depth=4), "4-bit grey PNG"),
     (lambda: tiff_bytes(60000, 60000), "more than the limit"),
     (lambda: tiff_bytes(4000, 4000), "more than the file holds"),
+    (lambda: tiff_bytes(4000, 4000, compression=8), "more than the file holds"),
+    (lambda: tiff_bytes(4000, 4000, compression=5), "more than the file holds"),
+    (lambda: tiff_bytes(40, 40, compression=8), "cannot decode TIFF"),
     (lambda: tiff_bytes(10, 10, bits=64), "unsupported TIFF sample type|cannot decode"),
 ])
 def test_class2_png_and_tiff_with_lying_headers(tmp_path, make, words):
