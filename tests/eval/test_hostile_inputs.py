@@ -380,3 +380,11 @@ def test_class9_non_utf8_file_name_and_method_do_not_crash_the_leaderboard_files
     paths = write_leaderboard(board, tmp_path / "lb")
     md = (tmp_path / "lb" / "leaderboard.md").read_text(encoding="utf-8")
     assert "\\udcff\\udcfe.npy" in md and len(paths) >= 4
+
+
+def test_class3_links_in_ignored_places_are_not_problems(tmp_path, manifest):
+    preds = write_submission(tmp_path / "sub", manifest)
+    (preds / "results").mkdir()
+    os.symlink(tmp_path, preds / "results" / "elsewhere")
+    os.symlink(tmp_path, preds / ".cache")
+    assert load_submission(preds, manifest).categories == (CS, IS)
