@@ -61,6 +61,8 @@ UNREADABLE_MAP = "unreadable_map"
 
 _NPY_MAX_HEADER = 10_000  # as numpy.load's default max_header_size
 _DEFLATE_MAX_RATIO = 1032  # deflate never expands data by more (a PNG claiming more pixels is forged)
+# TIFF Compression tag -> the most its decoder can expand data: none, LZW, PackBits, deflate (two codes)
+_TIFF_MAX_RATIO = {1: 1, 5: 4096, 32773: 64, 8: _DEFLATE_MAX_RATIO, 32946: _DEFLATE_MAX_RATIO}
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK\x03\x04"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -325,9 +327,10 @@ def _read_tiff(path: Path, fh: IO[bytes]) -> np.ndarray:
             if expected is None:
                 raise MapReadError(path, f"unsupported TIFF sample type (SampleFormat {sample_format}, "
                                          f"{bits} bits); save a single-channel float32 TIFF", BAD_MAP)
-            if _first(tags.get(259, 1)) == 1 and im.size[0] * im.size[1] * bits > 8 * _file_size(fh):
-                raise MapReadError(path, f"the header announces {im.size[0]} x {im.size[1]} uncompressed pixels, "
-                                         f"more than the file holds (truncated or forged)", UNREADABLE_MAP)
+            ratio = _TIFF_MAX_RATIO.get(_first(tags.get(259, 1)))
+            if ratio is not None and im.size[0] * im.size[1] * bits > 8 * ratio * _file_size(fh):
+                raise MapReadError(path, f"the header announces {im.size[0]} x {im.size[1]} pixels, more than "
+                                         f"the file holds (truncated or forged)", UNREADABLE_MAP)
             arr = np.array(im)
     except MapReadError:
         raise

@@ -259,10 +259,14 @@ def _explain_no_category(root: Path) -> str:
 
 
 def _links_outside(root: Path) -> list[tuple[Path, str]]:
-    """Symbolic links under ``root`` (itself resolved) whose target lies outside it (or cannot be resolved)."""
+    """Symbolic links under ``root`` (itself resolved) whose target lies outside it (or cannot be resolved).
+
+    Hidden entries and the top-level ``results/`` folder are never read, so they are not searched.
+    """
     found = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        for name in sorted(dirnames + filenames):
+        dirnames[:] = [d for d in dirnames if not _hidden(d) and not (dirpath == str(root) and d == RESULTS_DIR)]
+        for name in sorted(dirnames + [f for f in filenames if not _hidden(f)]):
             path = Path(dirpath) / name
             if path.is_symlink():
                 try:

@@ -87,3 +87,17 @@ def test_reader_errors_survive_pickling():
     assert isinstance(err, MapReadError) and (err.kind, err.message, str(err)) == (
         "unreadable_map", "truncated", "/x/m.npy: truncated")
     assert err.problems[0].path.name == "m.npy"
+
+
+def test_the_writer_snippet_of_the_format_doc_makes_a_valid_submission(tmp_path, manifest, monkeypatch):
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "submission-format.md").read_text()
+    (snippet,) = re.findall(r"```python\n(.*?)```", doc, re.S)
+    predictions = [(r.category, r.folder, r.stem, np.random.default_rng(0).random((8, 10)))
+                   for r in _test_rows(manifest).itertuples()]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(snippet, "submission-format.md", "exec"), {"predictions": predictions})
+    sub = load_submission(tmp_path / "my_method", manifest, check_contents=True, workers=1)
+    assert sub.meta.method == "my-method" and len(sub.scores) == len(predictions)

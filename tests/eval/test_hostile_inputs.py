@@ -39,9 +39,10 @@ def npy_bytes(header: dict, version: tuple[int, int] = (1, 0), data: bytes = b""
     return b"\x93NUMPY" + bytes(version) + length + text + data
 
 
-def tiff_bytes(width: int, height: int, *, bits: int = 32, sample_format: int = 3, data: bytes = b"\0" * 16) -> bytes:
+def tiff_bytes(width: int, height: int, *, bits: int = 32, sample_format: int = 3, data: bytes = b"\0" * 16,
+               compression: int = 1) -> bytes:
     """A little-endian single-strip TIFF whose header claims ``width`` x ``height``."""
-    entries = [(256, 4, 1, width), (257, 4, 1, height), (258, 3, 1, bits), (259, 3, 1, 1), (262, 3, 1, 1),
+    entries = [(256, 4, 1, width), (257, 4, 1, height), (258, 3, 1, bits), (259, 3, 1, compression), (262, 3, 1, 1),
                (273, 4, 1, 0), (277, 3, 1, 1), (278, 4, 1, height), (279, 4, 1, len(data)), (339, 3, 1, sample_format)]
     ifd_offset = 8
     data_offset = ifd_offset + 2 + 12 * len(entries) + 4
@@ -233,6 +234,9 @@ def test_class2_oversized_scores_and_metadata_are_not_read(tmp_path, manifest):
     (lambda: png_bytes(10, 10, bit_depth=4), "4-bit grey PNG"),
     (lambda: tiff_bytes(60000, 60000), "more than the limit"),
     (lambda: tiff_bytes(4000, 4000), "more than the file holds"),
+    (lambda: tiff_bytes(4000, 4000, compression=8), "more than the file holds"),
+    (lambda: tiff_bytes(4000, 4000, compression=5), "more than the file holds"),
+    (lambda: tiff_bytes(40, 40, compression=8), "cannot decode TIFF"),
     (lambda: tiff_bytes(10, 10, bits=64), "unsupported TIFF sample type|cannot decode"),
 ])
 def test_class2_png_and_tiff_with_lying_headers(tmp_path, make, words):
@@ -298,6 +302,8 @@ def test_class9_one_bad_submission_never_stops_a_leaderboard(tmp_path, manifest,
     long_name = "A very | long `method` name\nwith a newline " + "x" * 400
     subs["long"] = write_submission(tmp_path / "long", manifest)
     (subs["long"] / fmt.META_FILE).write_text(json.dumps({"format_version": 1, "method": long_name}))
+    subs["clash"] = write_submission(tmp_path / "clash", manifest)  # its folder would take the table's name
+    (subs["clash"] / fmt.META_FILE).write_text(json.dumps({"method": "leaderboard.md"}))
     subs["fifo"] = write_submission(tmp_path / "fifo", manifest)
     os.mkfifo(subs["fifo"] / fmt.SCORES_FILE)
     subs["npy3"] = write_submission(tmp_path / "npy3", manifest)
@@ -317,7 +323,7 @@ def test_class9_one_bad_submission_never_stops_a_leaderboard(tmp_path, manifest,
 
     board = score_leaderboard([str(p) for p in subs.values()], tree.root, workers=1, command=["t"])
     status = {Path(e.source).name: e.status for e in board.entries}
-    assert status == {"good": "scored", "long": "scored", "fifo": "invalid", "npy3": "invalid",
+    assert status == {"good": "scored", "long": "scored", "clash": "scored", "fifo": "invalid", "npy3": "invalid",
                       "nested": "invalid", "loop": "invalid", "dup.zip": "invalid"}
     by = {Path(e.source).name: e for e in board.entries}
     assert fmt.NOT_REGULAR_FILE in kinds(by["fifo"].problems) and "bad_map" in kinds(by["npy3"].problems)
@@ -326,6 +332,7 @@ def test_class9_one_bad_submission_never_stops_a_leaderboard(tmp_path, manifest,
     paths = write_leaderboard(board, tmp_path / "lb")
     assert all(len(p.name) <= 255 and len(p.parent.name) <= 255 for p in paths)
     assert by["long"].results is not None and len(by["long"].slug) <= 64
+    assert (tmp_path / "lb" / "leaderboard.md").is_file() and by["clash"].slug == "leaderboard.md-2"
     md = (tmp_path / "lb" / "leaderboard.md").read_text()
     rows = [ln for ln in md.splitlines() if ln.startswith("| A very")]
     assert rows and all(ln.count(" | ") == rows[0].count(" | ") for ln in rows)  # one cell, table intact
@@ -373,3 +380,11 @@ def test_class9_non_utf8_file_name_and_method_do_not_crash_the_leaderboard_files
     paths = write_leaderboard(board, tmp_path / "lb")
     md = (tmp_path / "lb" / "leaderboard.md").read_text(encoding="utf-8")
     assert "\\udcff\\udcfe.npy" in md and len(paths) >= 4
+
+
+def test_class3_links_in_ignored_places_are_not_problems(tmp_path, manifest):
+    preds = write_submission(tmp_path / "sub", manifest)
+    (preds / "results").mkdir()
+    os.symlink(tmp_path, preds / "results" / "elsewhere")
+    os.symlink(tmp_path, preds / ".cache")
+    assert load_submission(preds, manifest).categories == (CS, IS)

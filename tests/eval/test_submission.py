@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import cv2
@@ -16,7 +15,7 @@ from threecad.eval.mapio import read_map
 from threecad.eval.submission import Submission, SubmissionError, SubmissionMeta, load_submission
 from tests.conftest import box_mask
 from threecad.categories import CATEGORIES
-from threecad.errors import DataError, UsageError
+from threecad.errors import BadFileError, DataError, UsageError
 from threecad.manifest import scan
 
 CS, IS = "Copper_Stator", "Iron_Stator"
@@ -215,7 +214,11 @@ def test_progress_bar(tmp_path, manifest, capsys):
     assert "checking maps" in capsys.readouterr().err
 
 
-def test_full_size_structural_check_is_fast(tmp_path):
+def test_full_size_structural_check_opens_no_file(tmp_path, monkeypatch):
+    """The structural check of a full-size submission lists folders only (its speed: scripts/ benchmarks)."""
+    import threecad.eval.format as fmt_module
+    import threecad.eval.mapio as mapio
+
     rows = []
     for cat in CATEGORIES:
         for i in range(cat.test):
@@ -230,11 +233,19 @@ def test_full_size_structural_check_is_fast(tmp_path):
     for r in rows:
         with open(preds / f"{r['image_id']}.npy", "wb"):
             pass
-    start = time.perf_counter()
+    opened = []
+
+    def spy(path, kind, **kwargs):
+        opened.append(path)
+        raise BadFileError(path, "not opened in this test", kind)
+
+    for module in (fmt_module, mapio):
+        monkeypatch.setattr(module, "open_regular", spy)
     sub = load_submission(preds, manifest)
-    elapsed = time.perf_counter() - start
-    assert len(sub.maps) == 16546
-    assert elapsed < 3.0, elapsed  # typically ~0.15 s
+    assert len(sub.maps) == 16546 and not opened
+    with pytest.raises(SubmissionError):  # the spy sees the reads of the full check
+        load_submission(preds, manifest, check_contents=True, workers=1)
+    assert len(opened) == 16546
 
 
 # ---------------------------------------------------------------- usage errors

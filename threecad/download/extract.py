@@ -9,8 +9,9 @@ would silently win), device files, fifos, sockets, encrypted zip members and uns
 compression methods. The total uncompressed size is capped up front (from the headers: the
 total, optionally the expansion ratio against the archive's size, and the free space of the
 destination) and again while writing (counting the bytes actually written, per member against
-its declared size and in total), so a zip bomb is refused before anything is written. Files are written by this module (never ``extractall``); symbolic links
-are created last, so nothing is ever written through one; hard links become copies.
+its declared size and in total), so a zip bomb is refused before anything is written. Files are
+written by this module (never ``extractall``); symbolic links are created last, so nothing is
+ever written through one; hard links become copies.
 ``__MACOSX/`` resource-fork folders are skipped.
 """
 
@@ -321,6 +322,8 @@ class Archive:
         max_ratio : float, optional
             Most bytes declared per byte of the archive file (a zip bomb's expansion),
             enforced only when the total exceeds ``ratio_floor`` bytes.
+        ratio_floor : int
+            Totals up to this many bytes are not checked against ``max_ratio``.
         max_members : int, optional
             Most members.
 
