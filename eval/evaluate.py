@@ -43,7 +43,7 @@ from .mapio import MapReadError, read_map
 from .metrics import average_precision, roc_auc
 from .paper import mean_pro_paper, per_image_pro_paper, resize_map_paper, resize_mask_paper
 from .pixels import ImagePositives, PixelStats
-from .protocols import IMAGE_SCORE_AS_SUBMITTED, Protocol
+from .protocols import IMAGE_LABEL_FOLDER, IMAGE_SCORE_AS_SUBMITTED, Protocol
 from .submission import Submission, SubmissionError
 
 __all__ = ["ImageRecord", "CategoryEvaluation", "evaluate_submission", "summarize_category",
@@ -271,12 +271,11 @@ def image_truth(row: dict[str, Any], protocol: Protocol) -> ImageTruth:
             return bad(Path(row["mask_paths"][0]),
                        f"mask is {mask.shape[0]}x{mask.shape[1]}, image {shape[0]}x{shape[1]}")
         gt = mask if mask is not None else np.zeros(shape, np.uint8)
-        label = int(defect)
     else:
         gt = resize_mask_paper(mask, size=grid, image_id=row["image_id"]) if mask is not None \
             else np.zeros((grid, grid), bool)
-        label = int(gt.any())
     positives = truth_positives(gt, protocol)
+    label = int(defect) if protocol.image_label == IMAGE_LABEL_FOLDER else int(positives.flat_index.size > 0)
     return ImageTruth(row["image_id"], row["folder"], types, defect, shape, label, positives, mask_digests)
 
 
