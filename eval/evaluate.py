@@ -7,8 +7,16 @@ category is collected first: if there is any, :class:`SubmissionError` lists the
 nothing is scored. Pass 2 reads the maps again and counts their normal pixels; the
 counts are integers, so threads and order do not change the result.
 
-Masks are read once: pass 1 keeps the anomalous pixels' flat indices, which is all
-pass 2 needs of the ground truth.
+Masks are decoded once: pass 1 keeps the anomalous pixels' flat indices, which is all
+pass 2 needs of the ground truth. Maps are kept between the passes within a fixed budget
+(each as read or on the grid, whichever is smaller) and brought onto the grid again by the
+same deterministic rule; the rest are read again. Then the category's metrics and its
+breakdowns are computed (``CategoryEvaluation.summary``). Every phase (read, sort, count,
+metrics) has its progress bar.
+
+The protocol's settings drive the ground truth: the grid, which masks are read (the union,
+or the image's own-folder mask for ``paper``), the region connectivity and the size
+classes (:func:`truth_positives`), the image label and the image score rule.
 
 The work on one image is split in two pieces shared with the Dask path
 (:mod:`eval.distributed`), so that both give bit-identical results:
