@@ -7,8 +7,16 @@ category is collected first: if there is any, :class:`SubmissionError` lists the
 nothing is scored. Pass 2 reads the maps again and counts their normal pixels; the
 counts are integers, so threads and order do not change the result.
 
-Masks are read once: pass 1 keeps the anomalous pixels' flat indices, which is all
-pass 2 needs of the ground truth.
+Masks are decoded once: pass 1 keeps the anomalous pixels' flat indices, which is all
+pass 2 needs of the ground truth. Maps are kept between the passes within a fixed budget
+(each as read or on the grid, whichever is smaller) and brought onto the grid again by the
+same deterministic rule; the rest are read again. Then the category's metrics and its
+breakdowns are computed (``CategoryEvaluation.summary``). Every phase (read, sort, count,
+metrics) has its progress bar.
+
+The protocol's settings drive the ground truth: the grid, which masks are read (the union,
+or the image's own-folder mask for ``paper``), the region connectivity and the size
+classes (:func:`truth_positives`), the image label and the image score rule.
 
 The work on one image is split in two pieces shared with the Dask path
 (:mod:`eval.distributed`), so that both give bit-identical results:
@@ -44,7 +52,7 @@ from .mapio import MapReadError, read_map
 from .metrics import average_precision, roc_auc
 from .paper import mean_pro_paper, per_image_pro_paper, resize_map_paper, resize_mask_paper
 from .pixels import ImagePositives, PixelStats
-from .protocols import IMAGE_SCORE_AS_SUBMITTED, Protocol
+from .protocols import IMAGE_LABEL_FOLDER, IMAGE_SCORE_AS_SUBMITTED, Protocol
 from .submission import Submission, SubmissionError
 
 __all__ = ["ImageRecord", "CategoryEvaluation", "evaluate_submission", "summarize_category",
@@ -272,12 +280,11 @@ def image_truth(row: dict[str, Any], protocol: Protocol) -> ImageTruth:
             return bad(Path(row["mask_paths"][0]),
                        f"mask is {mask.shape[0]}x{mask.shape[1]}, image {shape[0]}x{shape[1]}")
         gt = mask if mask is not None else np.zeros(shape, np.uint8)
-        label = int(defect)
     else:
         gt = resize_mask_paper(mask, size=grid, image_id=row["image_id"]) if mask is not None \
             else np.zeros((grid, grid), bool)
-        label = int(gt.any())
     positives = truth_positives(gt, protocol)
+    label = int(defect) if protocol.image_label == IMAGE_LABEL_FOLDER else int(positives.flat_index.size > 0)
     return ImageTruth(row["image_id"], row["folder"], types, defect, shape, label, positives, mask_digests)
 
 

@@ -31,7 +31,13 @@ import numpy as np
 from threecad.errors import UsageError
 from threecad.regions import MEDIUM_MAX_AREA, SIZE_CLASSES, SMALL_MAX_AREA
 
-__all__ = ["Protocol", "PROTOCOLS", "get_protocol", "IMAGE_SCORE_AS_SUBMITTED", "IMAGE_SCORE_ON_GRID"]
+__all__ = ["Protocol", "PROTOCOLS", "get_protocol", "IMAGE_SCORE_AS_SUBMITTED", "IMAGE_SCORE_ON_GRID",
+           "IMAGE_LABEL_FOLDER", "IMAGE_LABEL_RESIZED_MASK"]
+
+IMAGE_LABEL_FOLDER = "folder"
+"""``Protocol.image_label``: an image is defective when its folder is not ``good``."""
+IMAGE_LABEL_RESIZED_MASK = "resized_mask"
+"""``Protocol.image_label``: an image is defective when its mask on the grid has a defect pixel."""
 
 IMAGE_SCORE_AS_SUBMITTED = "scores.csv, else max of the map as submitted"
 """``Protocol.image_score``: without scores.csv, the maximum of the map at its own size."""
@@ -64,6 +70,13 @@ class Protocol:
                              f"{self.small_max_area} and {self.medium_max_area}")
         if not 0.0 < self.fpr_limit <= 1.0:
             raise ValueError(f"fpr_limit must be in (0, 1], got {self.fpr_limit}")
+        if self.image_label not in (IMAGE_LABEL_FOLDER, IMAGE_LABEL_RESIZED_MASK):
+            raise ValueError(f"image_label must be {IMAGE_LABEL_FOLDER!r} or {IMAGE_LABEL_RESIZED_MASK!r}, "
+                             f"got {self.image_label!r}")
+        if self.image_score not in (IMAGE_SCORE_AS_SUBMITTED, IMAGE_SCORE_ON_GRID):
+            raise ValueError(f"unknown image_score rule {self.image_score!r}")
+        if self.aupro not in ("mvtec", "paper_per_image"):
+            raise ValueError(f"aupro must be 'mvtec' or 'paper_per_image', got {self.aupro!r}")
 
     @property
     def area_ranges(self) -> dict[str, tuple[float, float]]:
@@ -109,13 +122,13 @@ class Protocol:
 PROTOCOLS: dict[str, Protocol] = {
     "standard": Protocol(
         name="standard", grid="native", map_resize="bilinear (float64) when the size differs",
-        mask_resize="none (union of every mask of the image, > 0)", image_label="folder",
+        mask_resize="none", image_label=IMAGE_LABEL_FOLDER,
         image_score=IMAGE_SCORE_AS_SUBMITTED, aupro="mvtec"),
     "paper": Protocol(
         name="paper", grid="256x256", map_resize="bilinear (float64) when not 256x256",
         mask_resize="the image's own-folder mask only, as stored; PIL nearest to 256x256, then ToTensor "
                     "(8-bit values / 255) > 0.5",
-        image_label="resized_mask", image_score=IMAGE_SCORE_ON_GRID, aupro="paper_per_image",
+        image_label=IMAGE_LABEL_RESIZED_MASK, image_score=IMAGE_SCORE_ON_GRID, aupro="paper_per_image",
         pro_thresholds=200),
 }
 

@@ -132,3 +132,20 @@ def test_paper_image_score_is_the_max_of_the_grid_map(two_type_tree):
     assert on_grid.shape == (256, 256) and scored.score == on_grid.max() < 10.0
     assert score_image(amap, image_truth(row, STANDARD), None, "", STANDARD)[0].score == 10.0
     assert score_image(amap, truth, 0.25, "", PAPER)[0].score == 0.25  # scores.csv wins
+
+
+def test_the_image_label_rule_is_read_from_the_protocol(two_type_tree):
+    row = rows_of(two_type_tree.root)["000003"]  # defective by folder, 0/1 mask
+    assert image_truth(row, PAPER).label == 0
+    assert image_truth(row, replace(PAPER, image_label="folder")).label == 1
+    good = rows_of(two_type_tree.root)["000001"]
+    assert image_truth(good, replace(STANDARD, image_label="resized_mask")).label == 0
+
+
+def test_standard_settings_as_recorded_are_unchanged():
+    """results.json of the standard protocol records exactly these settings."""
+    assert STANDARD.to_dict() == {
+        "name": "standard", "grid": "native", "map_resize": "bilinear (float64) when the size differs",
+        "mask_resize": "none", "image_label": "folder",
+        "image_score": "scores.csv, else max of the map as submitted", "aupro": "mvtec", "fpr_limit": 0.3,
+        "pro_thresholds": None, "connectivity": 8, "small_max_area": 1024, "medium_max_area": 9216}
