@@ -33,6 +33,7 @@ from threecad.categories import CATEGORIES
 from threecad.errors import UsageError
 from threecad.hashing import bytes_sha256, file_sha256
 
+from .format import safe_cell
 from .metric_names import METRICS, Metric, display_name
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -268,7 +269,7 @@ class Results:
 
     def to_markdown(self) -> str:
         """results.md: the paper's two tables, then the per-type and per-size breakdowns."""
-        out = [f"# {self.method}", "", render_tables(self)]
+        out = [f"# {safe_cell(self.method, max_len=200)}", "", render_tables(self)]
         for table in breakdown_tables(self):
             out += ["", table.to_markdown().rstrip("\n")]
         return "\n".join(out).rstrip() + "\n"
@@ -458,7 +459,7 @@ def paper_values(results: Results) -> dict[str, dict[str, float]]:
 def render_tables(results: "Results | Mapping[str, Any]", *, markdown: bool = True) -> str:
     """The paper's two tables for one method (percent, one decimal), Markdown or aligned text."""
     results = _as_results(results)
-    tables = paper_tables([PaperRow(results.method, paper_values(results))], protocol_name=results.protocol_name,
+    tables = paper_tables([PaperRow(safe_cell(results.method), paper_values(results))], protocol_name=results.protocol_name,
                           aupro=str(results.protocol.get("aupro", "mvtec")))
     out = "\n".join(t.render(markdown) for t in tables)
     n = int(results.mean.get("n_categories", len(results.categories)))
