@@ -136,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--categories", nargs="+", metavar="NAME", help="only these categories (e.g. ACC,AI or ACC AI)")
     p.add_argument("--label-map", metavar="FILE", help="extra Pinyin->English defect names for the tree")
     p.add_argument("--json", action="store_true", help="print results.json instead of the tables")
+    p.add_argument("--plots", metavar="DIR", help="write ROC, PR, PRO and image ROC curves (PNG, every category) into DIR")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="threads in this process (default: all CPUs)")
     cluster = p.add_mutually_exclusive_group()

@@ -100,16 +100,28 @@ def run(args) -> int:
         if n_workers is not None and n_workers < 1:
             raise UsageError(f"--workers needs at least 1 worker, got {n_workers}")
     categories = categories_from_args(args)
+    curves = None
+    if getattr(args, "plots", None):  # the curves are kept while each category is scored, in this process
+        if scheduler or n_workers is not None:
+            raise UsageError("--plots draws the curves in this process; drop --workers/--scheduler")
+        from threecad.eval.figures import CurveCollector
+        from threecad.eval.protocols import get_protocol
+
+        curves = CurveCollector(fpr_limit=get_protocol(args.protocol).fpr_limit)
     start = time.perf_counter()
     report: dict = {}
     with submission_folder(preds) as folder:
         results = score_submission(folder, data_root, protocol_name=args.protocol, categories=categories,
                                    label_map=label_map_from_args(args), workers=args.threads,
                                    progress=show_progress(args), command=["threecad", *sys.argv[1:]],
-                                   scheduler=scheduler, n_workers=n_workers, report=report)
+                                   scheduler=scheduler, n_workers=n_workers, report=report, observer=curves)
     out = Path(args.out) if args.out else \
         (preds / "results" if preds.is_dir() else preds.with_name(f"{preds.name.removesuffix('.zip')}-results"))
     paths = write_results(results, out)
+    if curves is not None:
+        from threecad.eval.figures import write_curve_plots
+
+        paths += write_curve_plots(curves.curves, args.plots, method=results["method"])
     if args.json:
         sys.stdout.write(results_json(results))
     else:
