@@ -279,6 +279,8 @@ class CurveCollector(ImageObserver):
 
 # drawing ---------------------------------------------------------------------------------
 
+_SHORT = {"roc": ("FPR", "TPR"), "pr": ("recall", "precision"), "pro": ("FPR", "PRO"),
+          "image_roc": ("FPR (good images)", "TPR (defective images)")}
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22")
 
@@ -299,10 +301,8 @@ def _label(name: str, curve: Curve, kind: str) -> str:
 
 
 def _draw(ax, curve: Curve | None, label: str, kind: str, color: str) -> None:
-    if curve is None:
-        return
-    drawstyle = "default"
-    ax.plot(curve.x, curve.y, color=color, linewidth=1.4, label=_label(label, curve, kind), drawstyle=drawstyle)
+    if curve is not None:
+        ax.plot(curve.x, curve.y, color=color, linewidth=1.4, label=_label(label, curve, kind))
 
 
 def _one_figure(curves: Sequence[CategoryCurves], kind: str, method: str = ""):
@@ -377,26 +377,35 @@ def method_curve_figures(curves: Mapping[str, Mapping[str, CategoryCurves]], cat
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
+    from matplotlib.lines import Line2D
+
     out: dict[str, bytes] = {}
     methods = list(curves)
+    colors = {m: _COLORS[k % len(_COLORS)] for k, m in enumerate(methods)}
     for kind in CURVE_KINDS:
         if not any(c.get(kind) is not None for m in methods for c in curves[m].values()):
             continue
-        fig, axes = panels(len(categories), width=3.6, height=3.3)
+        fig, axes = panels(len(categories), width=3.0, height=2.9)
         for ax, folder in zip(axes, categories):
-            limit = 0.3
-            code = folder
-            for k, m in enumerate(methods):
+            limit, code = 0.3, folder
+            for m in methods:
                 cc = curves[m].get(folder)
                 if cc is None:
                     continue
                 limit, code = cc.fpr_limit, cc.code
-                _draw(ax, cc.get(kind), m, kind, _COLORS[k % len(_COLORS)])
+                curve = cc.get(kind)
+                if curve is not None:
+                    ax.plot(curve.x, curve.y, color=colors[m], linewidth=1.3)
             _style_axes(ax, kind, limit)
+            ax.set_xlabel(_SHORT[kind][0], fontsize=8)
+            ax.set_ylabel(_SHORT[kind][1], fontsize=8)
+            ax.tick_params(labelsize=7)
             ax.set_title(code, fontsize=10)
-            if ax.get_legend_handles_labels()[0]:
-                ax.legend(fontsize=6.5, loc="lower right" if kind != "pr" else "lower left")
-        fig.suptitle(_AXES[kind][0] + " per category, one line per method", fontsize=11)
+        handles = [Line2D([], [], color=colors[m], linewidth=2) for m in methods]
+        fig.legend(handles, methods, loc="outside lower center", ncol=min(3, len(methods)), fontsize=8,
+                   frameon=False)
+        fig.suptitle(_AXES[kind][0] + (f" up to FPR {limit:g}" if kind == "pro" else "")
+                     + " per category, one line per method", fontsize=11)
         buf = io.BytesIO()
         fig.savefig(buf, format=fmt, dpi=80, bbox_inches="tight")
         plt.close(fig)

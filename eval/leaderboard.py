@@ -62,6 +62,7 @@ class Entry:
     submission: Submission | None = None
     observer: BootstrapObserver | None = None
     slug: str = ""
+    curves: dict[str, Any] = field(default_factory=dict)  # folder -> figures.CategoryCurves (keep_curves)
 
     def invalidate(self, reason: str, problems: Sequence[Problem] = ()) -> None:
         """Mark the entry invalid (its results are dropped)."""
@@ -121,7 +122,8 @@ def score_leaderboard(paths: Sequence[str | os.PathLike[str]], data_root: str | 
                       command: Sequence[str] | None = None, n_resamples: int = 0, seed: int = 0,
                       confidence: float = 0.95, compare: Sequence[tuple[str, str]] = (),
                       include_published: bool = False, max_levels: int = DEFAULT_MAX_LEVELS,
-                      rank_by: str = "pixel_auroc", tmp_dir: str | None = None) -> Leaderboard:
+                      rank_by: str = "pixel_auroc", tmp_dir: str | None = None,
+                      keep_curves: bool = False) -> Leaderboard:
     """Validate and score several submissions on one ground truth (see module doc).
 
     Parameters
@@ -135,6 +137,9 @@ def score_leaderboard(paths: Sequence[str | os.PathLike[str]], data_root: str | 
         ``n_resamples``.
     rank_by : str
         The mean metric that orders the scored entries (highest first; NaN last).
+    keep_curves : bool
+        Keep each entry's curves per category for drawing (``Entry.curves``, see
+        :func:`eval.figures.category_curves`).
 
     Raises
     ------
@@ -213,6 +218,10 @@ def score_leaderboard(paths: Sequence[str | os.PathLike[str]], data_root: str | 
                         log.warning("%s: invalid submission: %s", e.source, e.reason)
                         continue
                     evaluations[id(e)].append(ev)
+                    if keep_curves:
+                        from .figures import category_curves
+
+                        e.curves[folder] = category_curves(ev, fpr_limit=protocol.fpr_limit)
         # 3. results records (digests of the files, while zipped submissions are still extracted)
         cmd = list(command) if command is not None else list(sys.argv)
         for e in entries:

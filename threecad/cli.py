@@ -166,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--compare", nargs=2, action="append", metavar=("A", "B"),
                    help="paired bootstrap comparison of methods A and B (names or submission paths); repeatable")
+    p.add_argument("--html", metavar="DIR", help="also write DIR/index.html: one self-contained page (tables, curves)")
     p.add_argument("--rank-by", default="pixel_auroc",
                    choices=("pixel_auroc", "pixel_ap", "aupro", "image_auroc", "image_ap"),
                    help="the mean metric that orders the methods (default pixel_auroc)")
