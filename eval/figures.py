@@ -16,7 +16,9 @@ Curves per category (:class:`CategoryCurves`):
     Pixel precision-recall (recall, precision), starting at (0, 1) as scikit-learn's; the
     legend shows P-AP (step-wise, so not the area under the drawn polyline).
 ``pro``
-    PRO curve (FPR, PRO) up to the protocol's FPR limit (0.3); area / limit = AUPRO.
+    PRO curve (FPR, PRO) up to the protocol's FPR limit (0.3); area / limit = the pooled MVTec
+    AUPRO (``aupro`` of the standard protocol, ``aupro_mvtec`` of the paper protocol, whose
+    ``aupro`` is the authors' per-image PRO and has no single curve).
 ``image_roc``
     Image ROC (FPR, TPR) from the image scores and labels; its area is I-AUROC.
 
@@ -51,7 +53,7 @@ CURVE_FILES = {kind: f"{kind}_curves.png" for kind in CURVE_KINDS}
 _AXES = {  # kind -> (title, x label, y label, metric shown in the legend)
     "roc": ("Pixel ROC", "false positive rate (normal pixels)", "true positive rate (anomalous pixels)", "P-AUROC"),
     "pr": ("Pixel precision-recall", "recall", "precision", "P-AP"),
-    "pro": ("PRO curve", "false positive rate (normal pixels)", "per-region overlap (PRO)", "AUPRO"),
+    "pro": ("PRO curve", "false positive rate (normal pixels)", "per-region overlap (PRO)", "pooled AUPRO"),
     "image_roc": ("Image ROC", "false positive rate (good images)", "true positive rate (defective images)",
                   "I-AUROC"),
 }
@@ -320,7 +322,7 @@ def _one_figure(curves: Sequence[CategoryCurves], kind: str, method: str = ""):
         ax.legend(fontsize=8, loc="lower right" if kind != "pr" else "lower left")
     else:
         ax.text(0.5, 0.5, "undefined for these categories", ha="center", va="center", transform=ax.transAxes)
-    title = _AXES[kind][0] + (f" up to FPR {limit:g} (area / {limit:g} = AUPRO)" if kind == "pro" else "")
+    title = _AXES[kind][0] + (f" up to FPR {limit:g} (area / {limit:g} = pooled AUPRO)" if kind == "pro" else "")
     fig.suptitle(f"{title}{' — ' + method if method else ''}", fontsize=11)
     return fig
 
