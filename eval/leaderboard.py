@@ -92,6 +92,7 @@ class Entry:
     observer: BootstrapObserver | None = None
     table: ImageTableObserver | None = None
     slug: str = ""
+    curves: dict[str, Any] = field(default_factory=dict)  # folder -> figures.CategoryCurves (keep_curves)
 
     def __post_init__(self) -> None:
         self.method = self.method or self.name
@@ -210,7 +211,7 @@ def _open_entries(paths: Sequence[Any], evaluator: Evaluator, stack: ExitStack, 
 
 
 def _score_categories(entries: list[Entry], evaluator: Evaluator, scored_folders: list[str], workers: int,
-                      progress: bool) -> dict[int, list[CategoryEvaluation]]:
+                      progress: bool, keep_curves: bool = False) -> dict[int, list[CategoryEvaluation]]:
     """Step 2: category by category, the masks read once, every valid entry scored against them."""
     protocol = evaluator.protocol
     manifest = evaluator.manifest
@@ -242,6 +243,10 @@ def _score_categories(entries: list[Entry], evaluator: Evaluator, scored_folders
                     log.warning("%s: invalid submission: %s", e.source, e.reason)
                     continue
                 evaluations[id(e)].append(ev)
+                if keep_curves:
+                    from .figures import category_curves
+
+                    e.curves[folder] = category_curves(ev, fpr_limit=protocol.fpr_limit)
     return evaluations
 
 
@@ -264,7 +269,8 @@ def score_leaderboard(paths: Sequence[str | os.PathLike[str]], data_root: str | 
                       command: Sequence[str] | None = None, n_resamples: int = 0, seed: int = 0,
                       confidence: float = 0.95, compare: Sequence[tuple[str, str]] = (),
                       include_published: bool = False, max_levels: int = DEFAULT_MAX_LEVELS,
-                      rank_by: Metric | str = Metric.PIXEL_AUROC, tmp_dir: str | None = None) -> Leaderboard:
+                      rank_by: Metric | str = Metric.PIXEL_AUROC, tmp_dir: str | None = None,
+                      keep_curves: bool = False) -> Leaderboard:
     """Validate and score several submissions on one ground truth (see module doc).
 
     Parameters
@@ -278,6 +284,9 @@ def score_leaderboard(paths: Sequence[str | os.PathLike[str]], data_root: str | 
         needs ``n_resamples``.
     rank_by : Metric or str
         The mean metric that orders the scored entries (highest first; NaN last).
+    keep_curves : bool
+        Keep each entry's curves per category for drawing (``Entry.curves``, see
+        :func:`eval.figures.category_curves`).
 
     Raises
     ------
@@ -303,7 +312,7 @@ def score_leaderboard(paths: Sequence[str | os.PathLike[str]], data_root: str | 
         pairs = [(_find_entry(entries, a), _find_entry(entries, b)) for a, b in compare]  # fail early
         scored_folders = [c.folder for c in CATEGORIES
                           if any(c.folder in e.submission.categories for e in entries if e.scored)]
-        evaluations = _score_categories(entries, evaluator, scored_folders, workers, progress)
+        evaluations = _score_categories(entries, evaluator, scored_folders, workers, progress, keep_curves)
         _build_results(entries, evaluations, evaluator, cmd)
     gt = {e.results.ground_truth_sha256 for e in entries if e.results is not None}
     board = Leaderboard(protocol=protocol, entries=_ranked(entries, metric), rank_by=metric,

@@ -1,12 +1,18 @@
 #!/usr/bin/env python
-"""Browser check of ``threecad view``: the FiftyOne app really shows masks and heatmaps.
+"""Browser check of ``threecad view``: the FiftyOne app really shows masks, heatmaps, boxes and labels.
 
 Starts a private ``mongod`` (as the tests do), builds the dataset from a tiny synthetic
 sample (or ``--root``) with a synthetic submission (``eval/synthetic.py``), launches the app
 on 127.0.0.1 on a free port, opens it in Debian's headless Chromium (``/usr/bin/chromium``,
 driven by Playwright; Playwright's own browser download is never used), waits until the
-grid shows masks (red) and heatmaps (green) -- a real condition on the rendered pixels, not
-a sleep -- and saves a PNG. Requests that do not go to the app are refused (offline).
+grid shows, as the app opens by default, the mask outlines (red), the heatmaps (green), the
+region boxes (yellow outlines) with their defect-type labels (solid yellow label tags) and
+the images' defect types (solid blue pills) -- real conditions on the rendered pixels, not a
+sleep -- then opens the first sample and checks that its boxes carry their defect-type labels
+(solid yellow label tags in the sample view), and saves a PNG of the grid. Requests that do
+not go to the app are refused (offline). The browser starts as one that has already seen
+FiftyOne's one-time "Explore Enterprise" tooltip (a flag in its local storage, which no
+server setting can turn off); any other pop-up fails the check.
 Everything it writes besides the PNG lives in a temporary folder (HOME included).
 
     python scripts/app_screenshot.py --out docs/images/view.png
@@ -28,25 +34,59 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 DATASET = "threecad-app-check"
 MIN_PIXELS = 300  # of each overlay colour in the grid, for the check to pass
+MIN_LABEL_PIXELS = 150  # of solid label backgrounds (box labels, defect-type pills)
+OVERLAYS = ("mask outlines (red)", "heatmaps (green)", "region boxes (yellow)", "defect types (solid blue)")
+SEEN_TOOLTIP = "window.localStorage.setItem('fiftyone-enterprise-tooltip-seen', 'true')"
 
 
-def overlay_pixels(png: bytes) -> tuple[int, int]:
-    """(mask-red pixels, heatmap-green pixels) in the grid part of a screenshot."""
+def _solid(mask, size: int = 5) -> "object":
+    """Pixels of ``mask`` inside a solid ``size`` x ``size`` block (label backgrounds, not
+    the 2-3 px lines of boxes and outlines)."""
+    import cv2
+    import numpy as np
+
+    return cv2.erode(mask.astype(np.uint8), np.ones((size, size), np.uint8)) > 0
+
+
+def _rgb(png: bytes):
     import io
 
     import numpy as np
     from PIL import Image
 
     with Image.open(io.BytesIO(png)) as im:
-        a = np.asarray(im.convert("RGB"), dtype=np.int16)
-    grid = a[140:, 310:]  # right of the sidebar, below the toolbars
+        return np.asarray(im.convert("RGB"), dtype=np.int16)
+
+
+def _yellow(a):
+    r, g, b = a[..., 0], a[..., 1], a[..., 2]
+    return (r > 190) & (g > 160) & (b < 90) & (r - b > 120)   # #ffd400
+
+
+def overlay_pixels(png: bytes) -> tuple[int, int, int, int]:
+    """Pixels of each of :data:`OVERLAYS` in the grid part of a screenshot."""
+    import numpy as np
+
+    grid = _rgb(png)[140:, 310:]  # right of the sidebar, below the toolbars
     r, g, b = grid[..., 0], grid[..., 1], grid[..., 2]
     red = (r > 150) & (r - np.maximum(g, b) > 70)
     green = (g > 90) & (g - np.maximum(r, b) > 30)
-    return int(red.sum()), int(green.sum())
+    yellow = _yellow(grid)
+    blue = (b > 190) & (g > 140) & (r < 140) & (b - r > 90)     # #4fc3f7
+    return int(red.sum()), int(green.sum()), int((yellow & ~_solid(yellow)).sum()), int(_solid(blue).sum())
 
 
-def save_small_png(png: bytes, out: Path, limit: int = 1_000_000) -> int:
+def label_pixels(png: bytes, sidebar: int = 420) -> int:
+    """Solid yellow pixels (box label tags) in the image part of the sample view (left of its sidebar)."""
+    a = _rgb(png)
+    return int(_solid(_yellow(a[60:, : a.shape[1] - sidebar])).sum())
+
+
+def _enough(counts) -> bool:
+    return all(c >= (MIN_PIXELS if k < 3 else MIN_LABEL_PIXELS) for k, c in enumerate(counts))
+
+
+def save_small_png(png: bytes, out: Path, limit: int = 500_000) -> int:
     """Write the screenshot, as a 256-colour PNG when the full-colour one is over ``limit`` bytes."""
     import io
 
@@ -63,9 +103,24 @@ def save_small_png(png: bytes, out: Path, limit: int = 1_000_000) -> int:
     return len(buf.getvalue())
 
 
+def _sample_labels(page, deadline: float) -> tuple[int, bytes]:
+    """Open the first sample of the grid; wait until its boxes show their labels. Returns the
+    label pixels and the screenshot."""
+    page.locator("canvas").first.click()
+    labels, png = 0, b""
+    while time.monotonic() < deadline:
+        page.wait_for_timeout(500)
+        png = page.screenshot()
+        labels = label_pixels(png)
+        if labels >= MIN_LABEL_PIXELS:
+            break
+    return labels, png
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="docs/images/view.png", help="the PNG to write")
+    parser.add_argument("--sample-out", help="also write the PNG of the first sample's view (its labelled boxes)")
     parser.add_argument("--root", help="a 3CAD tree (default: a fresh tiny sample)")
     parser.add_argument("--categories", nargs="+", default=["ACC", "AI", "AP", "CS"],
                         help="categories shown (default ACC AI AP CS)")
@@ -132,6 +187,7 @@ def _shoot(args: argparse.Namespace, url: str, port: int, n_samples: int) -> int
                                     timeout=args.timeout * 1000)
         try:
             page = browser.new_page(viewport={"width": args.width, "height": args.height})
+            page.add_init_script(SEEN_TOOLTIP)
             page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(base)
                        else route.abort())
             page.set_default_timeout(args.timeout * 1000)
@@ -139,23 +195,33 @@ def _shoot(args: argparse.Namespace, url: str, port: int, n_samples: int) -> int
             # the grid: one canvas per tile once the lookers are mounted
             page.wait_for_function("n => document.querySelectorAll('canvas').length >= n",
                                    arg=min(6, n_samples))
-            red = green = 0
+            counts = (0,) * len(OVERLAYS)
             png = b""
             while time.monotonic() < deadline:
-                for text in ("Dismiss",):  # FiftyOne's promotional pop-up, when it shows
-                    button = page.get_by_text(text, exact=True)
-                    if button.count() and button.first.is_visible():
-                        button.first.click()
                 png = page.screenshot()
-                red, green = overlay_pixels(png)
-                if red >= MIN_PIXELS and green >= MIN_PIXELS:
+                counts = overlay_pixels(png)
+                if _enough(counts):
                     break
                 page.wait_for_timeout(500)
             else:
-                print(f"app check FAILED: after {args.timeout:.0f} s the grid shows {red} mask pixels and "
-                      f"{green} heatmap pixels (need {MIN_PIXELS} of each)", file=sys.stderr)
+                shown = ", ".join(f"{c} px of {name}" for name, c in zip(OVERLAYS, counts))
+                print(f"app check FAILED: after {args.timeout:.0f} s the grid shows {shown} (need {MIN_PIXELS} "
+                      f"of the first three, {MIN_LABEL_PIXELS} of the labels)", file=sys.stderr)
                 Path(args.out).with_suffix(".failed.png").write_bytes(png)
                 return 1
+            popups = [t for t in ("Dismiss", "Query Performance") if page.get_by_text(t).count()]
+            if popups:
+                print(f"app check FAILED: the app opened with a pop-up ({', '.join(popups)})", file=sys.stderr)
+                Path(args.out).with_suffix(".failed.png").write_bytes(png)
+                return 1
+            labels, modal = _sample_labels(page, deadline)
+            if labels < MIN_LABEL_PIXELS:
+                print(f"app check FAILED: the first sample shows {labels} px of box labels (solid yellow; need "
+                      f"{MIN_LABEL_PIXELS})", file=sys.stderr)
+                Path(args.out).with_suffix(".failed-sample.png").write_bytes(modal)
+                return 1
+            if args.sample_out:
+                save_small_png(modal, Path(args.sample_out))
         except PlaywrightError as exc:
             print(f"app check FAILED: {str(exc).splitlines()[0]}", file=sys.stderr)
             return 1
@@ -163,7 +229,9 @@ def _shoot(args: argparse.Namespace, url: str, port: int, n_samples: int) -> int
             browser.close()
     out = Path(args.out)
     size = save_small_png(png, out)
-    print(f"app check passed: {red} mask pixels, {green} heatmap pixels; wrote {out} ({size / 1e3:.0f} kB)")
+    shown = ", ".join(f"{c} px of {name}" for name, c in zip(OVERLAYS, counts))
+    print(f"app check passed: {shown}; {labels} px of box labels in the first sample; wrote {out} "
+          f"({size / 1e3:.0f} kB)")
     return 0
 
 

@@ -3,7 +3,7 @@
 
 Prints samples per second for the build (masks read in threads, masks as files, samples
 added in batches) and for adding a synthetic submission (heatmap files, per-sample
-results), and, as a reference measured in the same run, the naive build: the same samples in one thread,
+results), then adding the same submission again (cached by its digest), and, as a reference measured in the same run, the naive build: the same samples in one thread,
 masks stored as arrays in the database, samples added one by one (``dataset.add_sample``).
 Compare the ratio, not absolute times: these machines are noisy. Starts its own mongod in
 a temporary folder (nothing is written elsewhere).
@@ -108,6 +108,11 @@ def _run(args, root: Path, tmp: Path) -> int:
                                        workers=args.workers)
     pred_s = with_preds.predictions[0].seconds
     print(f"  + submission:         {n / pred_s:8.0f} samples/s ({pred_s:.2f} s; heatmap files, per-sample results)")
+    _, cached = build_view_dataset(root, preds=[preds], media_dir=tmp / "media", name="bench-fast",
+                                   workers=args.workers)
+    cached_pr = cached.predictions[0]
+    print(f"  same submission again: {cached_pr.seconds:.2f} s (cached by its digest: {cached_pr.cached}; "
+          f"{pred_s / max(cached_pr.seconds, 1e-9):.0f}x faster than computing it)")
     naive_s = naive_build(fo, test, "bench-naive", tmp / "media-naive")
     print(f"naive build:           {n / naive_s:8.0f} samples/s ({naive_s:.2f} s; one by one, mask arrays in the db)")
     naive_pred_s = naive_heatmaps(fo, "bench-naive", preds)

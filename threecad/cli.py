@@ -145,6 +145,8 @@ def _eval(sub) -> None:
     opt.add_categories(p)
     opt.add_label_map(p)
     opt.add_json(p, help="print results.json instead of the tables")
+    p.add_argument("--plots", metavar="DIR", type=opt.output_dir,
+                   help="write ROC, PR, PRO and image ROC curves (PNG, every category) into DIR")
     opt.add_threads(p, what="threads scoring")
     cluster = p.add_mutually_exclusive_group()
     cluster.add_argument("--scheduler", metavar="ADDRESS", type=opt.dask_address,
@@ -176,6 +178,8 @@ def _leaderboard(sub) -> None:
     opt.add_seed(p, help="bootstrap seed")
     p.add_argument("--compare", nargs=2, action="append", metavar=("A", "B"), type=opt.non_empty,
                    help="paired bootstrap comparison of methods A and B (names or submission paths); repeatable")
+    p.add_argument("--html", metavar="DIR", type=opt.output_dir,
+                   help="also write DIR/index.html: one self-contained page (tables, intervals, curves)")
     p.add_argument("--rank-by", default="pixel_auroc", choices=RANK_BY,
                    help="the mean metric that orders the methods (default pixel_auroc)")
     opt.add_threads(p, what="threads scoring")

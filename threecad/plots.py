@@ -7,8 +7,6 @@ categories makes sense, and the size-class limits drawn on the area chart.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,17 +14,19 @@ import numpy as np
 from .categories import CATEGORIES
 from .regions import MEDIUM_MAX_AREA, SMALL_MAX_AREA
 
-__all__ = ["write_plots", "PLOT_FILES"]
+__all__ = ["write_plots", "PLOT_FILES", "panels", "save_figure"]
 
 PLOT_FILES = ("region_areas.png", "regions_per_image.png", "defect_types.png")
 
 
-def _panels(n: int):
+def panels(n: int, *, width: float = 4.2, height: float = 3.6):
+    """A figure with ``n`` panels, at most 4 a row (each ``width`` x ``height`` inches); returns
+    ``(figure, axes)``."""
     import matplotlib.pyplot as plt
 
     cols = min(4, max(1, n))
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False,
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False,
                              layout="constrained")
     for ax in axes.flat[n:]:
         ax.set_visible(False)
@@ -39,18 +39,15 @@ def _integer_ticks(axis) -> None:
     axis.set_major_locator(MaxNLocator(integer=True))
 
 
-def _save(fig, path: Path) -> None:
-    """Write a figure atomically (temporary name, then rename)."""
+def save_figure(fig, path: Path) -> None:
+    """Write a figure as PNG atomically (:func:`threecad.atomic.atomic_path`) and close it."""
     import matplotlib.pyplot as plt
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
+    from .atomic import atomic_path
+
     try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     finally:
         plt.close(fig)
 
@@ -61,7 +58,7 @@ def _present(images) -> list:
 
 
 def _region_areas(regions, cats, path: Path) -> None:
-    fig, axes = _panels(len(cats))
+    fig, axes = panels(len(cats))
     areas_all = regions["area"].to_numpy() if len(regions) else np.array([1])
     lo = max(1, int(areas_all.min()))
     hi = max(lo * 10, int(areas_all.max()))
@@ -84,11 +81,11 @@ def _region_areas(regions, cats, path: Path) -> None:
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle("Region area per category (8-connected regions at native size; "
                  "dashed: small/medium/large limits)", fontsize=12)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _regions_per_image(images, cats, path: Path) -> None:
-    fig, axes = _panels(len(cats))
+    fig, axes = panels(len(cats))
     defect = images[(images["label"] == "defect") & (images["n_regions"] >= 0)]
     top = int(defect["n_regions"].max()) if len(defect) else 1
     for ax, cat in zip(axes, cats):
@@ -104,7 +101,7 @@ def _regions_per_image(images, cats, path: Path) -> None:
         ax.set_ylabel("images")
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle("Anomalous regions per defective test image", fontsize=12)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _defect_types(images, cats, path: Path) -> None:
@@ -138,7 +135,7 @@ def _defect_types(images, cats, path: Path) -> None:
         _integer_ticks(ax.xaxis)
     fig.suptitle("Defective test images per defect type (an image with several types counts "
                  "under each)", fontsize=12)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def write_plots(images: "object", regions: "object", out_dir: str | Path) -> list[Path]:

@@ -65,13 +65,24 @@ def run(args) -> int:
         raise UsageError(f"--workers needs at least 1 worker, got {n_workers}")
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads needs at least 1 thread, got {args.threads}")
+    if args.plots and (scheduler or n_workers is not None):
+        raise UsageError("--plots draws the curves in this process; drop --workers/--scheduler")
     out = check_output_folder(Path(args.out) if args.out else _default_out(preds))  # before scoring
     start = time.perf_counter()
     evaluator = Evaluator(data_root, protocol=args.protocol, categories=categories_from_args(args),
                           label_map=label_map_from_args(args), threads=args.threads, progress=show_progress(args),
                           scheduler=scheduler, n_workers=n_workers)
-    results = evaluator.score(preds, command=["threecad", *sys.argv[1:]])
+    curves = None
+    if args.plots:  # the curves are kept while each category is scored, in this process
+        from threecad.eval.figures import CurveCollector
+
+        curves = CurveCollector(fpr_limit=evaluator.protocol.fpr_limit)
+    results = evaluator.score(preds, command=["threecad", *sys.argv[1:]], observer=curves)
     paths = write_results(results, out)
+    if curves is not None:
+        from threecad.eval.figures import write_curve_plots
+
+        paths += write_curve_plots(curves.curves, args.plots, method=results.method)
     sys.stdout.write(results.to_json() if args.json else results.to_text())
     if evaluator.last_report:
         print(_traffic(evaluator.last_report), file=sys.stderr)

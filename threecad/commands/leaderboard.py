@@ -35,8 +35,12 @@ def run(args) -> int:
         label_map=label_map_from_args(args), workers=args.threads, progress=show_progress(args),
         command=["threecad", *sys.argv[1:]], n_resamples=args.bootstrap, seed=args.seed,
         confidence=args.confidence, compare=[tuple(p) for p in (args.compare or [])],
-        include_published=args.include_published, rank_by=args.rank_by)
+        include_published=args.include_published, rank_by=args.rank_by, keep_curves=bool(args.html))
     paths = write_leaderboard(board, out)
+    if args.html:
+        from threecad.eval.html import write_html
+
+        paths.append(write_html(board, Path(args.html)))
     sys.stdout.write(render_leaderboard(board, markdown=False))
     n_ok = sum(e.scored for e in board.entries)
     print(f"scored {n_ok} of {len(board.entries)} submissions in {time.perf_counter() - start:.1f} s; "

@@ -51,7 +51,10 @@ def launch(fo, dataset, *, address: str = "127.0.0.1", port: int = 5151, timeout
     and return the session once the app answers; DatabaseError when it does not in time."""
     from fiftyone.core.service import ServiceException
 
+    from .env import silence_session_retries
+
     check_port_free(address, port)
+    silence_session_retries()
     try:
         session = fo.launch_app(dataset, address=address, port=port, remote=True, auto=False)
     except ServiceException as exc:

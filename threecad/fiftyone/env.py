@@ -1,15 +1,36 @@
-"""Importing fiftyone (only this feature does): with the project's settings, or a clear error."""
+"""Importing fiftyone (only this feature does): with the project's settings, or a clear error.
+
+FiftyOne's noise is silenced (each setting only when the user has not set it): no usage
+tracking, no welcome banner or remote-App instructions (its log level is ``WARNING``), no
+progress bars of its own, no "Query Performance" pop-up in the App, none of the deprecation
+warnings its dependencies raise at every import, and not the "Could not connect session,
+trying again in 10 seconds" lines its session client prints while the App server starts
+(:func:`silence_session_retries`).
+"""
 
 from __future__ import annotations
 
+import io
 import os
 import sys
+import warnings
 from contextlib import contextmanager
 from types import ModuleType
 
 from ..errors import UsageError
 
-__all__ = ["import_fiftyone"]
+__all__ = ["import_fiftyone", "QUIET_ENV", "silence_session_retries"]
+
+QUIET_ENV = {
+    "FIFTYONE_DO_NOT_TRACK": "true",
+    "FIFTYONE_DATABASE_VALIDATION": "false",
+    "FIFTYONE_LOGGING_LEVEL": "WARNING",
+    "FIFTYONE_SHOW_PROGRESS_BARS": "false",
+    "FIFTYONE_APP_ENABLE_QUERY_PERFORMANCE": "false",   # its pop-up on every launch
+}
+_DEPRECATIONS = ("Passing a class to strawberry", "No uuidRepresentation", "pkg_resources is deprecated",
+                 "datetime.datetime.utcnow", "Deprecated call to `pkg_resources")
+_RETRY_LINE = "Could not connect session"
 
 
 def import_fiftyone() -> ModuleType:
@@ -19,8 +40,10 @@ def import_fiftyone() -> ModuleType:
     tests set it to a server they started, see :mod:`threecad.fiftyone.db`); otherwise
     FiftyOne manages its own, as it normally does.
     """
-    os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
-    os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    for text in _DEPRECATIONS:
+        warnings.filterwarnings("ignore", message=f".*{text}", category=DeprecationWarning)
     try:
         with _stdlib_metadata_only():
             import eta  # noqa: F401  (reads its own metadata at import, see _stdlib_metadata_only)
@@ -59,3 +82,34 @@ def _stdlib_metadata_only():
         yield
     finally:
         std.metadata = original
+
+
+class _DropRetryLines(io.TextIOBase):
+    """A text stream that passes everything to ``target`` except FiftyOne's session retry lines."""
+
+    def __init__(self, target) -> None:
+        self.target = target
+        self._dropped = False
+
+    def write(self, text: str) -> int:
+        if _RETRY_LINE in text:
+            self._dropped = True  # print() writes its end-of-line separately: drop that too
+            return len(text)
+        if self._dropped and text == "\n":
+            self._dropped = False
+            return len(text)
+        self._dropped = False
+        return self.target.write(text)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+    def __getattr__(self, name):
+        return getattr(self.target, name)
+
+
+def silence_session_retries() -> None:
+    """Drop the "Could not connect session" lines FiftyOne's session client prints to stdout
+    (every 10 s while the App server starts); everything else is written as before."""
+    if not isinstance(sys.stdout, _DropRetryLines):
+        sys.stdout = _DropRetryLines(sys.stdout)

@@ -1,8 +1,10 @@
 """A submission in the dataset: heatmap files on a shared scale, and per-sample results.
 
 For a submission whose method is ``M`` (``submission.json``, else the folder name), with
-``<p>`` = ``M`` as a field name (e.g. ``synthetic_demo``), every test sample of the
-categories it covers gets:
+``<p>`` = :func:`field_prefix` of ``M`` (``M`` as a field name when that is at most 14
+characters, e.g. ``synthetic_demo``; else its first 9 characters and 4 hex digits of a hash
+of ``M``, e.g. ``patchknn_1f3a``, so that two long names never read alike), every test
+sample of the categories it covers gets:
 
 ``<p>_heatmap``
     Heatmap stored as a file: the map as submitted (its own resolution), as 8-bit PNG on
@@ -20,10 +22,19 @@ categories it covers gets:
 ``<p>_max_normal``
     The highest score on the image's normal pixels (standard protocol grid: native size).
 ``<p>_regions``
-    The ground-truth regions, each with ``coverage`` (the fraction of its pixels above the
-    category's 1 % FPR threshold: the 99th percentile of the normal pixels of the
-    category's test images, to 1 % precision) and ``max_score``; ``<p>_missed`` counts the
-    regions with ``coverage`` below :data:`MISSED_COVERAGE`.
+    The ground-truth regions (boxes labelled by defect type), each with ``coverage`` (the
+    fraction of its pixels above the category's 1 % FPR threshold: the 99th percentile of
+    the normal pixels of the category's test images, to 1 % precision), ``max_score`` and
+    ``missed``; ``<p>_missed`` counts the regions with ``coverage`` below
+    :data:`MISSED_COVERAGE`.
+``<p>_scale``
+    The colour-scale note of the heatmap, e.g. ``ACC heatmap: clear <= 0.12, full >= 0.87;
+    1 % FPR at 0.55`` (also in the fields' descriptions, with the method's full name).
+
+The work is cached by the submission's fingerprint (:func:`submission_digest`: the method,
+every map's and ``scores.csv``'s size and modification time, and the ground-truth
+fingerprints of the samples): adding the same submission again to a dataset that has its
+fields and heatmap files only checks that (``PredictionReport.cached``).
 
 The scoring engine's functions are reused (:func:`eval.evaluate.image_truth`,
 :func:`eval.evaluate.score_image`, :func:`eval.evaluate.map_on_grid`); nothing is
@@ -32,8 +43,10 @@ re-implemented here but the per-region summary.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +58,7 @@ from ..errors import UsageError
 from .media import heatmap_file, quantize, write_png
 
 __all__ = ["MISSED_COVERAGE", "SCALE_PERCENTILES", "FPR_QUANTILE", "PredictionReport", "field_prefix",
-           "add_predictions"]
+           "add_predictions", "submission_digest", "scale_note"]
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +67,82 @@ SCALE_PERCENTILES = (50.0, 99.9)  # the category's heatmap scale: median normal 
 FPR_QUANTILE = 0.99             # the category's normal-pixel quantile used as threshold (1 % FPR)
 _SAMPLE_PER_MAP = 4096
 _QUANTILES = np.linspace(0.0, 1.0, 101)
+PREFIX_MAX = 14                 # longer slugs are cut and told apart by a hash
+_CACHE_VERSION = 1              # bump when the fields' contents change
 
 
 def field_prefix(method: str) -> str:
-    """A field-name prefix for a method name (letters, digits, ``_``; not starting with a digit)."""
+    """A short field-name prefix for a method name (lower-case letters, digits, ``_``; not
+    starting with a digit; at most :data:`PREFIX_MAX` characters).
+
+    A longer slug keeps its first 9 characters and gets 4 hex digits of the sha1 of the full
+    name: ``patchknn_training_free_baseline`` -> ``patchknn_`` + hash, unambiguous in the app's
+    sidebar where long names are cut.
+    """
     p = re.sub(r"[^A-Za-z0-9]+", "_", method).strip("_").lower() or "preds"
-    return p if not p[0].isdigit() else f"m_{p}"
+    p = p if not p[0].isdigit() else f"m_{p}"
+    if len(p) <= PREFIX_MAX:
+        return p
+    digest = hashlib.sha1(method.encode("utf-8")).hexdigest()[:4]
+    return f"{p[:9].rstrip('_')}_{digest}"
+
+
+def scale_note(code: str, scale: dict[str, float]) -> str:
+    """The colour-scale note of a category's heatmaps (see the module doc)."""
+    return (f"{code} heatmap: clear <= {scale['value_min']:.4g}, full >= {scale['value_max']:.4g}; "
+            f"1 % FPR at {scale['threshold_fpr_1pct']:.4g}")
+
+
+def submission_digest(submission: Any, rows: Sequence[dict[str, Any]], fingerprints: dict[str, str]) -> str:
+    """sha256 of what the fields of a submission depend on: the method, every map's (and
+    ``scores.csv``'s) size and modification time, and each sample's ground-truth fingerprint."""
+    h = hashlib.sha256(f"v{_CACHE_VERSION}\t{submission.meta.method}\n".encode())
+    extra = Path(submission.root) / "scores.csv"
+    for row in sorted(rows, key=lambda r: r["image_id"]):
+        st = os.stat(submission.maps[row["image_id"]])
+        h.update(f"{row['image_id']}\t{st.st_size}:{st.st_mtime_ns}\t{fingerprints.get(row['image_id'])}\n".encode())
+    if extra.is_file():
+        st = extra.stat()
+        h.update(f"scores.csv\t{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _cached(dataset, prefix: str, digest: str, ids: list[str]) -> bool:
+    """Whether ``dataset`` holds the fields of this exact submission, heatmap files included."""
+    known = ((dataset.info or {}).get("predictions") or {}).get(prefix) or {}
+    if known.get("digest") != digest or f"{prefix}_scale" not in dataset.get_field_schema():
+        return False
+    view = dataset.select_by("image_id", ids)
+    paths = view.values(f"{prefix}_heatmap.map_path")
+    return len(paths) == len(ids) and all(p and os.path.isfile(p) for p in paths)
+
+
+def _forget_digest(dataset, prefix: str) -> None:
+    info = dict(dataset.info or {})
+    known = (info.get("predictions") or {}).get(prefix)
+    if known and known.get("digest"):
+        known["digest"] = None
+        dataset.info = info
+        dataset.save()
+
+
+def _describe(dataset, prefix: str, method: str, scales: dict[str, dict[str, float]]) -> None:
+    """Field descriptions (shown by the app): the method's full name and the heatmap scale."""
+    notes = "; ".join(scale_note(code, sc) for code, sc in scales.items())
+    texts = {
+        "heatmap": f"{method}: anomaly map, green opacity from the category's median normal score (clear) to "
+                   f"its 99.9th percentile (full). {notes}",
+        "score": f"{method}: image score", "pro": f"{method}: per-image PRO (3CAD authors' protocol)",
+        "max_normal": f"{method}: highest score on normal pixels",
+        "regions": f"{method}: ground-truth regions by defect type, with coverage above the 1 % FPR threshold; "
+                   f"missed when coverage < {MISSED_COVERAGE}",
+        "missed": f"{method}: regions missed", "scale": f"{method}: heatmap colour scale of the sample's category",
+    }
+    for suffix, text in texts.items():
+        field = dataset.get_field(f"{prefix}_{suffix}")
+        if field is not None:
+            field.description = text
+            field.save()
 
 
 @dataclass
@@ -86,6 +169,7 @@ class PredictionReport:
     images: int
     scales: dict[str, dict[str, float]]
     seconds: float
+    cached: bool = False
 
 
 def _strided(a: np.ndarray, n: int) -> np.ndarray:
@@ -193,6 +277,16 @@ def add_predictions(fo, dataset, manifest: Any, preds: str | Path, *, media_dir:
         raise UsageError(f"two submissions give the field name {prefix!r} (method {submission.meta.method!r}); "
                          f"give one another 'method' in its submission.json")
     rows = test[test["image_id"].isin(submission.maps)].to_dict("records")
+    ids = [r["image_id"] for r in rows]
+    fingerprints = dict(zip(*dataset.select_by("image_id", ids).values(["image_id", "fingerprint"])))
+    digest = submission_digest(submission, rows, fingerprints)
+    if _cached(dataset, prefix, digest, ids):
+        scales = dataset.info["predictions"][prefix]["scales"]
+        seconds = time.perf_counter() - start
+        log.info("%s: %d maps already in the dataset as %s_* (same submission)", submission.meta.method, len(rows),
+                 prefix)
+        return PredictionReport(prefix, submission.meta.method, len(rows), scales, seconds, cached=True)
+    _forget_digest(dataset, prefix)  # an interrupted update must not pass for a complete one
     scores = submission.scores
 
     def measure(row):
@@ -231,7 +325,7 @@ def add_predictions(fo, dataset, manifest: Any, preds: str | Path, *, media_dir:
 
     paths = thread_map(write, rows, workers=workers, progress=progress, desc=f"{prefix} heatmaps", unit="map")
 
-    heatmaps, score_v, pro_v, normal_v, regions_v, missed_v = {}, {}, {}, {}, {}, {}
+    heatmaps, score_v, pro_v, normal_v, regions_v, missed_v, scale_v = {}, {}, {}, {}, {}, {}, {}
     region_boxes = dict(zip(*dataset.select_by("image_id", [r["image_id"] for r in rows])
                             .values(["image_id", "regions.detections"])))
     for row, m, path in zip(rows, measured, paths):
@@ -253,12 +347,14 @@ def add_predictions(fo, dataset, manifest: Any, preds: str | Path, *, media_dir:
                                      coverage=cov, max_score=mx, missed=cov < MISSED_COVERAGE))
         regions_v[iid] = fo.Detections(detections=dets)
         missed_v[iid] = sum(1 for d in dets if d["missed"])
+        scale_v[iid] = scale_note(m.code, scale)
     for suffix, values in (("heatmap", heatmaps), ("score", score_v), ("pro", pro_v), ("max_normal", normal_v),
-                           ("regions", regions_v), ("missed", missed_v)):
+                           ("regions", regions_v), ("missed", missed_v), ("scale", scale_v)):
         dataset.set_values(f"{prefix}_{suffix}", values, key_field="image_id")
+    _describe(dataset, prefix, submission.meta.method, scales)
     info = dict(dataset.info or {})
     info.setdefault("predictions", {})[prefix] = {"method": submission.meta.method, "path": str(submission.root),
-                                                  "scales": scales}
+                                                  "scales": scales, "digest": digest}
     dataset.info = info
     dataset.save()
     seconds = time.perf_counter() - start

@@ -52,7 +52,7 @@ def test_one_sample_per_test_image_with_known_values(fo, sample_root, sample_tru
             assert set(s.tags) >= {"good", want.code}
     assert dataset.default_mask_targets == {255: "defect"}
     assert dataset.persistent
-    assert dataset.app_config.active_fields.paths == ["ground_truth", "regions"]  # no submission
+    assert dataset.app_config.active_fields.paths == ["ground_truth", "regions", "defect_types"]  # no submission
 
 
 def test_multi_type_image_gets_a_union_mask_file(fo, sample_root, sample_truth, tmp_path):
@@ -145,9 +145,16 @@ def test_no_array_in_the_database(built):
 def test_app_config(built):
     dataset, _, _ = built
     cfg = dataset.app_config
-    assert cfg.active_fields.paths == ["synthetic_demo_heatmap", "ground_truth_outline"]
+    # heatmap, mask outline, the region boxes (labelled by type) and the image's defect types
+    assert cfg.active_fields.paths == ["synthetic_demo_heatmap", "ground_truth_outline", "synthetic_demo_regions",
+                                       "defect_types"]
     fields = {f["path"]: f for f in cfg.color_scheme.fields}
     for path in ("ground_truth", "ground_truth_outline"):
         assert fields[path]["maskTargetsColors"] == [{"intTarget": 255, "color": "#ff2d2d"}]
     assert "synthetic_demo_heatmap" in fields
     assert {c["path"] for c in cfg.color_scheme.colorscales} == {"synthetic_demo_heatmap"}
+    assert fields["synthetic_demo_regions"]["fieldColor"] == fields["regions"]["fieldColor"] == "#ffd400"
+    # the legend: the dataset's description and each field's (with the method's full name and the scale)
+    assert "Green: the synthetic_demo heatmap" in dataset.description and "Red outline" in dataset.description
+    heat = dataset.get_field("synthetic_demo_heatmap").description
+    assert heat.startswith("synthetic-demo: anomaly map") and "heatmap: clear <=" in heat

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 from PIL import Image
@@ -93,6 +94,10 @@ def test_saved_views(built):
 
     missed = dataset.load_saved_view("synthetic-demo-missed-regions")
     assert len(missed) > 0
+    # only the missed regions are drawn: no mask, outline or other region field in the view
+    schema = missed.get_field_schema()
+    assert not {"ground_truth", "ground_truth_outline", "regions"} & set(schema)
+    assert "synthetic_demo_heatmap" in schema and "defect_types" in schema
     for s in missed:
         assert s.synthetic_demo_regions.detections
         assert all(d.coverage < MISSED_COVERAGE for d in s.synthetic_demo_regions.detections)
@@ -119,3 +124,53 @@ def test_adding_predictions_again_replaces_them(fo, sample_root, sample_preds, t
     assert report.build.unchanged == len(again) and dict(zip(*again.values(["image_id", "synthetic_demo_score"]))) \
         == before
     assert len(again.list_saved_views()) == 3
+
+
+def test_field_prefix_is_short_and_unambiguous():
+    from threecad.fiftyone.predictions import PREFIX_MAX, field_prefix
+
+    assert field_prefix("synthetic-demo") == "synthetic_demo"
+    assert field_prefix("2024 model") == "m_2024_model"
+    a = field_prefix("PatchKNN training-free baseline")
+    b = field_prefix("PatchKNN training-free baseline v2")
+    assert a != b and a.startswith("patchknn_") and b.startswith("patchknn_")
+    assert all(len(p) <= PREFIX_MAX for p in (a, b)) and a == field_prefix("PatchKNN training-free baseline")
+    assert re.fullmatch(r"[a-z][a-z0-9_]*", a)
+
+
+def test_scale_note_per_sample(built):
+    dataset, report, _ = built
+    (pr,) = report.predictions
+    for s in dataset.select_fields(["code", "synthetic_demo_scale"]):
+        sc = pr.scales[s.code]
+        assert s.synthetic_demo_scale == (f"{s.code} heatmap: clear <= {sc['value_min']:.4g}, full >= "
+                                          f"{sc['value_max']:.4g}; 1 % FPR at {sc['threshold_fpr_1pct']:.4g}")
+
+
+def test_heatmaps_are_cached_by_submission_digest(fo, sample_root, sample_preds, tmp_path):
+    import os
+    import shutil
+
+    from threecad.fiftyone.api import build_view_dataset
+
+    preds = tmp_path / "preds"
+    shutil.copytree(sample_preds, preds)
+    media = tmp_path / "media"
+    _, first = build_view_dataset(sample_root, preds=[preds], categories=["CS"], media_dir=media, name="t-cache")
+    (pr,) = first.predictions
+    assert not pr.cached
+    dataset, again = build_view_dataset(sample_root, preds=[preds], categories=["CS"], media_dir=media,
+                                        name="t-cache")
+    (pr2,) = again.predictions
+    assert pr2.cached and pr2.scales == pr.scales and pr2.images == pr.images
+    # a changed map, or a heatmap file gone, is recomputed
+    one = sorted((preds / "Copper_Stator").rglob("*.npy"))[0]
+    np.save(one, np.load(one) * 2.0 + 1.0)
+    _, changed = build_view_dataset(sample_root, preds=[preds], categories=["CS"], media_dir=media, name="t-cache")
+    assert not changed.predictions[0].cached
+    key = one.relative_to(preds).with_suffix("").as_posix()
+    s = dataset.select_by("image_id", [key]).first()
+    assert s.synthetic_demo_score == float(np.load(one).max())
+    os.unlink(s.synthetic_demo_heatmap.map_path)
+    _, gone = build_view_dataset(sample_root, preds=[preds], categories=["CS"], media_dir=media, name="t-cache")
+    assert not gone.predictions[0].cached and os.path.isfile(s.synthetic_demo_heatmap.map_path)
