@@ -119,10 +119,10 @@ def test_page_holds_every_part(board, page):
     assert str(Path(board.entries[-1].source).parent) not in text and board.data_root not in text
     # intervals, comparison, types, curves
     good = board.entries[0]
-    low = good.results["bootstrap"]["mean"]["pixel_auroc"]["low"]
+    low = good.results.to_dict()["bootstrap"]["mean"]["pixel_auroc"]["low"]
     assert f"[{100 * low:.1f}, " in text
     assert 'id="comparisons"' in text and "excludes zero" in text
-    for folder, block in good.results["categories"].items():
+    for folder, block in good.results.to_dict()["categories"].items():
         for t in block["by_type"]:
             assert f"<td>{t}</td>" in text
     images = [v for tag, k, v in parsed.attrs if tag == "img" and k == "src"]
@@ -130,7 +130,8 @@ def test_page_holds_every_part(board, page):
     for src in images:
         assert base64.b64decode(src.split(",", 1)[1]).startswith(b"\x89PNG")
     # numbers are carried for sorting: the value of the first ranked P-AUROC mean
-    assert f'data-v="{good.results["mean"]["pixel_auroc"]!r}"' in text
+    mean_auroc = good.results.to_dict()["mean"]["pixel_auroc"]
+    assert f'data-v="{mean_auroc!r}"' in text
 
 
 def test_method_names_are_escaped(page):
