@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from threecad.eval.paper import per_image_pro_paper, resize_mask_paper
+from threecad.eval.paper import per_image_pro_paper
 from threecad.eval.synthetic import write_synthetic_submission
 from threecad.commands.eval import score_submission
 from threecad.manifest import scan
