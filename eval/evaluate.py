@@ -548,8 +548,7 @@ def _count_normals(ev: CategoryEvaluation, submission: Submission, protocol: Pro
     with _progress(1, f"{ev.code} sort", progress, unit="step") as bar:
         ev.pixels.finalize_positives()
         bar.update()
-    indexed = list(enumerate(ev.records))
-    chunks = [indexed[i::workers] for i in range(workers)]
+    chunks = _group_runs(ev.records, workers)
     with _progress(len(ev.records), f"{ev.code} count", progress) as bar:
 
         def count(chunk):
@@ -568,6 +567,20 @@ def _count_normals(ev: CategoryEvaluation, submission: Submission, protocol: Pro
 
         for tally in pool.map(count, chunks):
             ev.pixels.merge(tally)
+
+
+def _group_runs(records: list[ImageRecord], workers: int) -> list[list[tuple[int, ImageRecord]]]:
+    """``(index, record)`` pairs split into ``workers`` runs of about equal pixel counts, in
+    order of group: each thread's tally then holds counts for only the few groups of its
+    run (a tally holds one array per group, each as long as the category's distinct
+    anomalous scores). The counts are integers, so the split does not change them."""
+    ordered = sorted(enumerate(records), key=lambda item: (item[1].group, item[0]))
+    if workers <= 1 or len(ordered) <= 1:
+        return [ordered]
+    cum = np.cumsum([rec.n_pixels for _, rec in ordered])
+    cuts = np.searchsorted(cum, cum[-1] * np.arange(1, workers) / workers, side="left") + 1
+    bounds = [0, *np.minimum(cuts, len(ordered)).tolist(), len(ordered)]
+    return [ordered[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
 def _image_metrics(records: list[ImageRecord], name: str) -> tuple[float, float]:

@@ -85,7 +85,8 @@ def main() -> int:
             print(proc.stderr, file=sys.stderr)
             return proc.returncode
         ours = json.loads((tmp / "results" / "results.json").read_text())["categories"][CATEGORY]
-        print(f"threecad eval (whole CLI from disk): {t_cli:.2f} s wall, {cpu_cli:.2f} s CPU; P-AUROC {ours['pixel_auroc']:.9f} "
+        print(f"threecad eval (whole CLI from disk): {t_cli:.2f} s wall, {cpu_cli:.2f} s CPU; "
+              f"P-AUROC {ours['pixel_auroc']:.9f} "
               f"P-AP {ours['pixel_ap']:.9f} AUPRO {ours['aupro']:.9f}")
 
         from sklearn.metrics import average_precision_score, roc_auc_score
@@ -97,7 +98,8 @@ def main() -> int:
         ap = average_precision_score(y, s)
         t_sk, cpu_sk = time.perf_counter() - t0, time.process_time() - c0
         d = max(abs(auroc - ours["pixel_auroc"]), abs(ap - ours["pixel_ap"]))
-        print(f"scikit-learn AUROC + AP (pixels in memory): {t_sk:.2f} s wall, {cpu_sk:.2f} s CPU; P-AUROC {auroc:.9f} P-AP {ap:.9f}")
+        print(f"scikit-learn AUROC + AP (pixels in memory): {t_sk:.2f} s wall, {cpu_sk:.2f} s CPU; "
+              f"P-AUROC {auroc:.9f} P-AP {ap:.9f}")
         print(f"agreement: max |difference| = {d:.1e} ({'OK' if d < 1e-9 else 'MISMATCH'})")
         print(f"ratio: the whole threecad eval is {t_sk / t_cli:.1f}x faster than scikit-learn's AUROC + AP "
               f"(wall; target >= 30x); CPU time ratio {cpu_sk / cpu_cli:.1f}x")

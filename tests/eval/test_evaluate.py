@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from threecad.eval.paper import per_image_pro_paper, resize_mask_paper
+from threecad.eval.paper import per_image_pro_paper
 from threecad.eval.synthetic import write_synthetic_submission
 from threecad.commands.eval import score_submission
 from threecad.manifest import scan
@@ -238,3 +238,17 @@ def test_every_phase_of_a_category_shows_progress(small_tree, tmp_path, capsys):
     results = build_results(submission, evaluations, protocol, data_root=small_tree.root)
     assert results["categories"][AI] is evaluations[0].summary
     assert capsys.readouterr().err == ""
+
+
+def test_pass2_runs_cover_every_image_once_in_group_order():
+    from types import SimpleNamespace
+
+    from threecad.eval.evaluate import _group_runs
+
+    rng = np.random.default_rng(5)
+    records = [SimpleNamespace(group=int(rng.integers(0, 6)), n_pixels=int(rng.integers(1, 1000))) for _ in range(40)]
+    for workers in (1, 2, 3, 7):
+        runs = _group_runs(records, workers)
+        flat = [i for run in runs for i, _ in run]
+        assert sorted(flat) == list(range(40)) and 1 <= len(runs) <= workers
+        assert [records[i].group for i in flat] == sorted(r.group for r in records)

@@ -63,8 +63,9 @@ def test_default_size_classes_are_those_of_the_region_statistics():
         assert [n for n, (lo, hi) in ranges.items() if lo <= a < hi] == [name]
 
 
-@pytest.mark.parametrize("bad", [dict(connectivity=6), dict(small_max_area=0), dict(small_max_area=10, medium_max_area=5),
-                                 dict(fpr_limit=0.0)])
+@pytest.mark.parametrize("bad", [dict(connectivity=6), dict(small_max_area=0),
+                                 dict(small_max_area=10, medium_max_area=5), dict(fpr_limit=0.0),
+                                 dict(image_label="mask"), dict(image_score="mean"), dict(aupro="binned")])
 def test_invalid_settings_are_refused(bad):
     with pytest.raises(ValueError):
         replace(STANDARD, **bad)
