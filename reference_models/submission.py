@@ -9,14 +9,13 @@ non-empty folder is refused.
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import numpy as np
 
+from threecad.atomic import atomic_folder
 from threecad.errors import UsageError
 from threecad.eval.format import (META_FILE, SCORES_FILE, image_key, map_relpath, meta_json_text,
                                   meta_record, scores_csv_text)
@@ -63,8 +62,8 @@ class SubmissionWriter:
         self.tmp: Path | None = None
 
     def __enter__(self) -> "SubmissionWriter":
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", suffix=".part", dir=self.out.parent))
+        self._publish = atomic_folder(self.out)  # one rename publishes it, with the umask's modes
+        self.tmp = self._publish.__enter__()
         return self
 
     def add(self, row: Any, amap: np.ndarray, score: float | None = None) -> Path:
@@ -84,21 +83,13 @@ class SubmissionWriter:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         assert self.tmp is not None  # set by __enter__
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return
-        try:
-            (self.tmp / SCORES_FILE).write_text(scores_csv_text(self.scores), encoding="utf-8")
-            (self.tmp / META_FILE).write_text(meta_json_text(self.meta), encoding="utf-8")
+        if exc_type is None:
+            try:
+                (self.tmp / SCORES_FILE).write_text(scores_csv_text(self.scores), encoding="utf-8")
+                (self.tmp / META_FILE).write_text(meta_json_text(self.meta), encoding="utf-8")
+            except BaseException as err:
+                self._publish.__exit__(type(err), err, err.__traceback__)  # drops the temporary folder
+                raise
             if self.out.exists():
-                old = self.out.with_name(f".{self.out.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                self.out.rename(old)
-                self.tmp.rename(self.out)
-                shutil.rmtree(old, ignore_errors=True)
-                log.info("replaced the submission at %s", self.out)
-            else:
-                self.tmp.rename(self.out)
-        except BaseException:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            raise
+                log.info("replacing the submission at %s", self.out)
+        self._publish.__exit__(exc_type, exc, tb)  # publishes on success, removes the folder on error

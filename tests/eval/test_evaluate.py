@@ -214,7 +214,9 @@ def test_cli_usage_errors(sample_root, tmp_path):
     assert "neither a folder of anomaly maps nor a .zip" in run_cli("eval", tmp_path / "f.txt", "--data-root",
                                                                    sample_root, rc=2).stderr
     (tmp_path / "p").mkdir()
-    assert "no dataset" in run_cli("eval", tmp_path / "p", "--data-root", tmp_path / "none", rc=2).stderr
+    assert "none does not exist" in run_cli("eval", tmp_path / "p", "--data-root", tmp_path / "none", rc=2).stderr
+    (tmp_path / "empty").mkdir()
+    assert "no dataset" in run_cli("eval", tmp_path / "p", "--data-root", tmp_path / "empty", rc=2).stderr
     assert "invalid choice" in run_cli("eval", tmp_path / "p", "--protocol", "x", rc=2).stderr
 
 

@@ -43,3 +43,19 @@ def test_interrupted_run_leaves_nothing_and_other_folders_are_refused(tmp_path):
     with pytest.raises(ValueError, match="finite"):
         with SubmissionWriter(out, {"method": "m"}) as w:
             w.add(ROW, np.array([[np.nan]]))
+
+
+def test_published_submission_is_readable_by_the_team(tmp_path):
+    """Class 10 of the hardening issue: the folder and its files get the umask, not 0700/0600."""
+    import os
+    import stat
+
+    old = os.umask(0o027)
+    try:
+        with SubmissionWriter(tmp_path / "preds", {"method": "m"}) as w:
+            w.add(ROW, np.zeros((2, 2)))
+    finally:
+        os.umask(old)
+    modes = {p.relative_to(tmp_path).as_posix(): stat.S_IMODE(p.stat().st_mode)
+             for p in [tmp_path / "preds", *(tmp_path / "preds").rglob("*")]}
+    assert all(m == (0o750 if (tmp_path / k).is_dir() else 0o640) for k, m in modes.items()), modes

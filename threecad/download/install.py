@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ..atomic import publish_mode
 from .errors import DownloadError
 from .extract import DEFAULT_MAX_BYTES, ArchivePlan, human_size, open_archive
 from .record import DownloadRecord, write_record
@@ -105,6 +106,7 @@ def install_archive(archive: str | Path, dest: str | Path, record: DownloadRecor
             if root != tmp:
                 log.info("unwrapping the archive's top-level folder %s/", root.name)
             written = write_record(root, record)
+            publish_mode(root, folder=True)  # the temporary folder was 0700: the tree gets the umask's mode
             _move_into_place(root, dest, replace=replace)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
