@@ -1,9 +1,10 @@
 """CFRG inference: one anomaly map per test image, written as a submission.
 
 Batched, decoding in data-loader workers, bf16 autocast and channels-last on CUDA, the map
-(recovery discrepancy plus segmentation) and its Gaussian smoothing computed on the device; maps
-leave the device as float16 at the model's resolution (the evaluator resizes them) and are
-written by a small thread pool while the next batch runs.
+(recovery discrepancy plus segmentation, float64, SciPy's Gaussian: :mod:`.maps`) computed on
+the device; maps leave the device at the model's resolution (the evaluator resizes them) and are
+written by a small thread pool while the next batch runs. The image score is the maximum of the
+float64 map, as in the authors' code; the stored map is float16 (the submission format).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def find_checkpoints(weights: str | Path, categories: list[str]) -> dict[str, Pa
 @torch.no_grad()
 def predict_maps(model: Any, config: Any, paths: list[str], *, device: torch.device, batch_size: int,
                  workers: int | None = None, progress: bool = False, desc: str = ""):
-    """Yield ``(index, map float16 ndarray (S, S))`` for ``paths`` in batches."""
+    """Yield ``(index, map float64 ndarray (S, S))`` for ``paths`` in batches."""
     from tqdm import tqdm
 
     loader = image_loader(paths, config.image_size, batch_size=batch_size, workers=workers,
@@ -76,7 +77,7 @@ def predict_maps(model: Any, config: Any, paths: list[str], *, device: torch.dev
             x = normalise(batch.to(device, non_blocking=True).float() / 255.0, channels_last=channels_last)
             with autocast(device, config):
                 out = model(x)
-            maps = anomaly_maps(out, config.image_size, config.smooth_sigma).to(torch.float16).cpu().numpy()
+            maps = anomaly_maps(out, config.image_size, config.smooth_sigma).cpu().numpy()
             for i, amap in zip(idx.tolist(), maps):
                 yield i, amap
             bar.update(len(idx))

@@ -11,26 +11,12 @@ import pytest
 import torch
 
 from threecad.reference_models.cfrg.checkpoint import file_sha256
-from threecad.reference_models.cfrg.maps import gaussian_blur
 from threecad.reference_models.cfrg.predict import find_checkpoints, predict_submission
 from threecad.reference_models.cfrg.train import train_category
 from threecad.errors import UsageError
 from threecad.manifest import load_manifest
 
 CPU = torch.device("cpu")
-
-
-def test_gaussian_blur_on_the_device_matches_opencv():
-    import cv2
-
-    rng = np.random.default_rng(0)
-    img = rng.random((64, 64)).astype(np.float32)
-    got = gaussian_blur(torch.from_numpy(img)[None, None], 4.0)[0, 0].numpy()
-    want = cv2.GaussianBlur(img, (33, 33), 4.0, borderType=cv2.BORDER_REFLECT_101)
-    assert got.shape == img.shape
-    assert np.abs(got - want).max() < 1e-4
-    const = torch.full((1, 1, 20, 20), 3.0)
-    assert torch.allclose(gaussian_blur(const, 4.0), const)
 
 
 def test_predict_writes_a_submission_that_eval_accepts(tiny_config, cs_train_paths, sample_root, tmp_path):

@@ -94,4 +94,4 @@ def test_bf16_autocast_and_channels_last_path(tiny_config, monkeypatch):
         out = model(normalise(batch.float() / 255, channels_last=True))
     assert out["t"][0].dtype == torch.bfloat16
     amap = anomaly_maps(out, 64, tiny_config.smooth_sigma)
-    assert amap.dtype == torch.float32 and amap.shape == (2, 64, 64) and torch.isfinite(amap).all()
+    assert amap.dtype == torch.float64 and amap.shape == (2, 64, 64) and torch.isfinite(amap).all()
