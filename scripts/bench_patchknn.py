@@ -3,9 +3,10 @@
 
 Both run in this process on the same tree, one after the other, with the same threads:
 
-* ``reference``: the implementation this project shipped before (scikit-learn's
-  ``NearestNeighbors`` k-d tree on the raw standardised features), reproduced below so that it
-  stays measurable. Features, bank, upsampling and smoothing are the library's own.
+* ``reference``: the implementation this project shipped before (its feature code and
+  scikit-learn's ``NearestNeighbors`` k-d tree on the raw standardised features), reproduced
+  below so that it stays measurable; image decoding, upsampling, smoothing and the submission
+  writer are the library's own, as they were.
 * ``current``: ``threecad predict --model baseline``'s path
   (:func:`threecad.reference_models.patchknn.predict.fit_predict_submission`).
 
@@ -38,19 +39,46 @@ from _sample import add_sample_arguments, tree_to_measure  # noqa: E402
 METRICS = ("pixel_auroc", "pixel_ap", "aupro", "image_auroc")
 
 
+def reference_patch_features(rgb, config):
+    """The previous feature code, unchanged (the library's computes the same values, faster)."""
+    import cv2
+    import numpy as np
+
+    size = config.image_size
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
+    grey = lab[:, :, 0] / 255.0
+    med = float(np.median(grey))
+    spread = float(np.percentile(grey, 90) - np.percentile(grey, 10))
+    grey = (grey - med) / (spread + 0.05)
+    chroma = lab[:, :, 1:] - np.median(lab[:, :, 1:].reshape(-1, 2), axis=0)
+    chroma = cv2.GaussianBlur(chroma / 32.0, (0, 0), 1.5)
+    chans = [cv2.GaussianBlur(grey, (0, 0), 1.0), chroma[:, :, 0], chroma[:, :, 1]]
+    blurred = {s: cv2.GaussianBlur(grey, (0, 0), s) for s in config.sigmas}
+    for s in config.sigmas:
+        b = blurred[s]
+        gx = cv2.Sobel(b, cv2.CV_32F, 1, 0, ksize=3)
+        gy = cv2.Sobel(b, cv2.CV_32F, 0, 1, ksize=3)
+        chans.append(np.sqrt(gx * gx + gy * gy) * s)
+        chans.append(b - cv2.GaussianBlur(b, (0, 0), 2.0 * s))
+    mean = cv2.GaussianBlur(grey, (0, 0), 3.0)
+    chans.append(np.sqrt(np.maximum(cv2.GaussianBlur(grey * grey, (0, 0), 3.0) - mean * mean, 0.0)))
+    feats = np.stack(chans, axis=-1).astype(np.float32)
+    grid = size // config.stride
+    return cv2.resize(feats, (grid, grid), interpolation=cv2.INTER_AREA).reshape(grid, grid, -1)
+
+
 def reference_fit_predict(manifest, out, config, workers):
-    """The previous implementation: a scikit-learn k-d tree searched per image, same features."""
+    """The previous implementation: its features, a scikit-learn k-d tree searched per image."""
     import cv2
     import numpy as np
     from sklearn.neighbors import NearestNeighbors
 
     from threecad.parallel import thread_map
     from threecad.reference_models.images import read_rgb
-    from threecad.reference_models.patchknn.features import patch_features
     from threecad.reference_models.submission import SubmissionWriter
 
     def features(path):
-        return patch_features(read_rgb(path, config.image_size), config)
+        return reference_patch_features(read_rgb(path, config.image_size), config)
 
     meta = {"method": "PatchKNN (reference: scikit-learn search)", "model": "patchknn-reference"}
     with SubmissionWriter(out, meta) as writer:

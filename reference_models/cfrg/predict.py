@@ -17,10 +17,10 @@ from typing import Any
 
 import torch
 
-from threecad.errors import UsageError
+from threecad.errors import DataError, UsageError
 
 from ..submission import SubmissionWriter, check_target
-from .checkpoint import file_sha256, load_checkpoint
+from .checkpoint import MODEL_KEYS, file_sha256, load_checkpoint
 from .data import image_loader, normalise
 from .maps import anomaly_maps
 from .train import MODEL_FILE, autocast, model_from_checkpoint
@@ -63,6 +63,18 @@ def find_checkpoints(weights: str | Path, categories: list[str]) -> dict[str, Pa
     return found
 
 
+def _check_all(checkpoints: dict[str, Path]) -> None:
+    """Every checkpoint readable and complete, or one error listing every bad file (before any work)."""
+    problems = []
+    for path in checkpoints.values():
+        try:
+            load_checkpoint(path, need=MODEL_KEYS, mmap=True)
+        except (DataError, UsageError) as exc:
+            problems.append(str(exc))
+    if problems:
+        raise DataError("\n".join(problems))
+
+
 @torch.no_grad()
 def predict_maps(model: Any, config: Any, paths: list[str], *, device: torch.device, batch_size: int,
                  workers: int | None = None, progress: bool = False, desc: str = ""):
@@ -102,6 +114,7 @@ def predict_submission(manifest: Any, checkpoints: dict[str, Path], out: str | P
         ``out``.
     """
     check_target(out)
+    _check_all(checkpoints)
     start = time.perf_counter()
     meta: dict[str, Any] = {"method": "CFRG (threecad reference implementation)", "team": "threecad reference_models",
                             "model": "cfrg", "checkpoints": {}, "config": None}
@@ -112,7 +125,7 @@ def predict_submission(manifest: Any, checkpoints: dict[str, Path], out: str | P
             test = manifest[(manifest["category"] == category) & (manifest["split"] == "test")]
             if test.empty:
                 raise UsageError(f"no test images of {category} in the tree")
-            ckpt = load_checkpoint(path)
+            ckpt = load_checkpoint(path, need=MODEL_KEYS)
             model, config = model_from_checkpoint(ckpt, device)
             info = ckpt.get("teacher_info", {})
             if not info.get("pretrained", False):

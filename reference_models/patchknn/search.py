@@ -88,12 +88,8 @@ def _box_dist2(q: np.ndarray, lo: np.ndarray, hi: np.ndarray, node: int) -> floa
     total = 0.0
     for a in range(q.shape[0]):
         v = q[a]
-        if v < lo[node, a]:
-            t = lo[node, a] - v
-            total += t * t
-        elif v > hi[node, a]:
-            t = v - hi[node, a]
-            total += t * t
+        t = max(lo[node, a] - v, 0.0) + max(v - hi[node, a], 0.0)  # branch-free: at most one is > 0
+        total += t * t
     return total
 
 
@@ -146,8 +142,6 @@ def _query(points, start, end, lo, hi, queries, k, eps, warm):
                     for a in range(d):
                         t = points[j, a] - q[a]
                         acc += t * t
-                        if acc >= worst:
-                            break
                     if acc < worst:
                         pos = k - 1
                         while pos > 0 and best[pos - 1] > acc:

@@ -12,19 +12,19 @@ import torch
 
 from threecad.reference_models.cfrg.checkpoint import file_sha256
 from threecad.reference_models.cfrg.predict import find_checkpoints, predict_submission
-from threecad.reference_models.cfrg.train import train_category
+from threecad.reference_models.cfrg.train import Trainer
 from threecad.errors import UsageError
 from threecad.manifest import load_manifest
 
 CPU = torch.device("cpu")
 
 
-def test_predict_writes_a_submission_that_eval_accepts(tiny_config, cs_train_paths, sample_root, tmp_path):
+def test_predict_writes_a_submission_that_eval_accepts(tiny_config, cs_train_rows, sample_root, tmp_path):
     from threecad.commands.eval import score_submission
 
-    run = train_category(cs_train_paths, tmp_path / "run" / "Copper_Stator", tiny_config, device=CPU,
-                         teacher_state=None, teacher_info={"source": "none (untrained)", "pretrained": False},
-                         max_steps=1, workers=0, category="Copper_Stator")
+    run = Trainer(tmp_path / "run" / "Copper_Stator", tiny_config, device=CPU,
+                  teacher_info={"source": "none (untrained)", "pretrained": False}, workers=0,
+                  category="Copper_Stator").fit(cs_train_rows, max_steps=1)
     manifest = load_manifest(sample_root, categories=["CS"])
     ckpts = find_checkpoints(tmp_path / "run", ["Copper_Stator"])
     assert ckpts == {"Copper_Stator": run.model_path}
