@@ -105,9 +105,15 @@ class CFRGConfig:
             raise ValueError(f"the config is a {type(d).__name__}, not a dict of settings")
         defaults = cls()
         kw: dict[str, Any] = {}
+        problems = []
         for f in fields(cls):
             if f.name in d:
-                kw[f.name] = _typed(f.name, d[f.name], getattr(defaults, f.name))
+                try:
+                    kw[f.name] = _typed(f.name, d[f.name], getattr(defaults, f.name))
+                except ValueError as exc:
+                    problems.append(str(exc))
+        if problems:
+            raise ValueError("; ".join(problems))
         return cls(**kw)
 
     def with_overrides(self, **overrides: Any) -> "CFRGConfig":
@@ -129,5 +135,6 @@ def _typed(name: str, value: Any, default: Any) -> Any:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         value = float(value) if ok else value
     if not ok:
-        raise ValueError(f"config setting {name!r} must be a {type(default).__name__}, got {value!r}")
+        kind = {bool: "true or false", int: "an integer"}.get(type(default), "a number")
+        raise ValueError(f"config setting {name!r} must be {kind}, got {value!r}")
     return value

@@ -105,3 +105,24 @@ def test_cli_all_categories_trains_one_model_each_and_predicts_them(tmp_path):
     assert sorted(meta["checkpoints"]) == ["Copper_Stator", "Iron_Stator"]
     out = json.loads(_cli("eval", preds, "--data-root", root, "--json").stdout)
     assert sorted(out["categories"]) == ["Copper_Stator", "Iron_Stator"]
+
+
+def test_cli_names_a_checkpoint_without_its_config_or_with_wrong_types(sample_root, tmp_path):
+    weights = {"w": torch.ones(2)}
+    bad = {"no_config.pt": {"format": "threecad-cfrg", "teacher": weights, "model": weights},
+           "bad_types.pt": {"format": "threecad-cfrg", "config": {"image_size": "big", "betas": 0.5},
+                            "teacher": weights, "model": [1, 2], "epoch": "3"}}
+    for name, payload in bad.items():
+        path = tmp_path / name
+        torch.save(payload, path)
+        proc = _cli("predict", "--model", "cfrg", "--weights", path, "--categories", "CS", "--data-root", sample_root,
+                    "--out", tmp_path / f"p-{name}", "--device", "cpu", check_rc=1)
+        assert str(path) in proc.stderr and "not a usable CFRG checkpoint" in proc.stderr
+        assert not (tmp_path / f"p-{name}").exists()
+    err = proc.stderr  # the second file: every problem named at once
+    assert "'image_size'" in err and "'betas'" in err and "'model'" in err and "'epoch'" in err
+    nameless = tmp_path / "nameless.pt"
+    torch.save({"format": "threecad-cfrg", "teacher": weights, "model": weights}, nameless)
+    proc = _cli("predict", "--model", "cfrg", "--weights", nameless, "--data-root", sample_root,
+                "--out", tmp_path / "p", "--device", "cpu", check_rc=1)
+    assert str(nameless) in proc.stderr and "no 'config'" in proc.stderr
