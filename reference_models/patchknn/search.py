@@ -7,11 +7,10 @@ make the search here several times faster while returning the same distances:
 
 * the bank and the queries are rotated onto the bank's principal axes (an orthogonal map, so
   every distance is unchanged up to rounding): the tree's first splits follow the directions
-  that separate the most points, and a partial distance accumulated over the leading axes
-  reaches the current best after few terms;
-* the tree has tight bounding boxes, is visited nearer child first, and a leaf point is
-  dropped as soon as its partial squared distance exceeds the current best (partial distance
-  search);
+  that separate the most points;
+* the tree has tight bounding boxes, is visited nearer child first, and the box bounds and the
+  leaf distances are computed without branches (measured about 2x faster than testing each
+  axis, or stopping a leaf point's distance early, on 3CAD-like patches);
 * queries are taken in raster order and each starts from the distance to its predecessor's
   nearest neighbour (neighbouring patches look alike), so the first bound is already tight.
 
