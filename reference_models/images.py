@@ -11,7 +11,7 @@ from threecad.errors import DataError
 __all__ = ["read_rgb"]
 
 
-def read_rgb(path: str | Path, size: int) -> np.ndarray:
+def read_rgb(path: str | Path, size: int | None) -> np.ndarray:
     """Decode an image and squash it to ``size`` x ``size`` (no crop), as the 3CAD protocol does.
 
     Grey images become three equal channels, alpha is dropped, 16-bit images are scaled to
@@ -21,13 +21,14 @@ def read_rgb(path: str | Path, size: int) -> np.ndarray:
     ----------
     path : path
         A PNG (or any format OpenCV decodes).
-    size : int
-        Output height and width.
+    size : int or None
+        Output height and width (shrinking both sides: area averaging; else bilinear);
+        ``None``: the file's own size.
 
     Returns
     -------
     ndarray
-        ``(size, size, 3)`` uint8, RGB.
+        ``(size, size, 3)`` (or ``(H, W, 3)``) uint8, RGB.
 
     Raises
     ------
@@ -41,7 +42,7 @@ def read_rgb(path: str | Path, size: int) -> np.ndarray:
     if img is None:
         raise DataError(f"{path}: cannot read or decode this image (run 'threecad validate' on the tree)")
     h, w = img.shape[:2]
-    if (h, w) != (size, size):
+    if size is not None and (h, w) != (size, size):
         shrink = h > size and w > size
         img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
     return np.ascontiguousarray(img[:, :, ::-1])

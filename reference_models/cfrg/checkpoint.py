@@ -23,13 +23,16 @@ from threecad.atomic import atomic_path
 from threecad.errors import DataError, UsageError
 from threecad.hashing import file_sha256  # re-exported
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "save_checkpoint", "load_checkpoint", "file_sha256",
-           "capture_rng", "restore_rng", "plain_scheduler_state", "restore_scheduler_state"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "MODEL_KEYS", "RESUME_KEYS", "save_checkpoint", "load_checkpoint",
+           "file_sha256", "capture_rng", "restore_rng", "plain_scheduler_state", "restore_scheduler_state"]
 
 log = logging.getLogger(__name__)
 
 FORMAT = "threecad-cfrg"
 FORMAT_VERSION = 1
+MODEL_KEYS = ("config", "teacher", "model")  # what rebuilding the model needs (``model.pt``)
+RESUME_KEYS = MODEL_KEYS + ("seed", "epoch", "step_in_epoch", "step", "selection", "optimizer", "scheduler",
+                            "rng")  # what continuing a training run needs (``last.pt``)
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
@@ -41,8 +44,18 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint safely (``weights_only=True``, on the CPU).
+def load_checkpoint(path: str | Path, *, need: tuple[str, ...] = (), mmap: bool = False) -> dict[str, Any]:
+    """Read a checkpoint safely (``weights_only=True``, on the CPU) and check its contents.
+
+    Parameters
+    ----------
+    path : path
+    need : tuple of str
+        Keys that must be present (:data:`MODEL_KEYS` to predict, :data:`RESUME_KEYS` to resume).
+        Every known key that is present is checked for its type, whether needed or not.
+    mmap : bool
+        Map the tensors from the file instead of reading them (cheap checks of large files;
+        only for files in ``torch.save``'s zip format, others are read).
 
     Raises
     ------
@@ -50,13 +63,16 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         No such file.
     DataError
         The file needs unpickling objects other than tensors and plain values (a pickle with
-        code is refused without running it), is unreadable, or is not a CFRG checkpoint.
+        code is refused without running it), is unreadable, is not a CFRG checkpoint, lacks a
+        needed key or holds a value of the wrong type (every such problem named, with the file).
     """
     path = Path(path).expanduser()
     if not path.is_file():
         raise UsageError(f"{path}: no such checkpoint (train one with 'threecad train --model cfrg')")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        import zipfile
+
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise DataError(f"{path}: refused: this file holds more than tensors and plain values (loading it "
@@ -70,7 +86,61 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if int(data.get("format_version", 0)) > FORMAT_VERSION:
         raise DataError(f"{path}: checkpoint format {data.get('format_version')} is newer than this threecad "
                         f"reads ({FORMAT_VERSION}); update threecad")
+    problems = _content_problems(data, need)
+    if problems:
+        raise DataError(f"{path}: not a usable CFRG checkpoint: {'; '.join(problems)} (was it written by "
+                        f"'threecad train'?)")
     return data
+
+
+def _is_state(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                           for k, v in value.items())
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_selection(value: Any) -> bool:
+    return (isinstance(value, dict) and isinstance(value.get("rule"), str)
+            and isinstance(value.get("history", []), list)
+            and (value.get("best_epoch") is None or _is_int(value.get("best_epoch")))
+            and (value.get("best_value") is None or isinstance(value.get("best_value"), (int, float))))
+
+
+_CHECKS = {  # key -> (test, what it must be)
+    "teacher": (_is_state, "a dict of tensors"),
+    "model": (_is_state, "a dict of tensors"),
+    "teacher_info": (lambda v: isinstance(v, dict), "a dict"),
+    "selection": (_is_selection, "a dict with rule, best_epoch, best_value and history"),
+    "category": (lambda v: isinstance(v, str), "a string"),
+    "seed": (_is_int, "an int"),
+    "epoch": (_is_int, "an int"),
+    "step_in_epoch": (_is_int, "an int"),
+    "step": (_is_int, "an int"),
+    "complete": (lambda v: isinstance(v, bool), "true or false"),
+    "optimizer": (lambda v: isinstance(v, dict), "a dict"),
+    "scheduler": (lambda v: isinstance(v, dict), "a dict"),
+    "rng": (lambda v: isinstance(v, dict), "a dict"),
+    "meta": (lambda v: isinstance(v, dict), "a dict"),
+}
+
+
+def _content_problems(data: dict[str, Any], need: tuple[str, ...]) -> list[str]:
+    """Every missing needed key and every present key of the wrong type, as phrases."""
+    from .config import CFRGConfig
+
+    problems = [f"no {key!r}" for key in need if key not in data]
+    if "config" in data:
+        try:
+            CFRGConfig.from_dict(data["config"])
+        except (ValueError, UsageError) as exc:
+            problems.append(f"bad 'config' ({exc})")
+    for key, (test, what) in _CHECKS.items():
+        if key in data and not test(data[key]):
+            problems.append(f"{key!r} is not {what}")
+    return problems
 
 
 def capture_rng() -> dict[str, Any]:

@@ -90,14 +90,51 @@ class CFRGConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "CFRGConfig":
-        """Inverse of :meth:`to_dict`; unknown keys are ignored (newer checkpoints)."""
-        kinds = {f.name: f for f in fields(cls)}
+        """Inverse of :meth:`to_dict`; unknown keys are ignored (newer checkpoints), missing ones
+        take their defaults.
+
+        Raises
+        ------
+        ValueError
+            ``d`` is not a dict, or a value has the wrong type (each setting has the type of its
+            default: bool, int, float (an int is accepted), or a list/tuple of those).
+        UsageError
+            A value is out of range (see the class's checks).
+        """
+        if not isinstance(d, dict):
+            raise ValueError(f"the config is a {type(d).__name__}, not a dict of settings")
+        defaults = cls()
         kw: dict[str, Any] = {}
-        for k, v in d.items():
-            if k in kinds:
-                kw[k] = tuple(v) if isinstance(v, list) else v
+        problems = []
+        for f in fields(cls):
+            if f.name in d:
+                try:
+                    kw[f.name] = _typed(f.name, d[f.name], getattr(defaults, f.name))
+                except ValueError as exc:
+                    problems.append(str(exc))
+        if problems:
+            raise ValueError("; ".join(problems))
         return cls(**kw)
 
     def with_overrides(self, **overrides: Any) -> "CFRGConfig":
         """A copy with the given settings changed (``None`` values are ignored)."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _typed(name: str, value: Any, default: Any) -> Any:
+    """``value`` checked against the type of ``default`` (tuples element by element)."""
+    if isinstance(default, tuple):
+        if not isinstance(value, (list, tuple)) or len(value) != len(default) and name != "lr_milestones":
+            raise ValueError(f"config setting {name!r} must be a list like {list(default)}, got {value!r}")
+        return tuple(_typed(name, v, default[0] if default else 0) for v in value)
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    if not ok:
+        kind = {bool: "true or false", int: "an integer"}.get(type(default), "a number")
+        raise ValueError(f"config setting {name!r} must be {kind}, got {value!r}")
+    return value

@@ -1,10 +1,14 @@
-"""Images for CFRG: decoded and squashed in data-loader worker processes, normalised on the device."""
+"""Images for CFRG: decoded and squashed in data-loader worker processes, normalised on the device.
+
+Training images come from the 3CAD :class:`threecad.torch.ThreeCAD` dataset (built from manifest
+rows); anomaly textures and the images to predict from :class:`ImageFiles` (paths only).
+"""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -16,7 +20,8 @@ from threecad.errors import UsageError
 from ..images import read_rgb
 from .config import IMAGENET_MEAN, IMAGENET_STD
 
-__all__ = ["ImageFiles", "image_loader", "load_images", "texture_paths", "normalise", "default_workers"]
+__all__ = ["ImageFiles", "image_loader", "load_images", "dataset_from_rows", "texture_paths", "normalise",
+           "default_workers"]
 
 log = logging.getLogger(__name__)
 
@@ -54,23 +59,51 @@ def image_loader(paths: Sequence[str | Path], size: int, *, batch_size: int, wor
                       prefetch_factor=4 if workers > 0 else None)
 
 
-def load_images(paths: Sequence[str | Path], size: int, *, device: torch.device, workers: int | None = None,
-                progress: bool = False, desc: str = "decoding") -> Tensor:
+def dataset_from_rows(rows: Any, size: int) -> Dataset:
+    """The :class:`threecad.torch.ThreeCAD` dataset of some manifest rows, squashed to ``size``."""
+    from threecad.torch import ThreeCAD
+
+    return ThreeCAD.from_manifest(rows, image_size=size)
+
+
+def load_images(images: Dataset | Sequence[str | Path], size: int, *, device: torch.device,
+                workers: int | None = None, progress: bool = False, desc: str = "decoding") -> Tensor:
     """Decode every image once (in worker processes) into one uint8 tensor on ``device``.
+
+    Parameters
+    ----------
+    images : Dataset or sequence of path
+        A :class:`threecad.torch.ThreeCAD` dataset (its images must be ``size`` x ``size``
+        uint8, no transform), or image files (textures).
+    size : int
 
     Returns
     -------
     Tensor
-        ``(N, 3, S, S)`` uint8, in the order of ``paths``.
+        ``(N, 3, S, S)`` uint8, in the dataset's (or the paths') order.
     """
     from threecad.progress import progress as tqdm  # bars on a terminal, log lines otherwise
 
-    out = torch.empty((len(paths), 3, size, size), dtype=torch.uint8, device=device)
-    loader = image_loader(paths, size, batch_size=32, workers=workers, pin_memory=device.type == "cuda")
-    with tqdm(total=len(paths), desc=desc, unit="img", disable=not progress, leave=False) as bar:
-        for batch, idx in loader:
-            out[idx.to(device)] = batch.to(device, non_blocking=True)
-            bar.update(len(idx))
+    from threecad.torch import ThreeCAD, collate
+
+    if isinstance(images, ThreeCAD):
+        if images.image_size != size or images.transform is not None:
+            raise ValueError(f"load_images needs a dataset of {size}x{size} images without a transform")
+        dataset, collate_fn = images, collate
+    else:
+        dataset, collate_fn = ImageFiles(images, size), None
+    workers = default_workers() if workers is None else workers
+    loader = DataLoader(dataset, batch_size=32, shuffle=False, num_workers=workers,
+                        pin_memory=device.type == "cuda", collate_fn=collate_fn,
+                        prefetch_factor=4 if workers > 0 else None)
+    out = torch.empty((len(dataset), 3, size, size), dtype=torch.uint8, device=device)
+    done = 0
+    with tqdm(total=len(dataset), desc=desc, unit="img", disable=not progress, leave=False) as bar:
+        for batch in loader:
+            pixels = batch.image if collate_fn is not None else batch[0]
+            out[done:done + len(pixels)] = pixels.to(device, non_blocking=True)
+            done += len(pixels)
+            bar.update(len(pixels))
     return out
 
 

@@ -1,9 +1,10 @@
 """CFRG inference: one anomaly map per test image, written as a submission.
 
 Batched, decoding in data-loader workers, bf16 autocast and channels-last on CUDA, the map
-(recovery discrepancy plus segmentation) and its Gaussian smoothing computed on the device; maps
-leave the device as float16 at the model's resolution (the evaluator resizes them) and are
-written by a small thread pool while the next batch runs.
+(recovery discrepancy plus segmentation, float64, SciPy's Gaussian: :mod:`.maps`) computed on
+the device; maps leave the device at the model's resolution (the evaluator resizes them) and are
+written by a small thread pool while the next batch runs. The image score is the maximum of the
+float64 map, as in the authors' code; the stored map is float16 (the submission format).
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from typing import Any
 
 import torch
 
-from threecad.errors import UsageError
+from threecad.errors import DataError, UsageError
 
 from ..submission import SubmissionWriter, check_target
-from .checkpoint import file_sha256, load_checkpoint
+from .checkpoint import MODEL_KEYS, file_sha256, load_checkpoint
 from .data import image_loader, normalise
 from .maps import anomaly_maps
 from .train import MODEL_FILE, autocast, model_from_checkpoint
@@ -62,10 +63,22 @@ def find_checkpoints(weights: str | Path, categories: list[str]) -> dict[str, Pa
     return found
 
 
+def _check_all(checkpoints: dict[str, Path]) -> None:
+    """Every checkpoint readable and complete, or one error listing every bad file (before any work)."""
+    problems = []
+    for path in checkpoints.values():
+        try:
+            load_checkpoint(path, need=MODEL_KEYS, mmap=True)
+        except (DataError, UsageError) as exc:
+            problems.append(str(exc))
+    if problems:
+        raise DataError("\n".join(problems))
+
+
 @torch.no_grad()
 def predict_maps(model: Any, config: Any, paths: list[str], *, device: torch.device, batch_size: int,
                  workers: int | None = None, progress: bool = False, desc: str = ""):
-    """Yield ``(index, map float16 ndarray (S, S))`` for ``paths`` in batches."""
+    """Yield ``(index, map float64 ndarray (S, S))`` for ``paths`` in batches."""
     from threecad.progress import progress as tqdm  # bars on a terminal, log lines otherwise
 
     loader = image_loader(paths, config.image_size, batch_size=batch_size, workers=workers,
@@ -76,7 +89,7 @@ def predict_maps(model: Any, config: Any, paths: list[str], *, device: torch.dev
             x = normalise(batch.to(device, non_blocking=True).float() / 255.0, channels_last=channels_last)
             with autocast(device, config):
                 out = model(x)
-            maps = anomaly_maps(out, config.image_size, config.smooth_sigma).to(torch.float16).cpu().numpy()
+            maps = anomaly_maps(out, config.image_size, config.smooth_sigma).cpu().numpy()
             for i, amap in zip(idx.tolist(), maps):
                 yield i, amap
             bar.update(len(idx))
@@ -101,6 +114,7 @@ def predict_submission(manifest: Any, checkpoints: dict[str, Path], out: str | P
         ``out``.
     """
     check_target(out)
+    _check_all(checkpoints)
     start = time.perf_counter()
     meta: dict[str, Any] = {"method": "CFRG (threecad reference implementation)", "team": "threecad reference_models",
                             "model": "cfrg", "checkpoints": {}, "config": None}
@@ -111,7 +125,7 @@ def predict_submission(manifest: Any, checkpoints: dict[str, Path], out: str | P
             test = manifest[(manifest["category"] == category) & (manifest["split"] == "test")]
             if test.empty:
                 raise UsageError(f"no test images of {category} in the tree")
-            ckpt = load_checkpoint(path)
+            ckpt = load_checkpoint(path, need=MODEL_KEYS)
             model, config = model_from_checkpoint(ckpt, device)
             info = ckpt.get("teacher_info", {})
             if not info.get("pretrained", False):

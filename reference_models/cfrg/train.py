@@ -18,7 +18,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,16 +26,16 @@ import torch
 from threecad.errors import DataError, UsageError
 
 from .anomalies import synthesize
-from .checkpoint import (capture_rng, load_checkpoint, plain_scheduler_state, restore_rng,
-                         restore_scheduler_state, save_checkpoint)
+from .checkpoint import (RESUME_KEYS, capture_rng, load_checkpoint, plain_scheduler_state,
+                         restore_rng, restore_scheduler_state, save_checkpoint)
 from .config import CFRGConfig
-from .data import load_images, normalise, texture_paths
+from .data import dataset_from_rows, load_images, normalise, texture_paths
 from .losses import total_loss
 from .maps import anomaly_maps
 from .model import CFRG
 
-__all__ = ["TrainResult", "train_category", "train_step", "build_model", "model_from_checkpoint", "autocast",
-           "make_optimizer"]
+__all__ = ["TrainResult", "TrainState", "Trainer", "train_step", "build_model", "model_from_checkpoint",
+           "autocast", "make_optimizer"]
 
 log = logging.getLogger(__name__)
 
@@ -150,8 +150,6 @@ class _Validator:
 
     @torch.no_grad()
     def __call__(self, model: CFRG) -> float:
-        from threecad.eval.metrics import roc_auc
-
         was_training = model.training
         model.eval()
         scores, labels = [], []
@@ -166,191 +164,334 @@ class _Validator:
         s, lab = np.concatenate(scores), np.concatenate(labels)
         if lab.min() == lab.max():
             return float("nan")
-        return float(roc_auc(lab > 0, s))
+        return _roc_auc(lab, s)
 
 
-def train_category(train_paths: Sequence[str | Path], out_dir: str | Path, config: CFRGConfig, *,
-                   device: torch.device, teacher_state: dict[str, torch.Tensor] | None, teacher_info: dict,
-                   val_paths: Sequence[str | Path] | None = None, dtd: str | Path | None = None,
-                   max_steps: int | None = None, resume: bool = False, seed: int = 0,
-                   workers: int | None = None, progress: bool = False, category: str = "",
-                   resume_epochs: int | None = None, extra_meta: dict | None = None) -> TrainResult:
-    """Train one CFRG model.
+def _roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Exact pixel AUROC (:func:`threecad.eval.metrics.roc_auc`, ``(y_true, y_score)``)."""
+    from threecad.eval.metrics import roc_auc
+
+    return float(roc_auc(labels > 0, scores))
+
+
+@dataclass
+class TrainState:
+    """What changes while training, besides the weights: saved in every checkpoint, restored on resume.
+
+    Attributes
+    ----------
+    seed : int
+        Seeds the epoch orders, the synthetic anomalies and the initial weights.
+    epoch : int
+        Epochs completed.
+    step_in_epoch : int
+        Optimiser steps done in the current (incomplete) epoch.
+    step : int
+        Optimiser steps done in total.
+    selection : dict
+        The model-selection rule (``"val_pixel_auroc"`` or ``"last"``), ``best_epoch``,
+        ``best_value`` and ``history`` (``[epoch, value]`` pairs).
+    """
+
+    seed: int
+    epoch: int = 0
+    step_in_epoch: int = 0
+    step: int = 0
+    selection: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def fresh(cls, seed: int, with_validation: bool) -> "TrainState":
+        return cls(seed=seed, selection={"rule": "val_pixel_auroc" if with_validation else "last",
+                                         "best_epoch": None, "best_value": None, "history": []})
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict[str, Any]) -> "TrainState":
+        return cls(seed=int(ckpt["seed"]), epoch=int(ckpt["epoch"]), step_in_epoch=int(ckpt["step_in_epoch"]),
+                   step=int(ckpt["step"]), selection=ckpt["selection"])
+
+    def to_checkpoint(self) -> dict[str, Any]:
+        return {"seed": self.seed, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "step": self.step,
+                "selection": self.selection}
+
+
+class Trainer:
+    """Trains one CFRG model into ``out_dir``: ``model.pt``, ``last.pt`` and ``train_log.jsonl``.
+
+    ``Trainer(out_dir, config, ...)`` starts a new run (refused when ``out_dir`` already holds
+    one); :meth:`Trainer.resume` continues the run saved in ``out_dir/last.pt`` with that
+    checkpoint's config, seed, weights, optimiser, scheduler and random states, so that the
+    result equals an uninterrupted run. :meth:`fit` trains.
 
     Parameters
     ----------
-    train_paths : sequence of path
-        Normal training images of one category.
     out_dir : path
-        Where ``model.pt``, ``last.pt`` and ``train_log.jsonl`` go.
     config : CFRGConfig
     device : torch.device
-    teacher_state, teacher_info
-        From :func:`reference_models.cfrg.teacher.teacher_state_dict` (ignored when resuming:
-        the checkpoint's teacher is used).
-    val_paths : sequence of path, optional
-        Held-out normal images for model selection (never test images).
-    dtd : path, optional
-        DTD folder for anomaly textures (else procedural textures).
-    max_steps : int, optional
-        Stop after this many optimiser steps in total (smoke runs, benchmarks).
-    resume : bool
-        Continue from ``out_dir/last.pt`` with the checkpoint's config and seed (``config`` and
-        ``seed`` are ignored then, except ``resume_epochs``: a new total number of epochs).
+    teacher_state : dict, optional
+        The teacher's weights (:func:`~threecad.reference_models.cfrg.teacher.teacher_state_dict`);
+        ``None``: an untrained teacher (smoke runs).
+    teacher_info : dict, optional
+        Where the teacher's weights come from (``source``, ``pretrained``), saved in checkpoints.
     seed : int
-        Seeds the epoch orders, the synthetic anomalies and the initial weights.
-
-    Returns
-    -------
-    TrainResult
+    category : str
+        Category folder name, saved in checkpoints and shown in progress bars.
+    meta : dict, optional
+        Plain values saved with the checkpoints (e.g. the data root).
+    workers : int, optional
+        Data-loader processes decoding images (default: the CPUs less one).
+    progress : bool
+        Progress bars on standard error.
     """
-    from threecad.progress import progress as tqdm  # bars on a terminal, log lines otherwise
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if not train_paths:
-        raise DataError(f"no training images for {category or 'this category'} (train/good is empty)")
-    last_path, model_path = out / LAST_FILE, out / MODEL_FILE
-    ckpt = None
-    if resume:
-        if not last_path.is_file():
-            raise UsageError(f"--resume: no {LAST_FILE} in {out} to resume from")
-        ckpt = load_checkpoint(last_path)
-        config = CFRGConfig.from_dict(ckpt["config"]).with_overrides(epochs=resume_epochs)
-        seed = int(ckpt["seed"])
-        teacher_info = ckpt["teacher_info"]
-    elif last_path.exists():
-        raise UsageError(f"{out} already holds a training run ({LAST_FILE}); pass --resume to continue it "
-                         f"or choose another --out")
+    def __init__(self, out_dir: str | Path, config: CFRGConfig, *, device: torch.device,
+                 teacher_state: dict[str, torch.Tensor] | None = None, teacher_info: dict | None = None,
+                 seed: int = 0, category: str = "", meta: dict | None = None, workers: int | None = None,
+                 progress: bool = False) -> None:
+        self.out = Path(out_dir)
+        if (self.out / LAST_FILE).exists():
+            raise UsageError(f"{self.out} already holds a training run ({LAST_FILE}); pass --resume to continue it "
+                             f"or choose another --out")
+        self.config, self.device = config, device
+        self.teacher_state, self.teacher_info = teacher_state, dict(teacher_info or {})
+        self.category, self.meta = category, dict(meta or {})
+        self.workers, self.progress = workers, progress
+        self.state = TrainState(seed=seed)
+        self._checkpoint: dict[str, Any] | None = None  # the one resumed from
+        self._started = False
 
-    torch.manual_seed(seed)
-    model = build_model(config, teacher_state if ckpt is None else None, device)
-    opt, sched = make_optimizer(model, config)
-    selection: dict[str, Any] = {"rule": "val_pixel_auroc" if val_paths else "last",
-                                 "best_epoch": None, "best_value": None, "history": []}
-    epoch, step_in_epoch, step = 0, 0, 0
-    if ckpt is not None:
-        model.load_state_dict({**{f"teacher.{k}": v for k, v in ckpt["teacher"].items()}, **ckpt["model"]})
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(restore_scheduler_state(ckpt["scheduler"]))
-        epoch, step_in_epoch, step = int(ckpt["epoch"]), int(ckpt["step_in_epoch"]), int(ckpt["step"])
-        selection = ckpt["selection"]
-        log.info("resuming %s at epoch %d, step %d", last_path, epoch, step)
-    model.train()
+    @classmethod
+    def resume(cls, out_dir: str | Path, *, device: torch.device, epochs: int | None = None,
+               category: str | None = None, meta: dict | None = None, workers: int | None = None,
+               progress: bool = False) -> "Trainer":
+        """The run saved in ``out_dir/last.pt``, to be continued by :meth:`fit`.
 
-    images = load_images(train_paths, config.image_size, device=device, workers=workers, progress=progress,
-                         desc=f"decoding {category}".strip())
-    textures = None
-    if dtd is not None:
-        tex_paths = texture_paths(dtd)
-        textures = load_images(tex_paths, config.image_size, device=device, workers=workers, progress=progress,
-                               desc="decoding DTD textures")
-        log.info("synthetic anomalies: %d DTD textures from %s", len(tex_paths), dtd)
-    else:
-        log.warning("synthetic anomalies: procedural textures, as no DTD folder was given (the paper uses DTD "
-                    "textures: 'threecad download --dtd', then --dtd DIR)")
-    validator = None
-    if val_paths:
-        val_images = load_images(val_paths, config.image_size, device=device, workers=workers, progress=progress,
-                                 desc="decoding validation")
-        validator = _Validator(val_images, config, device, textures)
-        log.info("model selection: pixel AUROC on %d held-out validation images with synthetic anomalies, "
-                 "every %d epochs", len(val_paths), config.val_every)
-    else:
-        log.info("model selection: none (no validation split given); the last checkpoint is kept")
+        ``epochs`` sets a new total number of epochs; everything else comes from the checkpoint
+        (``meta`` replaces its meta when given).
 
-    if ckpt is not None:
-        restore_rng(ckpt["rng"])  # after the data loaders, which draw their seeds from the global RNG
-    n = len(images)
-    batch = min(config.batch_size, n)
-    steps_per_epoch = max(1, n // batch)
+        Raises
+        ------
+        UsageError
+            No ``last.pt`` in ``out_dir``.
+        DataError
+            ``last.pt`` is not a complete, well-formed resumable checkpoint.
+        """
+        last = Path(out_dir) / LAST_FILE
+        if not last.is_file():
+            raise UsageError(f"--resume: no {LAST_FILE} in {out_dir} to resume from")
+        ckpt = load_checkpoint(last, need=RESUME_KEYS)
+        self = cls.__new__(cls)
+        self.out, self.device = Path(out_dir), device
+        self.config = CFRGConfig.from_dict(ckpt["config"]).with_overrides(epochs=epochs)
+        self.teacher_state, self.teacher_info = None, dict(ckpt.get("teacher_info", {}))
+        self.category = ckpt.get("category", "") if category is None else category
+        self.meta = dict(ckpt.get("meta", {}) if meta is None else meta)
+        self.workers, self.progress = workers, progress
+        self.state = TrainState.from_checkpoint(ckpt)
+        self._checkpoint = ckpt
+        self._started = False
+        return self
 
-    def payload(resumable: bool) -> dict[str, Any]:
-        state = model.state_dict()
+    def fit(self, train: Any, val: Any = None, *, dtd: str | Path | None = None,
+            max_steps: int | None = None) -> TrainResult:
+        """Train until ``config.epochs`` epochs (or ``max_steps`` optimiser steps in total) are done.
+
+        Parameters
+        ----------
+        train : DataFrame or ThreeCAD
+            The normal training images: manifest rows (e.g. ``train/good`` or the ``fit`` split
+            of ``threecad split``), or a :class:`threecad.torch.ThreeCAD` dataset of them.
+        val : DataFrame or ThreeCAD, optional
+            Held-out normal images for model selection (never test images); ``None``: the
+            last model is kept.
+        dtd : path, optional
+            DTD folder for anomaly textures (else procedural textures).
+        max_steps : int, optional
+            Stop after this many optimiser steps in total (smoke runs, benchmarks); ``last.pt``
+            then continues the run.
+
+        Returns
+        -------
+        TrainResult
+        """
+        if self._started:
+            raise RuntimeError("Trainer.fit runs once per Trainer (use Trainer.resume to continue a run)")
+        self._started = True
+        if len(train) == 0:
+            raise DataError(f"no training images for {self.category or 'this category'} (train/good is empty)")
+        self.out.mkdir(parents=True, exist_ok=True)
+        if self._checkpoint is None and not self.state.selection:
+            self.state = TrainState.fresh(self.state.seed, val is not None and len(val) > 0)
+        self._build()
+        images, textures, validator = self._load_data(train, val, dtd)
+        if self._checkpoint is not None:
+            self._restore_rng()  # after the data loaders, which draw their seeds from the global RNG
+        return self._run(images, textures, validator, max_steps)
+
+    def _build(self) -> None:
+        """The model, optimiser and scheduler: fresh from the seed, or restored from the checkpoint."""
+        torch.manual_seed(self.state.seed)
+        ckpt = self._checkpoint
+        self.model = build_model(self.config, self.teacher_state if ckpt is None else None, self.device)
+        self.opt, self.sched = make_optimizer(self.model, self.config)
+        if ckpt is not None:
+            try:
+                self.model.load_state_dict({**{f"teacher.{k}": v for k, v in ckpt["teacher"].items()},
+                                            **ckpt["model"]})
+                self.opt.load_state_dict(ckpt["optimizer"])
+                self.sched.load_state_dict(restore_scheduler_state(ckpt["scheduler"]))
+            except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+                raise DataError(f"{self.out / LAST_FILE}: cannot resume from it: the saved model or optimiser "
+                                f"does not fit ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+                                ) from None
+            log.info("resuming %s at epoch %d, step %d", self.out / LAST_FILE, self.state.epoch, self.state.step)
+        self.model.train()
+
+    def _restore_rng(self) -> None:
+        try:
+            restore_rng(self._checkpoint["rng"])
+        except (RuntimeError, KeyError, TypeError, ValueError, IndexError) as exc:
+            raise DataError(f"{self.out / LAST_FILE}: cannot resume from it: malformed random states "
+                            f"({type(exc).__name__})") from None
+
+    def _dataset(self, images: Any) -> Any:
+        from threecad.torch import ThreeCAD
+
+        return images if isinstance(images, ThreeCAD) else dataset_from_rows(images, self.config.image_size)
+
+    def _load_data(self, train: Any, val: Any, dtd: str | Path | None):
+        """Decode the training images (and textures, validation images) once into device memory."""
+        def load(data: Any, desc: str) -> torch.Tensor:
+            return load_images(data, self.config.image_size, device=self.device, workers=self.workers,
+                               progress=self.progress, desc=desc)
+
+        images = load(self._dataset(train), f"decoding {self.category}".strip())
+        textures = None
+        if dtd is not None:
+            tex_paths = texture_paths(dtd)
+            textures = load(tex_paths, "decoding DTD textures")
+            log.info("synthetic anomalies: %d DTD textures from %s", len(tex_paths), dtd)
+        else:
+            log.warning("synthetic anomalies: procedural textures, as no DTD folder was given (the paper uses DTD "
+                        "textures: 'threecad download --dtd', then --dtd DIR)")
+        validator = None
+        if val is not None and len(val) > 0:
+            validator = _Validator(load(self._dataset(val), "decoding validation"), self.config, self.device,
+                                   textures)
+            log.info("model selection: pixel AUROC on %d held-out validation images with synthetic anomalies, "
+                     "every %d epochs", len(val), self.config.val_every)
+        else:
+            log.info("model selection: none (no validation split given); the last checkpoint is kept")
+        return images, textures, validator
+
+    def _payload(self, resumable: bool) -> dict[str, Any]:
+        """A checkpoint of the current model (and, when ``resumable``, of everything to continue)."""
+        weights = self.model.state_dict()
         data: dict[str, Any] = {
-            "config": config.to_dict(), "seed": seed, "category": category, "teacher_info": teacher_info,
-            "teacher": {k.removeprefix("teacher."): v.detach().cpu() for k, v in state.items()
+            "config": self.config.to_dict(), "category": self.category, "teacher_info": self.teacher_info,
+            "teacher": {k.removeprefix("teacher."): v.detach().cpu() for k, v in weights.items()
                         if k.startswith("teacher.")},
-            "model": {k: v.detach().cpu() for k, v in state.items() if not k.startswith("teacher.")},
-            "epoch": epoch, "step_in_epoch": step_in_epoch, "step": step, "selection": selection,
-            "complete": epoch >= config.epochs, "meta": dict(extra_meta or {}),
+            "model": {k: v.detach().cpu() for k, v in weights.items() if not k.startswith("teacher.")},
+            **self.state.to_checkpoint(), "complete": self.state.epoch >= self.config.epochs,
+            "meta": dict(self.meta),
         }
         if resumable:
-            data.update(optimizer=opt.state_dict(), scheduler=plain_scheduler_state(sched.state_dict()),
+            data.update(optimizer=self.opt.state_dict(), scheduler=plain_scheduler_state(self.sched.state_dict()),
                         rng=capture_rng())
         return data
 
-    def validate_and_select() -> None:
+    def _validate_and_select(self, validator: "_Validator | None") -> None:
+        """Score the model on the validation images; save ``model.pt`` when it is the best so far."""
         if validator is None:
             return
-        value = validator(model)
-        selection["history"].append([epoch, value])
-        log.info("epoch %d: validation pixel AUROC %.4f", epoch, value)
+        value = validator(self.model)
+        selection = self.state.selection
+        selection["history"].append([self.state.epoch, value])
+        log.info("epoch %d: validation pixel AUROC %.4f", self.state.epoch, value)
         best = selection["best_value"]
         if best is None or (value == value and value > best):
-            selection.update(best_epoch=epoch, best_value=value)
-            save_checkpoint(model_path, payload(resumable=False))
+            selection.update(best_epoch=self.state.epoch, best_value=value)
+            save_checkpoint(self.out / MODEL_FILE, self._payload(resumable=False))
 
-    start = time.perf_counter()
-    seen = 0
-    losses: list[float] = []
-    stopped = False
-    log_fh = open(out / LOG_FILE, "a", encoding="utf-8")
-    try:
-        while epoch < config.epochs and not stopped:
-            order = _epoch_order(n, seed, epoch)
-            step_losses: list[torch.Tensor] = []  # kept on the device: no synchronisation per step
-            t_epoch = time.perf_counter()
-            bar = tqdm(total=steps_per_epoch, initial=step_in_epoch, unit="step", disable=not progress,
-                       desc=f"{category} epoch {epoch + 1}/{config.epochs}", leave=False)
-            while step_in_epoch < steps_per_epoch:
-                if max_steps is not None and step >= max_steps:
-                    stopped = True
-                    break
-                idx = order[step_in_epoch * batch:(step_in_epoch + 1) * batch].to(device)
-                loss, parts = train_step(model, opt, images[idx], config, _step_generator(device, seed, step),
-                                         textures)
-                step_losses.append(torch.stack([loss, parts["ts"], parts["rec"], parts["seg"]]).float())
-                step += 1
-                step_in_epoch += 1
-                seen += len(idx)
-                if progress and (step_in_epoch % 10 == 0 or step_in_epoch == steps_per_epoch):
-                    rate = seen / max(time.perf_counter() - start, 1e-9)
-                    bar.set_postfix(loss=f"{float(loss):.4f}", img_s=f"{rate:.1f}")
-                bar.update()
-            bar.close()
-            count = len(step_losses)
-            table = torch.stack(step_losses).cpu() if count else torch.zeros(0, 4)
-            if count and not torch.isfinite(table).all():
-                raise DataError(f"{category}: the loss became NaN or infinite in epoch {epoch + 1}; lower the "
-                                f"learning rate or check the images")
-            losses.extend(table[:, 0].tolist())
-            sums = dict(zip(("loss", "ts", "rec", "seg"), table.sum(0).tolist() if count else [0.0] * 4))
-            if not stopped:
-                sched.step()
-                epoch += 1
-                step_in_epoch = 0
-                record = {"epoch": epoch, "step": step, "lr": opt.param_groups[0]["lr"],
-                          **{k: v / max(count, 1) for k, v in sums.items()},
-                          "images_per_s": count * batch / max(time.perf_counter() - t_epoch, 1e-9)}
-                log_fh.write(json.dumps(record) + "\n")
-                log_fh.flush()
-                log.info("%s epoch %d/%d: loss %.4f (ts %.4f, rec %.4f, seg %.4f), %.1f images/s", category,
-                         epoch, config.epochs, record["loss"], record["ts"], record["rec"], record["seg"],
-                         record["images_per_s"])
-                if validator is not None and (epoch % config.val_every == 0 or epoch == config.epochs):
-                    validate_and_select()
-                if epoch % config.checkpoint_every == 0 or epoch == config.epochs:
-                    save_checkpoint(last_path, payload(resumable=True))
-        if stopped:
-            save_checkpoint(last_path, payload(resumable=True))
-            log.info("stopped after %d steps (--max-steps); resume with --resume", step)
-        if validator is None:
-            save_checkpoint(model_path, payload(resumable=False))
-        elif selection["best_epoch"] is None or (stopped and not selection["history"]):
-            validate_and_select()
-    finally:
-        log_fh.close()
-    elapsed = time.perf_counter() - start
-    return TrainResult(model_path=model_path, last_path=last_path, epochs_done=epoch, steps=step, seconds=elapsed,
-                       images_per_s=seen / max(elapsed, 1e-9), selection=selection, losses=losses)
+    def _run(self, images: torch.Tensor, textures: torch.Tensor | None, validator: "_Validator | None",
+             max_steps: int | None) -> TrainResult:
+        """The epoch loop, the checkpoints and the final model."""
+        state, config = self.state, self.config
+        n = len(images)
+        batch = min(config.batch_size, n)
+        start = time.perf_counter()
+        seen, losses, stopped = 0, [], False
+        with open(self.out / LOG_FILE, "a", encoding="utf-8") as log_fh:
+            while state.epoch < config.epochs and not stopped:
+                t_epoch = time.perf_counter()
+                table, stopped, done = self._run_epoch(images, textures, batch, max_steps, start, seen)
+                seen += done
+                losses.extend(table[:, 0].tolist())
+                if not stopped:
+                    self._end_epoch(table, batch, time.perf_counter() - t_epoch, log_fh, validator)
+            if stopped:
+                save_checkpoint(self.out / LAST_FILE, self._payload(resumable=True))
+                log.info("stopped after %d steps (--max-steps); resume with --resume", state.step)
+            if validator is None:
+                save_checkpoint(self.out / MODEL_FILE, self._payload(resumable=False))
+            elif state.selection["best_epoch"] is None or (stopped and not state.selection["history"]):
+                self._validate_and_select(validator)
+        elapsed = time.perf_counter() - start
+        return TrainResult(model_path=self.out / MODEL_FILE, last_path=self.out / LAST_FILE,
+                           epochs_done=state.epoch, steps=state.step, seconds=elapsed,
+                           images_per_s=seen / max(elapsed, 1e-9), selection=state.selection, losses=losses)
+
+    def _run_epoch(self, images: torch.Tensor, textures: torch.Tensor | None, batch: int,
+                   max_steps: int | None, start: float, seen: int) -> tuple[torch.Tensor, bool, int]:
+        """The remaining steps of the current epoch: ``(losses (steps, 4), stopped, images seen)``."""
+        from threecad.progress import progress as tqdm  # bars on a terminal, log lines otherwise
+
+        state, config = self.state, self.config
+        steps_per_epoch = max(1, len(images) // batch)
+        order = _epoch_order(len(images), state.seed, state.epoch)
+        step_losses: list[torch.Tensor] = []  # kept on the device: no synchronisation per step
+        stopped, done = False, 0
+        bar = tqdm(total=steps_per_epoch, initial=state.step_in_epoch, unit="step", disable=not self.progress,
+                   desc=f"{self.category} epoch {state.epoch + 1}/{config.epochs}", leave=False)
+        while state.step_in_epoch < steps_per_epoch:
+            if max_steps is not None and state.step >= max_steps:
+                stopped = True
+                break
+            idx = order[state.step_in_epoch * batch:(state.step_in_epoch + 1) * batch].to(self.device)
+            loss, parts = train_step(self.model, self.opt, images[idx], config,
+                                     _step_generator(self.device, state.seed, state.step), textures)
+            step_losses.append(torch.stack([loss, parts["ts"], parts["rec"], parts["seg"]]).float())
+            state.step += 1
+            state.step_in_epoch += 1
+            done += len(idx)
+            if self.progress and (state.step_in_epoch % 10 == 0 or state.step_in_epoch == steps_per_epoch):
+                rate = (seen + done) / max(time.perf_counter() - start, 1e-9)
+                bar.set_postfix(loss=f"{float(loss):.4f}", img_s=f"{rate:.1f}")
+            bar.update()
+        bar.close()
+        table = torch.stack(step_losses).cpu() if step_losses else torch.zeros(0, 4)
+        if len(table) and not torch.isfinite(table).all():
+            raise DataError(f"{self.category}: the loss became NaN or infinite in epoch {state.epoch + 1}; lower "
+                            f"the learning rate or check the images")
+        return table, stopped, done
+
+    def _end_epoch(self, table: torch.Tensor, batch: int, seconds: float, log_fh: Any,
+                   validator: "_Validator | None") -> None:
+        """Scheduler step, log line, validation and ``last.pt`` at the end of a complete epoch."""
+        state, config = self.state, self.config
+        self.sched.step()
+        state.epoch += 1
+        state.step_in_epoch = 0
+        count = len(table)
+        sums = dict(zip(("loss", "ts", "rec", "seg"), table.sum(0).tolist() if count else [0.0] * 4))
+        record = {"epoch": state.epoch, "step": state.step, "lr": self.opt.param_groups[0]["lr"],
+                  **{k: v / max(count, 1) for k, v in sums.items()},
+                  "images_per_s": count * batch / max(seconds, 1e-9)}
+        log_fh.write(json.dumps(record) + "\n")
+        log_fh.flush()
+        log.info("%s epoch %d/%d: loss %.4f (ts %.4f, rec %.4f, seg %.4f), %.1f images/s", self.category,
+                 state.epoch, config.epochs, record["loss"], record["ts"], record["rec"], record["seg"],
+                 record["images_per_s"])
+        if validator is not None and (state.epoch % config.val_every == 0 or state.epoch == config.epochs):
+            self._validate_and_select(validator)
+        if state.epoch % config.checkpoint_every == 0 or state.epoch == config.epochs:
+            save_checkpoint(self.out / LAST_FILE, self._payload(resumable=True))

@@ -24,6 +24,10 @@ class PatchKNNConfig:
         Most normal patches kept per category (a random subset, deterministic for ``seed``).
     k : int
         Neighbours averaged for a patch's score.
+    search_eps : float
+        0 (the default): exact neighbour distances. ``> 0``: an opt-in approximate search whose
+        distances are at most ``1 + search_eps`` times the exact ones (faster; see
+        :mod:`~threecad.reference_models.patchknn.search`).
     smooth_sigma : float
         Gaussian smoothing of the final map (pixels at ``image_size``), as in the 3CAD protocol.
     seed : int
@@ -35,6 +39,7 @@ class PatchKNNConfig:
     sigmas: tuple[float, ...] = (1.0, 2.0, 4.0)
     max_bank: int = 50_000
     k: int = 1
+    search_eps: float = 0.0
     smooth_sigma: float = 4.0
     seed: int = 0
 

@@ -47,8 +47,8 @@ def patch_features(rgb: np.ndarray, config: PatchKNNConfig) -> np.ndarray:
     chroma = lab[:, :, 1:] - np.median(lab[:, :, 1:].reshape(-1, 2), axis=0)
     chroma = cv2.GaussianBlur(chroma / 32.0, (0, 0), 1.5)
 
-    chans = [cv2.GaussianBlur(grey, (0, 0), 1.0), chroma[:, :, 0], chroma[:, :, 1]]
-    blurred = {s: cv2.GaussianBlur(grey, (0, 0), s) for s in config.sigmas}
+    blurred = {s: cv2.GaussianBlur(grey, (0, 0), s) for s in dict.fromkeys((1.0, *config.sigmas))}
+    chans = [blurred[1.0], chroma[:, :, 0], chroma[:, :, 1]]
     for s in config.sigmas:
         b = blurred[s]
         gx = cv2.Sobel(b, cv2.CV_32F, 1, 0, ksize=3)
@@ -57,6 +57,6 @@ def patch_features(rgb: np.ndarray, config: PatchKNNConfig) -> np.ndarray:
         chans.append(b - cv2.GaussianBlur(b, (0, 0), 2.0 * s))  # blob response (DoG)
     mean = cv2.GaussianBlur(grey, (0, 0), 3.0)
     chans.append(np.sqrt(np.maximum(cv2.GaussianBlur(grey * grey, (0, 0), 3.0) - mean * mean, 0.0)))
-    feats = np.stack(chans, axis=-1).astype(np.float32)
+    feats = np.stack(chans, axis=-1).astype(np.float32, copy=False)
     grid = size // config.stride
     return cv2.resize(feats, (grid, grid), interpolation=cv2.INTER_AREA).reshape(grid, grid, -1)

@@ -1,4 +1,4 @@
-"""The PatchKNN model of one category: a bank of normal patches and a nearest-neighbour search."""
+"""The PatchKNN model of one category: a bank of normal patches and an exact nearest-neighbour search."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from threecad.parallel import thread_map
 from ..images import read_rgb
 from .config import PatchKNNConfig
 from .features import patch_features
+from .search import PatchIndex
 
 __all__ = ["PatchKNN"]
 
@@ -24,7 +25,8 @@ class PatchKNN:
     """Nearest-neighbour patch model of one category.
 
     ``fit`` reads the normal (``train/good``) images, keeps a random subset of their patch
-    features (standardised per feature) and indexes them; ``anomaly_map`` scores a test image.
+    features (standardised per feature) and indexes them (:class:`~.search.PatchIndex`);
+    ``anomaly_map`` scores a test image.
     """
 
     def __init__(self, config: PatchKNNConfig | None = None) -> None:
@@ -50,8 +52,6 @@ class PatchKNN:
         progress : bool
             Report the feature extraction's progress (:func:`threecad.progress.progress`).
         """
-        from sklearn.neighbors import NearestNeighbors
-
         if not image_paths:
             raise DataError("PatchKNN needs at least one normal training image (train/good is empty)")
         feats = thread_map(self._features, list(image_paths), workers=workers, progress=progress,
@@ -64,7 +64,10 @@ class PatchKNN:
             rng = np.random.default_rng(self.config.seed)
             bank = bank[np.sort(rng.choice(len(bank), self.config.max_bank, replace=False))]
         self.bank = np.ascontiguousarray(bank, dtype=np.float32)
-        self._index = NearestNeighbors(n_neighbors=self.config.k).fit(self.bank)
+        if not 1 <= self.config.k <= len(self.bank):
+            raise DataError(f"PatchKNN: k={self.config.k} neighbours asked for but the bank holds "
+                            f"{len(self.bank)} patches")
+        self._index = PatchIndex(self.bank)
         log.info("PatchKNN: %d normal images, bank of %d patches x %d features",
                  len(image_paths), len(self.bank), self.bank.shape[1])
         return self
@@ -88,8 +91,8 @@ class PatchKNN:
             raise RuntimeError("PatchKNN.anomaly_map before fit")
         f = patch_features(rgb, self.config)
         grid = f.shape[0]
-        q = (f.reshape(-1, f.shape[-1]) - self.mean) / self.scale
-        dist, _ = self._index.kneighbors(q.astype(np.float32))
+        q = (f.reshape(-1, f.shape[-1]) - self.mean) / self.scale  # float32, rows in raster order
+        dist = self._index.kneighbors_distance(q, self.config.k, eps=self.config.search_eps)
         patch = dist.mean(axis=1).reshape(grid, grid).astype(np.float32)
         size = self.config.image_size
         amap = cv2.resize(patch, (size, size), interpolation=cv2.INTER_LINEAR)

@@ -37,7 +37,7 @@ def run(args) -> int:
         method = "PatchKNN baseline"
     else:
         require_torch()
-        from threecad.reference_models.cfrg.checkpoint import load_checkpoint
+        from threecad.reference_models.cfrg.checkpoint import MODEL_KEYS, load_checkpoint
         from threecad.reference_models.cfrg.device import resolve_device
         from threecad.reference_models.cfrg.predict import find_checkpoints, predict_submission
 
@@ -46,7 +46,7 @@ def run(args) -> int:
                              "folder holding <Category>/model.pt")
         weights = Path(args.weights).expanduser()
         if categories is None and weights.is_file():
-            categories = [str(load_checkpoint(weights).get("category") or "")]
+            categories = [load_checkpoint(weights, need=MODEL_KEYS, mmap=True).get("category") or ""]
             if not categories[0]:
                 raise UsageError(f"{weights} names no category; pass --categories NAME")
         elif categories is None and weights.is_dir():

@@ -24,7 +24,7 @@ def run(args) -> int:
     from threecad.reference_models.cfrg.config import CFRGConfig
     from threecad.reference_models.cfrg.device import resolve_device
     from threecad.reference_models.cfrg.teacher import teacher_state_dict
-    from threecad.reference_models.cfrg.train import LAST_FILE, train_category
+    from threecad.reference_models.cfrg.train import LAST_FILE, Trainer
 
     from ..manifest import raise_on_errors, scan
     from ..splits import load_split
@@ -58,20 +58,23 @@ def run(args) -> int:
         if args.splits:
             train_rows = load_split(args.splits, "fit", root=root, categories=[category])
             val_rows = load_split(args.splits, "val", root=root, categories=[category])
-            val_paths = val_rows["image_path"].tolist()
         else:
             train_rows = rows[(rows["split"] == "train") & (rows["label"] == "good")]
-            val_paths = None
+            val_rows = None
         resume = category not in fresh
         print(f"training CFRG on {category}: {len(train_rows)} images"
-              + (f", {len(val_paths)} for validation" if val_paths else ", no validation split (keeps the last model)")
+              + (f", {len(val_rows)} for validation" if val_rows is not None and len(val_rows)
+                 else ", no validation split (keeps the last model)")
               + (f", DTD textures from {args.dtd}" if args.dtd else ", procedural anomaly textures")
               + f", device {device}" + (" (resuming)" if resume else ""), file=sys.stderr)
-        result = train_category(
-            train_rows["image_path"].tolist(), out / category, config, device=device, teacher_state=teacher_state,
-            teacher_info=teacher_info, val_paths=val_paths, dtd=args.dtd, max_steps=args.max_steps, resume=resume,
-            seed=args.seed, workers=args.workers, progress=progress, category=category,
-            resume_epochs=args.epochs, extra_meta={"data_root": str(scan_result.root)})
+        run_kw = dict(device=device, category=category, meta={"data_root": str(scan_result.root)},
+                      workers=args.workers, progress=progress)
+        if resume:
+            trainer = Trainer.resume(out / category, epochs=args.epochs, **run_kw)
+        else:
+            trainer = Trainer(out / category, config, teacher_state=teacher_state, teacher_info=teacher_info,
+                              seed=args.seed, **run_kw)
+        result = trainer.fit(train_rows, val_rows, dtd=args.dtd, max_steps=args.max_steps)
         sel = result.selection
         chosen = (f"best validation pixel AUROC {sel['best_value']:.4f} at epoch {sel['best_epoch']}"
                   if sel.get("best_epoch") is not None else "the last model")

@@ -23,9 +23,15 @@ def tiny_config():
 
 
 @pytest.fixture
-def cs_train_paths(sample_root):
-    """The Copper_Stator train/good images of the tiny sample."""
+def cs_train_rows(sample_root):
+    """The manifest rows of the Copper_Stator train/good images of the tiny sample."""
     from threecad.manifest import load_manifest
 
     m = load_manifest(sample_root, categories=["CS"])
-    return m[(m["split"] == "train") & (m["label"] == "good")]["image_path"].tolist()
+    return m[(m["split"] == "train") & (m["label"] == "good")].reset_index(drop=True)
+
+
+@pytest.fixture
+def cs_train_paths(cs_train_rows):
+    """The Copper_Stator train/good image files of the tiny sample."""
+    return cs_train_rows["image_path"].tolist()

@@ -11,34 +11,20 @@ import pytest
 import torch
 
 from threecad.reference_models.cfrg.checkpoint import file_sha256
-from threecad.reference_models.cfrg.maps import gaussian_blur
 from threecad.reference_models.cfrg.predict import find_checkpoints, predict_submission
-from threecad.reference_models.cfrg.train import train_category
+from threecad.reference_models.cfrg.train import Trainer
 from threecad.errors import UsageError
 from threecad.manifest import load_manifest
 
 CPU = torch.device("cpu")
 
 
-def test_gaussian_blur_on_the_device_matches_opencv():
-    import cv2
-
-    rng = np.random.default_rng(0)
-    img = rng.random((64, 64)).astype(np.float32)
-    got = gaussian_blur(torch.from_numpy(img)[None, None], 4.0)[0, 0].numpy()
-    want = cv2.GaussianBlur(img, (33, 33), 4.0, borderType=cv2.BORDER_REFLECT_101)
-    assert got.shape == img.shape
-    assert np.abs(got - want).max() < 1e-4
-    const = torch.full((1, 1, 20, 20), 3.0)
-    assert torch.allclose(gaussian_blur(const, 4.0), const)
-
-
-def test_predict_writes_a_submission_that_eval_accepts(tiny_config, cs_train_paths, sample_root, tmp_path):
+def test_predict_writes_a_submission_that_eval_accepts(tiny_config, cs_train_rows, sample_root, tmp_path):
     from threecad.commands.eval import score_submission
 
-    run = train_category(cs_train_paths, tmp_path / "run" / "Copper_Stator", tiny_config, device=CPU,
-                         teacher_state=None, teacher_info={"source": "none (untrained)", "pretrained": False},
-                         max_steps=1, workers=0, category="Copper_Stator")
+    run = Trainer(tmp_path / "run" / "Copper_Stator", tiny_config, device=CPU,
+                  teacher_info={"source": "none (untrained)", "pretrained": False}, workers=0,
+                  category="Copper_Stator").fit(cs_train_rows, max_steps=1)
     manifest = load_manifest(sample_root, categories=["CS"])
     ckpts = find_checkpoints(tmp_path / "run", ["Copper_Stator"])
     assert ckpts == {"Copper_Stator": run.model_path}
@@ -119,3 +105,24 @@ def test_cli_all_categories_trains_one_model_each_and_predicts_them(tmp_path):
     assert sorted(meta["checkpoints"]) == ["Copper_Stator", "Iron_Stator"]
     out = json.loads(_cli("eval", preds, "--data-root", root, "--json").stdout)
     assert sorted(out["categories"]) == ["Copper_Stator", "Iron_Stator"]
+
+
+def test_cli_names_a_checkpoint_without_its_config_or_with_wrong_types(sample_root, tmp_path):
+    weights = {"w": torch.ones(2)}
+    bad = {"no_config.pt": {"format": "threecad-cfrg", "teacher": weights, "model": weights},
+           "bad_types.pt": {"format": "threecad-cfrg", "config": {"image_size": "big", "betas": 0.5},
+                            "teacher": weights, "model": [1, 2], "epoch": "3"}}
+    for name, payload in bad.items():
+        path = tmp_path / name
+        torch.save(payload, path)
+        proc = _cli("predict", "--model", "cfrg", "--weights", path, "--categories", "CS", "--data-root", sample_root,
+                    "--out", tmp_path / f"p-{name}", "--device", "cpu", check_rc=1)
+        assert str(path) in proc.stderr and "not a usable CFRG checkpoint" in proc.stderr
+        assert not (tmp_path / f"p-{name}").exists()
+    err = proc.stderr  # the second file: every problem named at once
+    assert "'image_size'" in err and "'betas'" in err and "'model'" in err and "'epoch'" in err
+    nameless = tmp_path / "nameless.pt"
+    torch.save({"format": "threecad-cfrg", "teacher": weights, "model": weights}, nameless)
+    proc = _cli("predict", "--model", "cfrg", "--weights", nameless, "--data-root", sample_root,
+                "--out", tmp_path / "p", "--device", "cpu", check_rc=1)
+    assert str(nameless) in proc.stderr and "no 'config'" in proc.stderr

@@ -1,16 +1,19 @@
-"""Training: losses go down, checkpoints resume exactly, model selection on validation images."""
+"""Training: losses go down, the Trainer resumes exactly from its checkpoints, model selection on
+validation images, bad checkpoints named."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
+from threecad.errors import DataError, UsageError
 from threecad.reference_models.cfrg.anomalies import synthesize
-from threecad.reference_models.cfrg.checkpoint import load_checkpoint
+from threecad.reference_models.cfrg.checkpoint import RESUME_KEYS, load_checkpoint
 from threecad.reference_models.cfrg.data import load_images, normalise
 from threecad.reference_models.cfrg.losses import total_loss
-from threecad.reference_models.cfrg.train import build_model, train_category
+from threecad.reference_models.cfrg.train import Trainer, build_model
 
 CPU = torch.device("cpu")
 NO_TEACHER = {"source": "none (untrained)", "pretrained": False}
@@ -40,17 +43,19 @@ def _weights(path):
     return load_checkpoint(path)["model"]
 
 
-def test_checkpoint_resumes_exactly(tiny_config, cs_train_paths, tmp_path):
+def _trainer(out, cfg, seed=5):
+    return Trainer(out, cfg, device=CPU, teacher_info=NO_TEACHER, workers=0, seed=seed, category="Copper_Stator")
+
+
+def test_checkpoint_resumes_exactly(tiny_config, cs_train_rows, tmp_path):
     cfg = tiny_config.with_overrides(batch_size=2, epochs=2)  # 3 images: one step per epoch
-    kw = dict(device=CPU, teacher_state=None, teacher_info=NO_TEACHER, workers=0, seed=5, category="Copper_Stator")
-    straight = train_category(cs_train_paths, tmp_path / "a", cfg, **kw)
+    straight = _trainer(tmp_path / "a", cfg).fit(cs_train_rows)
     assert straight.steps == 2 and straight.epochs_done == 2
-    first = train_category(cs_train_paths, tmp_path / "b", cfg, max_steps=1, **kw)
+    first = _trainer(tmp_path / "b", cfg).fit(cs_train_rows, max_steps=1)
     assert first.steps == 1 and first.epochs_done == 1
-    ckpt = load_checkpoint(tmp_path / "b" / "last.pt")
-    assert {"optimizer", "scheduler", "rng", "epoch", "step", "config", "teacher", "model"} <= set(ckpt)
-    assert ckpt["epoch"] == 1 and ckpt["complete"] is False
-    resumed = train_category(cs_train_paths, tmp_path / "b", cfg, resume=True, **kw)
+    ckpt = load_checkpoint(tmp_path / "b" / "last.pt", need=RESUME_KEYS)
+    assert ckpt["epoch"] == 1 and ckpt["complete"] is False and ckpt["seed"] == 5
+    resumed = Trainer.resume(tmp_path / "b", device=CPU, workers=0).fit(cs_train_rows)
     assert resumed.steps == 2 and resumed.epochs_done == 2
     a, b = _weights(tmp_path / "a" / "model.pt"), _weights(tmp_path / "b" / "model.pt")
     assert a.keys() == b.keys()
@@ -60,13 +65,58 @@ def test_checkpoint_resumes_exactly(tiny_config, cs_train_paths, tmp_path):
     assert [r["epoch"] for r in log] == [1, 2]
     final = load_checkpoint(tmp_path / "a" / "model.pt")
     assert final["selection"]["rule"] == "last" and final["complete"] is True
-    assert final["teacher_info"]["pretrained"] is False
+    assert final["teacher_info"]["pretrained"] is False and final["category"] == "Copper_Stator"
 
 
-def test_validation_selects_without_the_test_set(tiny_config, cs_train_paths, tmp_path):
+def test_resume_with_more_epochs_continues_the_schedule(tiny_config, cs_train_rows, tmp_path):
+    cfg = tiny_config.with_overrides(batch_size=2, epochs=1)
+    _trainer(tmp_path / "r", cfg).fit(cs_train_rows)
+    more = Trainer.resume(tmp_path / "r", device=CPU, epochs=3, workers=0)
+    assert more.config.epochs == 3 and more.state.epoch == 1 and more.state.seed == 5
+    result = more.fit(cs_train_rows)
+    assert result.epochs_done == 3 and result.steps == 3
+    with pytest.raises(RuntimeError, match="once"):
+        more.fit(cs_train_rows)
+
+
+def test_a_new_run_refuses_a_folder_with_a_run_and_resume_needs_one(tiny_config, cs_train_rows, tmp_path):
+    cfg = tiny_config.with_overrides(batch_size=2, epochs=1)
+    _trainer(tmp_path / "x", cfg).fit(cs_train_rows, max_steps=1)
+    with pytest.raises(UsageError, match="--resume"):
+        _trainer(tmp_path / "x", cfg)
+    with pytest.raises(UsageError, match="no last.pt"):
+        Trainer.resume(tmp_path / "empty", device=CPU)
+    with pytest.raises(DataError, match="train/good is empty"):
+        _trainer(tmp_path / "y", cfg).fit(cs_train_rows.iloc[:0])
+
+
+def test_resume_refuses_an_incomplete_checkpoint_naming_it(tiny_config, cs_train_rows, tmp_path):
     cfg = tiny_config.with_overrides(batch_size=2, epochs=2)
-    res = train_category(cs_train_paths[:2], tmp_path / "v", cfg, device=CPU, teacher_state=None,
-                         teacher_info=NO_TEACHER, val_paths=cs_train_paths[2:], workers=0, category="Copper_Stator")
+    _trainer(tmp_path / "c", cfg).fit(cs_train_rows, max_steps=1)
+    last = tmp_path / "c" / "last.pt"
+    ckpt = torch.load(last, weights_only=True)
+    del ckpt["optimizer"]
+    ckpt["step"] = "one"
+    torch.save(ckpt, last)
+    with pytest.raises(DataError) as info:
+        Trainer.resume(tmp_path / "c", device=CPU)
+    assert str(last) in str(info.value) and "'optimizer'" in str(info.value) and "'step'" in str(info.value)
+
+
+def test_the_trainer_takes_a_threecad_dataset_too(tiny_config, sample_root, tmp_path):
+    from threecad.torch import ThreeCAD
+
+    cfg = tiny_config.with_overrides(batch_size=2, epochs=1)
+    data = ThreeCAD(sample_root, "CS", split="train", image_size=64)
+    result = _trainer(tmp_path / "d", cfg).fit(data)
+    assert result.steps == 1 and (tmp_path / "d" / "model.pt").is_file()
+    with pytest.raises(ValueError, match="64x64"):
+        _trainer(tmp_path / "e", cfg).fit(ThreeCAD(sample_root, "CS", split="train", image_size=32))
+
+
+def test_validation_selects_without_the_test_set(tiny_config, cs_train_rows, tmp_path):
+    cfg = tiny_config.with_overrides(batch_size=2, epochs=2)
+    res = _trainer(tmp_path / "v", cfg, seed=0).fit(cs_train_rows.iloc[:2], cs_train_rows.iloc[2:])
     sel = res.selection
     assert sel["rule"] == "val_pixel_auroc" and len(sel["history"]) == 2
     assert sel["best_epoch"] in (1, 2) and 0.0 <= sel["best_value"] <= 1.0
@@ -94,4 +144,4 @@ def test_bf16_autocast_and_channels_last_path(tiny_config, monkeypatch):
         out = model(normalise(batch.float() / 255, channels_last=True))
     assert out["t"][0].dtype == torch.bfloat16
     amap = anomaly_maps(out, 64, tiny_config.smooth_sigma)
-    assert amap.dtype == torch.float32 and amap.shape == (2, 64, 64) and torch.isfinite(amap).all()
+    assert amap.dtype == torch.float64 and amap.shape == (2, 64, 64) and torch.isfinite(amap).all()

@@ -71,12 +71,33 @@ def test_beats_random_maps_by_a_clear_margin(sample_root, tmp_path):
         assert k["aupro"] > r["aupro"] + 0.2, (protocol, k, r)
 
 
-def test_baseline_cli_needs_no_torch(sample_root, tmp_path):
+def test_baseline_cli_needs_no_torch_nor_scikit_learn(sample_root, tmp_path):
     from tests.threecad.test_cli import loaded_modules
 
     out = tmp_path / "preds"
     mods = loaded_modules(["predict", "--model", "baseline", "--data-root", str(sample_root), "--categories", "CS",
                            "--out", str(out)])
     assert (out / "submission.json").is_file() and len(list(out.rglob("*.npy"))) == 5
-    assert "sklearn" in mods and "cv2" in mods
-    assert not mods & {"torch", "torchvision", "fiftyone"}, mods
+    assert "numba" in mods and "cv2" in mods
+    assert not mods & {"torch", "torchvision", "fiftyone", "sklearn"}, mods
+
+
+def test_anomaly_map_uses_exact_nearest_distances(sample_root):
+    import cv2
+
+    from threecad.reference_models.images import read_rgb
+
+    m = load_manifest(sample_root, categories=["CS"])
+    train = m[m["split"] == "train"]["image_path"].tolist()
+    test = m[m["split"] == "test"]["image_path"].tolist()[:2]
+    for k in (1, 3):
+        cfg = PatchKNNConfig(image_size=64, k=k)
+        model = PatchKNN(cfg).fit(train, workers=1)
+        for path in test:
+            rgb = read_rgb(path, 64)
+            f = patch_features(rgb, cfg)
+            q = ((f.reshape(-1, f.shape[-1]) - model.mean) / model.scale).astype(np.float64)
+            d = np.sqrt(((q[:, None, :] - model.bank[None].astype(np.float64)) ** 2).sum(-1))
+            patch = np.sort(d, axis=1)[:, :k].mean(axis=1).reshape(16, 16).astype(np.float32)
+            want = cv2.GaussianBlur(cv2.resize(patch, (64, 64), interpolation=cv2.INTER_LINEAR), (0, 0), 4.0)
+            np.testing.assert_allclose(model.anomaly_map(rgb), want, rtol=1e-5, atol=1e-6)
