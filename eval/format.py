@@ -21,7 +21,6 @@ make a team-chosen name safe as a file name or a table cell.
 from __future__ import annotations
 
 import csv
-import errno
 import hashlib
 import io
 import json
@@ -33,6 +32,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any, Mapping
 
 from threecad.errors import BadFileError
+from threecad.fileio import file_type_name, file_type_problem  # one check of a file's type, shared with the dataset readers
 
 __all__ = [
     "FORMAT_VERSION",
@@ -136,36 +136,6 @@ def meta_json_text(record: Mapping[str, Any]) -> str:
 
 # ---------------------------------------------------------------- reading untrusted files
 
-_TYPE_NAMES = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
-               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-               (stat.S_ISSOCK, "a socket"))
-
-
-def _type_name(mode: int) -> str:
-    for test, name in _TYPE_NAMES:
-        if test(mode):
-            return name
-    return "a special file"
-
-
-def file_type_problem(path: str | os.PathLike[str]) -> str | None:
-    """Why ``path`` is not a regular file (following links), or ``None`` when it is one.
-
-    Only ``stat`` is called: nothing is opened, so a FIFO cannot block.
-    """
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            return "not a regular file (a symbolic link loop)"
-        if exc.errno == errno.ENOENT and os.path.islink(path):
-            return "not a regular file (a broken symbolic link)"
-        return f"cannot be read ({exc.strerror or exc})"
-    if not stat.S_ISREG(st.st_mode):
-        return f"not a regular file ({_type_name(st.st_mode)})"
-    return None
-
-
 def open_regular(path: str | os.PathLike[str], kind: str, *, max_bytes: int | None = None) -> IO[bytes]:
     """Open ``path`` for binary reading only if it is a regular file of at most ``max_bytes``.
 
@@ -205,7 +175,7 @@ def open_regular(path: str | os.PathLike[str], kind: str, *, max_bytes: int | No
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise BadFileError(path, f"not a regular file ({_type_name(st.st_mode)})", NOT_REGULAR_FILE)
+            raise BadFileError(path, f"not a regular file ({file_type_name(st.st_mode)})", NOT_REGULAR_FILE)
         if max_bytes is not None and st.st_size > max_bytes:
             raise BadFileError(path, f"{st.st_size:,} bytes, more than the limit of {max_bytes:,} for this file",
                                kind)

@@ -28,6 +28,7 @@ __all__ = [
     "MAX_IMAGE_PIXELS",
     "NotRegularFileError",
     "file_type_problem",
+    "file_type_name",
     "read_regular",
     "header_size",
     "size_problem",
@@ -47,15 +48,16 @@ class NotRegularFileError(OSError):
     """The path is not a regular file; ``str(exc)`` says what it is."""
 
 
-def _type_name(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
+_TYPE_NAMES = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+               (stat.S_ISSOCK, "a socket"))
+
+
+def file_type_name(mode: int) -> str:
+    """What a non-regular file is, from its ``st_mode`` ("a named pipe (FIFO)", "a socket", ...)."""
+    for test, name in _TYPE_NAMES:
+        if test(mode):
+            return name
     return "a special file"
 
 
@@ -75,7 +77,7 @@ def file_type_problem(path: str | os.PathLike[str]) -> str | None:
             return "no such file"
         return f"cannot stat ({exc.strerror})"
     if not stat.S_ISREG(st.st_mode):
-        return f"not a regular file ({_type_name(st.st_mode)})"
+        return f"not a regular file ({file_type_name(st.st_mode)})"
     return None
 
 
@@ -96,7 +98,7 @@ def read_regular(path: str | os.PathLike[str]) -> bytes:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise NotRegularFileError(f"not a regular file ({_type_name(st.st_mode)})")
+            raise NotRegularFileError(f"not a regular file ({file_type_name(st.st_mode)})")
         with os.fdopen(fd, "rb", closefd=False) as fh:
             return fh.read()
     finally:

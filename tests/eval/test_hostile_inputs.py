@@ -332,26 +332,28 @@ def test_class9_one_bad_submission_never_stops_a_leaderboard(tmp_path, manifest,
     paths = write_leaderboard(board, tmp_path / "lb")
     assert all(len(p.name) <= 255 and len(p.parent.name) <= 255 for p in paths)
     assert by["long"].results is not None and len(by["long"].slug) <= 64
-    assert (tmp_path / "lb" / "leaderboard.md").is_file() and by["clash"].slug == "leaderboard.md-2"
+    # entries are named after their folder (the method beside it): nothing takes the table's name
+    assert (tmp_path / "lb" / "leaderboard.md").is_file() and by["clash"].slug == "clash"
     md = (tmp_path / "lb" / "leaderboard.md").read_text()
-    rows = [ln for ln in md.splitlines() if ln.startswith("| A very")]
+    rows = [ln for ln in md.splitlines() if ln.startswith("| long (A very")]
     assert rows and all(ln.count(" | ") == rows[0].count(" | ") for ln in rows)  # one cell, table intact
     assert "\\|" in rows[0] and "\n" not in rows[0]
 
 
 def test_class9_unexpected_reader_failure_is_an_invalid_row(tmp_path, manifest, tree, monkeypatch):
     import threecad.eval.leaderboard as lb
+    from threecad.eval.api import Evaluator
 
     good = write_submission(tmp_path / "good", manifest)
     bad = write_submission(tmp_path / "bad", manifest)
-    real = lb.validate_submission
+    real = Evaluator.validate
 
-    def flaky(folder, *a, **k):
+    def flaky(self, folder, *a, **k):
         if Path(folder).name == "bad":
             raise OSError(5, "Input/output error")
-        return real(folder, *a, **k)
+        return real(self, folder, *a, **k)
 
-    monkeypatch.setattr(lb, "validate_submission", flaky)
+    monkeypatch.setattr(Evaluator, "validate", flaky)
     board = lb.score_leaderboard([str(good), str(bad)], tree.root, workers=1, command=["t"])
     assert {Path(e.source).name: e.status for e in board.entries} == {"good": "scored", "bad": "invalid"}
     assert "Input/output error" in next(e.reason for e in board.entries if e.status == "invalid")
