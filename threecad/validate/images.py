@@ -164,16 +164,9 @@ def perceptual_hash(image: np.ndarray) -> np.ndarray:
     """
     import cv2
 
-    grey = image
-    if image.ndim == 3:  # grey first: cheaper than resizing every channel
-        c = image.shape[2]
-        if c == 3:
-            grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        elif c == 4:
-            grey = cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
-        else:
-            grey = image.mean(axis=2, dtype=np.float32)
-    small = cv2.resize(grey, (HASH_SIZE, HASH_SIZE), interpolation=cv2.INTER_AREA)
+    from .pixels import to_grey
+
+    small = cv2.resize(to_grey(image), (HASH_SIZE, HASH_SIZE), interpolation=cv2.INTER_AREA)
     coeffs = cv2.dct(np.asarray(small, dtype=np.float32))[1:HASH_BAND + 1, 1:HASH_BAND + 1].ravel()
     bits = coeffs > np.median(coeffs)
     return np.packbits(bits).view(np.uint64).copy()

@@ -76,6 +76,24 @@ class PixelMatch:
     copy: bool
 
 
+def to_grey(image: np.ndarray) -> np.ndarray:
+    """One channel of an OpenCV-decoded image (BGR/BGRA converted, other channel counts averaged).
+
+    Grey first: cheaper than resizing every channel. Shape ``(H, W)``, the input's depth
+    (float32 for averaged channels).
+    """
+    import cv2
+
+    if image.ndim != 3:
+        return image
+    c = image.shape[2]
+    if c == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    if c == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
+    return image.mean(axis=2, dtype=np.float32)
+
+
 def thumbnail(image: np.ndarray) -> np.ndarray:
     """The grey thumbnail of an image: ``THUMB_SIZE`` square, area-averaged, uint8.
 
@@ -90,16 +108,7 @@ def thumbnail(image: np.ndarray) -> np.ndarray:
     """
     import cv2
 
-    grey = image
-    if image.ndim == 3:
-        c = image.shape[2]
-        if c == 3:
-            grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        elif c == 4:
-            grey = cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
-        else:
-            grey = image.mean(axis=2, dtype=np.float32)
-    small = cv2.resize(grey, (THUMB_SIZE, THUMB_SIZE), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(to_grey(image), (THUMB_SIZE, THUMB_SIZE), interpolation=cv2.INTER_AREA)
     if small.dtype == np.uint16:
         small = small.astype(np.float32) / 257.0
     return np.clip(np.asarray(small, np.float32) + 0.5, 0, 255).astype(np.uint8)
