@@ -66,6 +66,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     _mkdir(path.parent)
+    sweep_stale(path.parent, path.name)  # what a killed earlier write of this file left behind
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)

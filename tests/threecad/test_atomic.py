@@ -77,3 +77,14 @@ def test_atomic_path_removes_the_temporary_on_error(tmp_path):
             tmp.write_text("partial")
             raise ValueError
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_new_write_sweeps_what_a_killed_write_of_the_same_file_left(tmp_path):
+    left = tmp_path / ".results.json.abc123.part"   # as a kill -9 inside atomic_path leaves it
+    left.write_text("partial")
+    past = time.time() - 7200
+    os.utime(left, (past, past))
+    other = tmp_path / ".other.json.abc123.part"
+    other.write_text("another file's, recent")
+    write_text_atomic(tmp_path / "results.json", "{}")
+    assert not left.exists() and other.exists()
