@@ -203,7 +203,7 @@ def _open_entries(paths: Sequence[Any], evaluator: Evaluator, stack: ExitStack, 
             entry.method = entry.submission.meta.method or entry.name
         except _ENTRY_ERRORS as exc:  # one bad submission is one invalid row; the others are still scored
             entry.invalidate(*_problem_reason(exc))
-            log.warning("%s: invalid submission: %s", path, entry.reason)
+            log.warning("%s: invalid submission: %s", shown(path), shown(entry.reason))
             continue
         entry.observer = make_observer()
         entry.table = ImageTableObserver(evaluator.protocol)
@@ -235,12 +235,12 @@ def _score_categories(entries: list[Entry], evaluator: Evaluator, scored_folders
                                                      progress=progress)
                 except _ENTRY_ERRORS as exc:  # e.g. a map replaced after validation
                     e.invalidate(*_problem_reason(exc))
-                    log.warning("%s: invalid submission: %s", e.source, e.reason)
+                    log.warning("%s: invalid submission: %s", shown(e.source), shown(e.reason))
                     continue
                 if problems:
                     e.invalidate(*_problem_reason(SubmissionError(
                         f"submission {e.submission.root} has problems", problems)))
-                    log.warning("%s: invalid submission: %s", e.source, e.reason)
+                    log.warning("%s: invalid submission: %s", shown(e.source), shown(e.reason))
                     continue
                 evaluations[id(e)].append(ev)
                 if keep_curves:
