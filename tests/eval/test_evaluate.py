@@ -216,16 +216,18 @@ def test_cli_usage_errors(sample_root, tmp_path):
     (tmp_path / "p").mkdir()
     assert "none does not exist" in run_cli("eval", tmp_path / "p", "--data-root", tmp_path / "none", rc=2).stderr
     (tmp_path / "empty").mkdir()
-    assert "no dataset" in run_cli("eval", tmp_path / "p", "--data-root", tmp_path / "empty", rc=2).stderr
+    assert "empty is not a 3CAD tree" in run_cli("eval", tmp_path / "p", "--data-root", tmp_path / "empty",
+                                                 rc=2).stderr
     assert "invalid choice" in run_cli("eval", tmp_path / "p", "--protocol", "x", rc=2).stderr
 
 
-def test_every_phase_of_a_category_shows_progress(small_tree, tmp_path, capsys):
+def test_every_phase_of_a_category_shows_progress(small_tree, tmp_path, capsys, monkeypatch):
     from threecad.eval.evaluate import evaluate_submission
     from threecad.eval.protocols import get_protocol
     from threecad.eval.results import build_results
     from threecad.eval.submission import load_submission
 
+    monkeypatch.setenv("THREECAD_PROGRESS", "bars")  # bars, not 10-second log lines, on the captured stderr
     manifest = scan(small_tree.root).manifest
     rng = np.random.default_rng(4)
     write_maps(tmp_path / "preds", manifest, lambda r: noisy_map(r, rng))
@@ -238,7 +240,8 @@ def test_every_phase_of_a_category_shows_progress(small_tree, tmp_path, capsys):
     # the breakdowns were computed under the bar, and build_results reuses them
     assert evaluations[0].summary is not None and set(evaluations[0].summary["by_type"]) == {"dent", "scratch"}
     results = build_results(submission, evaluations, protocol, data_root=small_tree.root)
-    assert results["categories"][AI] is evaluations[0].summary
+    summary, block = evaluations[0].summary, results.to_dict()["categories"][AI]
+    assert all(block[m] == summary[m] for m in ("pixel_auroc", "pixel_ap", "aupro", "image_auroc"))
     assert capsys.readouterr().err == ""
 
 

@@ -208,7 +208,8 @@ def test_structural_check_reads_no_map(tmp_path, manifest):
     assert len(found["unreadable_map"]) == len(_test_rows(manifest))
 
 
-def test_progress_bar(tmp_path, manifest, capsys):
+def test_progress_bar(tmp_path, manifest, capsys, monkeypatch):
+    monkeypatch.setenv("THREECAD_PROGRESS", "bars")  # bars, not 10-second log lines, on the captured stderr
     preds = write_submission(tmp_path / "preds", manifest)
     load_submission(preds, manifest, check_contents=True, progress=True, workers=3)
     assert "checking maps" in capsys.readouterr().err

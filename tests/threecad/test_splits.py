@@ -105,4 +105,4 @@ def test_cli(small_manifest, tmp_path):
     cli("split", root, "--out", tmp_path / "s.csv")
     assert (tmp_path / "s.csv").read_text().startswith("# format_version=1")
     assert "use a .json or .csv" in cli("split", root, "--out", tmp_path / "s.txt", rc=2).stderr
-    assert "--shots expects" in cli("split", root, "--shots", "a,b", rc=2).stderr
+    assert "argument --shots: expected sizes like 1,2,4,8" in cli("split", root, "--shots", "a,b", rc=2).stderr

@@ -173,7 +173,7 @@ def test_stats_reports_a_fifo_mask_without_opening_it(tree):
     mask.unlink()
     os.mkfifo(mask)  # opening it for reading would block for ever
     proc = _stats(tree.root, check_rc=1)
-    assert "not_a_regular_file" in proc.stderr and str(mask) in proc.stderr
+    assert "not a regular file (a named pipe (FIFO))" in proc.stderr and str(mask) in proc.stderr
 
 
 def test_stats_reports_a_symlink_loop_cleanly(tree):
