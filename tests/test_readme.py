@@ -216,10 +216,11 @@ def workspace(tmp_path_factory):
 def _run_shell(ws: Workspace, command: str) -> str | None:
     """Run one README command; the problem as text, or None."""
     if command.startswith(".venv/bin/python scripts/"):  # a benchmark: minutes at its scale; check it parses
-        script = command.split()[1]
-        command = f"{sys.executable} {REPO / script} --help"
-    proc = subprocess.run(["bash", "-c", ws.substitute(command)], cwd=ws.cwd, env=ws.env, capture_output=True,
-                          text=True, timeout=900, stdin=subprocess.DEVNULL)
+        argv = [sys.executable, str(REPO / command.split()[1]), "--help"]
+    else:
+        argv = ["bash", "-c", ws.substitute(command)]
+    proc = subprocess.run(argv, cwd=ws.cwd, env=ws.env, capture_output=True, text=True, timeout=900,
+                          stdin=subprocess.DEVNULL)
     if proc.returncode not in (0, 1) or "Traceback" in proc.stderr:
         return f"exit {proc.returncode}\n{proc.stderr[-3000:]}"
     if proc.returncode == 1 and not proc.stderr.strip() and not proc.stdout.strip() and ">" not in command:
