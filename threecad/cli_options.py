@@ -267,40 +267,32 @@ def _stat(text: str):
         _fail(f"{text}: {exc.strerror or exc}")
 
 
-def existing_dir(text: str) -> str:
-    """A folder that exists."""
+def _existing(text: str, what: str, accept: Callable[[int], bool], refusal: str) -> str:
+    """``text`` when it names an existing ``what`` whose mode ``accept`` takes; else a usage error."""
     if not str(text).strip():
-        _fail("expected a folder, got an empty string")
-    path, st = _stat(text)
+        _fail(f"expected a {what}, got an empty string")
+    _path, st = _stat(text)
     if st is None:
         _fail(f"{text} does not exist")
-    if not stat.S_ISDIR(st.st_mode):
-        _fail(f"{text} is not a folder")
+    if not accept(st.st_mode):
+        _fail(f"{text} {refusal}")
     return str(text)
+
+
+def existing_dir(text: str) -> str:
+    """A folder that exists."""
+    return _existing(text, "folder", stat.S_ISDIR, "is not a folder")
 
 
 def existing_file(text: str) -> str:
     """A regular file that exists (not a folder, FIFO or device)."""
-    if not str(text).strip():
-        _fail("expected a file, got an empty string")
-    path, st = _stat(text)
-    if st is None:
-        _fail(f"{text} does not exist")
-    if not stat.S_ISREG(st.st_mode):
-        _fail(f"{text} is not a regular file")
-    return str(text)
+    return _existing(text, "file", stat.S_ISREG, "is not a regular file")
 
 
 def existing_path(text: str) -> str:
     """A folder or a regular file that exists."""
-    if not str(text).strip():
-        _fail("expected a path, got an empty string")
-    path, st = _stat(text)
-    if st is None:
-        _fail(f"{text} does not exist")
-    if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
-        _fail(f"{text} is neither a folder nor a regular file")
-    return str(text)
+    return _existing(text, "path", lambda mode: stat.S_ISDIR(mode) or stat.S_ISREG(mode),
+                     "is neither a folder nor a regular file")
 
 
 def file_or_none(text: str) -> str:
