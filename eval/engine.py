@@ -536,6 +536,11 @@ class NegativeCounter:
         if release:
             self._keys = self._scratch = self._hist = None
 
+    @property
+    def buffer_bytes(self) -> int:
+        """Memory held by the buffers."""
+        return sum(b.nbytes for b in (self._keys, self._scratch) if b is not None)
+
     def result(self) -> NegativeCounts:
         """Every pixel added so far, counted (flushes, frees the buffers)."""
         self.flush(release=True)

@@ -84,11 +84,17 @@ def extract_positives(amap: np.ndarray, mask: np.ndarray) -> ImagePositives:
     )
 
 
+_TALLY_BUFFER_BYTES = 160 << 20
+"""Buffers one tally may hold over all its groups before the idle groups are counted."""
+
+
 class NegativeTally:
     """One thread's (or task's) normal-pixel counts, per group, against one positive index.
 
     Counting goes through :class:`eval.engine.NegativeCounter` (buffered when the index is
-    large); :attr:`counts` flushes first, so it always holds every pixel added.
+    large; when the buffers of all groups pass ``_TALLY_BUFFER_BYTES``, the groups other than
+    the current one are counted and their buffers freed); :attr:`counts` flushes first, so
+    it always holds every pixel added.
 
     Parameters
     ----------
@@ -115,6 +121,9 @@ class NegativeTally:
                 raise RuntimeError("this tally has no index to count against")
             counter = self._counters[group] = NegativeCounter(self.index, self.for_group(group))
         counter.add(values, skip=skip)
+        if len(self._counters) > 1 and sum(c.buffer_bytes for c in self._counters.values()) > _TALLY_BUFFER_BYTES:
+            for g in [g for g in self._counters if g != group]:  # bound the memory of many groups
+                self._counters.pop(g).flush(release=True)
 
     def flush(self) -> None:
         """Count every buffered pixel (frees the buffers)."""

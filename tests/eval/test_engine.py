@@ -129,3 +129,22 @@ def test_order_keys_round_trip_and_order():
     k = order_keys(v)
     assert np.all(np.diff(k.astype(object)) >= 0) and k[3] == k[4]
     assert np.array_equal(engine.keys_to_values(k), v + 0.0)
+
+
+def test_tally_bounds_the_buffers_of_many_groups(partition_everything, monkeypatch):
+    import threecad.eval.pixels as pixels
+
+    monkeypatch.setattr(pixels, "_TALLY_BUFFER_BYTES", 20000)
+    rng = np.random.default_rng(9)
+    values = rng.random(40000)
+    positive = rng.random(values.size) < 0.1
+    index = PositiveIndex(order_keys(values[positive]))
+    tally = NegativeTally(index.size, index=index)
+    chunks = np.array_split(np.arange(values.size), 40)
+    for i, chunk in enumerate(chunks):
+        tally.add(values[chunk], skip=positive[chunk], group=i % 5)
+        assert sum(c.buffer_bytes for c in tally._counters.values()) <= 20000 + 2 * 8 * 1000
+    for g in range(5):
+        sel = np.concatenate([c for i, c in enumerate(chunks) if i % 5 == g])
+        below, on = brute_counts(values[positive], values[sel][~positive[sel]])
+        assert np.array_equal(tally.counts[g].below, below) and np.array_equal(tally.counts[g].on, on)
