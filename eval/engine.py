@@ -18,7 +18,8 @@ memory proportional to ``K``, not to the number of pixels, and counts from separ
 of images simply add (threads, processes, machines).
 
 Scores are compared as float64 after adding ``+0.0`` (so ``-0.0 == 0.0``). Integer maps
-beyond 2**53 would be compared at float64 precision. NaN must be rejected by the caller.
+beyond 2**53 would be compared at float64 precision. NaN and infinite scores are counted by the
+kernels and raised as :class:`NonFiniteScoresError` (the counts are then incomplete).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-__all__ = ["order_keys", "keys_to_values", "PositiveIndex", "NegativeCounts", "NegativeCounter"]
+__all__ = ["order_keys", "order_keys32", "keys_to_values", "PositiveIndex", "NegativeCounts", "NegativeCounter",
+           "NonFiniteScoresError"]
 
 _SIGN = np.uint64(1 << 63)
 _ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -80,10 +82,14 @@ def _count_kernel_linear(values, skip, use_skip, uvals, start, scale, nb, below,
     k_count = uvals.size
     u0 = uvals[0]
     u1 = uvals[k_count - 1]
+    bad = 0
     for i in range(n):
         if use_skip and skip[i]:
             continue
         x = np.float64(values[i]) + 0.0
+        if not (x - x == 0.0):  # NaN or infinite
+            bad += 1
+            continue
         if x < u0:
             below[0] += 1
             continue
@@ -108,6 +114,7 @@ def _count_kernel_linear(values, skip, use_skip, uvals, start, scale, nb, below,
             on[lo] += 1
         else:
             below[lo] += 1
+    return bad
 
 
 @njit(nogil=True, cache=True)
@@ -118,12 +125,16 @@ def _count_kernel(values, skip, use_skip, ukeys, start, kmin, kmax, shift, below
     buf = np.empty(_BLOCK, np.float64)
     kbuf = buf.view(np.uint64)
     sign = np.uint64(1 << 63)
+    bad = 0
     for s in range(0, n, _BLOCK):
         m = min(_BLOCK, n - s)
         for j in range(m):
             buf[j] = np.float64(values[s + j]) + 0.0
         for j in range(m):
             if use_skip and skip[s + j]:
+                continue
+            if not (buf[j] - buf[j] == 0.0):  # NaN or infinite
+                bad += 1
                 continue
             k = kbuf[j]
             if k & sign:
@@ -152,6 +163,7 @@ def _count_kernel(values, skip, use_skip, ukeys, start, kmin, kmax, shift, below
                 on[lo] += 1
             else:
                 below[lo] += 1
+    return bad
 
 
 _SIGN_N = np.uint64(1 << 63)
@@ -172,17 +184,22 @@ def _partition_fill(values, skip, use_skip, first, kbuf, pos, hist, below, linea
                     shift, nb, pshift):
     """Append the order keys of ``values[first:]`` (not ``skip``ped, within ``[U[0], U[K-1]]``) to
     ``kbuf[pos:]`` and histogram their partitions; values outside the range go straight to
-    ``below[0]``/``below[K]``. Stops when the buffer is full; returns ``(next index, next pos)``."""
+    ``below[0]``/``below[K]``. Stops when the buffer is full; returns ``(next index, next pos,
+    NaN or infinite values seen)``."""
     n = values.size
     cap = kbuf.size
     k_count = below.size - 1
     i = first
+    bad = 0
     while i < n and pos < cap:
         j = i
         i += 1
         if use_skip and skip[j]:
             continue
         x = np.float64(values[j]) + 0.0
+        if not (x - x == 0.0):
+            bad += 1
+            continue
         if x < u0:
             below[0] += 1
             continue
@@ -200,7 +217,7 @@ def _partition_fill(values, skip, use_skip, first, kbuf, pos, hist, below, linea
         hist[b >> pshift] += 1
         kbuf[pos] = k
         pos += 1
-    return i, pos
+    return i, pos, bad
 
 
 @njit(nogil=True, cache=True)
@@ -240,6 +257,87 @@ def _partition_count(kbuf, m, tmp, hist, ukeys, start, linear, u0, scale, kmin, 
             on[lo] += 1
         else:
             below[lo] += 1
+
+
+_S32 = np.uint32(0x80000000)
+_EXP32 = np.uint32(0x7F800000)
+_MANT32 = np.uint32(0x007FFFFF)
+_FLAG = np.uint64(1 << 63)
+_LOW32 = np.uint64(0xFFFFFFFF)
+_B31 = np.uint64(0x7FFFFFFF)
+
+
+@njit(inline="always")
+def _word32(x, bits, linear, u0, scale, kmin, shift, nb):
+    """The packed word ``(fine bucket + 1) << 32 | key`` of a float32 score ``x`` (``bits`` its
+    bit pattern). Bucket 0 holds everything below ``U[0]``, bucket ``nb + 1`` everything
+    above the last fine bucket; the buckets are monotone in the score, clamped, never out of
+    range (NaN lands in bucket 0 and is reported by the caller)."""
+    if bits == _S32:  # -0.0 is 0.0
+        bits = np.uint32(0)
+    k = ~bits if bits & _S32 else bits | _S32
+    if (bits & _EXP32) == _EXP32 and (bits & _MANT32) != 0:
+        k = np.uint32(0)  # NaN: below everything, never scanned past U
+    if linear:
+        t = (np.float64(x) - u0) * scale
+        if not (t == t):
+            t = -1.0
+        b = np.int64(min(max(t, -1.0), np.float64(nb))) + 1
+    else:
+        b = min(max((np.int64(k) - np.int64(kmin)) >> shift, np.int64(-1)), np.int64(nb)) + 1
+    return (np.uint64(b) << np.uint64(32)) | np.uint64(k)
+
+
+@njit(nogil=True, cache=True)
+def _fill32(values, bits, take, use_take, subtract, first, buf, pos, hist, linear, u0, scale, kmin, shift, nb,
+            pshift):
+    """Append the packed words (:func:`_word32`) of ``values[first:]`` (or of ``values[take[first:]]``)
+    to ``buf[pos:]``, flagged to be subtracted when ``subtract``, and histogram their partitions.
+    No branch per pixel. Returns ``(next first, next pos, non-finite values seen)``."""
+    n = take.size if use_take else values.size
+    m = min(n - first, buf.size - pos)
+    flag = _FLAG if subtract else np.uint64(0)
+    bad = 0
+    for i in range(first, first + m):
+        j = take[i] if use_take else i
+        bb = bits[j]
+        bad += (bb & _EXP32) == _EXP32
+        w = _word32(values[j], bb, linear, u0, scale, kmin, shift, nb)
+        hist[(w >> np.uint64(32)) >> pshift] += 1
+        buf[pos] = w | flag
+        pos += 1
+    return first + m, pos, bad
+
+
+@njit(nogil=True, cache=True)
+def _count32(buf, m, tmp, hist, pshift, ukeys, start, below, on):
+    """Scatter the packed words ``buf[:m]`` into partitions (``hist`` from :func:`_fill32`, reset
+    here), then count each partition against its own slice of ``U`` (``ukeys``: 32-bit keys
+    with a sentinel above every key), which stays in cache. Flagged words are subtracted."""
+    npart = hist.size
+    offset = np.empty(npart, np.int64)
+    total = 0
+    for p in range(npart):
+        offset[p] = total
+        total += hist[p]
+        hist[p] = 0
+    sh = np.uint64(32) + np.uint64(pshift)
+    for i in range(m):
+        w = buf[i]
+        p = (w >> sh) & (_B31 >> np.uint64(pshift))
+        tmp[offset[p]] = w
+        offset[p] += 1
+    for i in range(m):
+        w = tmp[i]
+        k = np.uint32(w & _LOW32)
+        r = start[(w >> np.uint64(32)) & _B31]
+        while ukeys[r] < k:
+            r += 1
+        d = 1 - 2 * np.int64(w >> np.uint64(63))
+        if ukeys[r] == k:
+            on[r] += d
+        else:
+            below[r] += d
 
 
 @dataclass
@@ -293,8 +391,68 @@ class NegativeCounts:
         return NegativeCounts(below, on)
 
 
+_RADIX_BITS = 11
+
+
+@njit(nogil=True, cache=True)
+def _radix_sort(keys):
+    """``keys`` sorted, and the stable order that sorts them, by a least-significant-digit radix
+    sort of 11-bit digits (keys travel with their indices); digits that are equal in every key
+    (e.g. the low mantissa bits of float32 scores as 64-bit keys) cost nothing."""
+    n = keys.size
+    order = np.arange(n)
+    ordered = keys.copy()
+    if n < 2:
+        return ordered, order
+    order2 = np.empty(n, np.int64)
+    ordered2 = np.empty(n, np.uint64)
+    all_or = np.uint64(0)
+    all_and = ~np.uint64(0)
+    for i in range(n):
+        all_or |= keys[i]
+        all_and &= keys[i]
+    varying = all_or ^ all_and
+    radix = 1 << _RADIX_BITS
+    mask = np.uint64(radix - 1)
+    count = np.empty(radix + 1, np.int64)
+    for shift in range(0, 64, _RADIX_BITS):
+        sh = np.uint64(shift)
+        if (varying >> sh) & mask == 0:
+            continue
+        count[:] = 0
+        for i in range(n):
+            count[((ordered[i] >> sh) & mask) + 1] += 1
+        for d in range(radix):
+            count[d + 1] += count[d]
+        for i in range(n):
+            key = ordered[i]
+            d = (key >> sh) & mask
+            ordered2[count[d]] = key
+            order2[count[d]] = order[i]
+            count[d] += 1
+        order, order2 = order2, order
+        ordered, ordered2 = ordered2, ordered
+    return ordered, order
+
+
+@njit(nogil=True, cache=True)
+def _distinct_of_sorted(ordered, order):
+    """Sorted distinct keys and each key's position among them, from :func:`_radix_sort`."""
+    n = ordered.size
+    positions = np.empty(n, np.int64)
+    distinct = np.empty(n, np.uint64)
+    k = -1
+    for i in range(n):
+        key = ordered[i]
+        if k < 0 or key != distinct[k]:
+            k += 1
+            distinct[k] = key
+        positions[order[i]] = k
+    return distinct[:k + 1].copy(), positions
+
+
 def distinct_positions(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The sorted distinct keys and the position of each key among them (one sort).
+    """The sorted distinct keys and the position of each key among them (one radix sort).
 
     Parameters
     ----------
@@ -306,15 +464,21 @@ def distinct_positions(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     positions : ndarray of shape (n,), int64
         ``distinct[positions] == keys``.
     """
-    keys = np.asarray(keys, dtype=np.uint64).reshape(-1)
-    order = np.argsort(keys, kind="stable")
-    ordered = keys[order]
-    new = np.empty(ordered.size, bool)
-    new[:1] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
-    positions = np.empty(keys.size, np.int64)
-    positions[order] = np.cumsum(new) - 1
-    return ordered[new], positions
+    keys = np.ascontiguousarray(keys, dtype=np.uint64).reshape(-1)
+    return _distinct_of_sorted(*_radix_sort(keys))
+
+
+@njit(nogil=True, cache=True)
+def _run_cost(buckets):
+    """Sum of squared bucket sizes (the expected search length) of sorted ``buckets``."""
+    cost = 0.0
+    run = 0
+    for i in range(buckets.size):
+        if i and buckets[i] != buckets[i - 1]:
+            cost += run * run
+            run = 0
+        run += 1
+    return cost + run * run
 
 
 def _bucket_starts(buckets: np.ndarray, nb: int) -> np.ndarray:
@@ -345,9 +509,10 @@ class PositiveIndex:
             self.kmin = np.uint64(1)
             self.kmax = np.uint64(0)  # kmin > kmax: every value lands in below[0]
             self.shift = np.uint64(0)
-            self.start = np.zeros(2, np.int32)
+            self._start = np.zeros(2, np.int32)
             self.linear = False
             self._fine = None
+            self._fine32 = None
             return
         bits = int(min(22, max(10, int(np.ceil(np.log2(k + 1))) + 1)))
         nb = 1 << bits
@@ -363,13 +528,23 @@ class PositiveIndex:
         span = float(self.uvals[-1] - self.uvals[0])
         self.scale = (nb / span) * (1 - 1e-12) if span > 0 and np.isfinite(span) else 0.0
         lin_buckets = np.minimum(((self.uvals - self.uvals[0]) * self.scale).astype(np.int64), nb - 1)
-        cost_key = float(np.square(np.bincount(key_buckets, minlength=nb).astype(np.float64)).sum())
-        cost_lin = float(np.square(np.bincount(lin_buckets, minlength=nb).astype(np.float64)).sum())
-        self.linear = self.scale > 0 and cost_lin < cost_key
+        self.linear = self.scale > 0 and _run_cost(lin_buckets) < _run_cost(key_buckets)
         self.nb = nb
         self._fine: _FineTable | None = None
-        chosen = lin_buckets if self.linear else key_buckets
-        self.start = _bucket_starts(chosen, nb)
+        self._fine32: _Fine32 | bool | None = None  # None: not built yet; False: U is not float32
+        # the direct kernels' table (built on first use: a partitioned count uses the fine tables)
+        self._start: np.ndarray | None = None
+
+    @property
+    def start(self) -> np.ndarray:
+        """``start[b]``: how many values of ``U`` lie in buckets below ``b``; shape (nb + 1,), int32."""
+        if self._start is None:
+            if self.linear:
+                buckets = np.minimum(((self.uvals - self.uvals[0]) * self.scale).astype(np.int64), self.nb - 1)
+            else:
+                buckets = ((self.ukeys - self.kmin) >> self.shift).astype(np.int64)
+            self._start = _bucket_starts(buckets, self.nb)
+        return self._start
 
     @property
     def size(self) -> int:
@@ -396,9 +571,16 @@ class PositiveIndex:
             self._fine = _FineTable.build(self)
         return self._fine
 
+    def fine32(self) -> "_Fine32 | None":
+        """The float32 fine table (built on first use), or None when ``U`` holds a value that is
+        not a float32."""
+        if self._fine32 is None:
+            self._fine32 = _Fine32.build(self) or False
+        return self._fine32 or None
+
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state["_fine"] = None  # rebuilt where it is used: cheaper than sending it
+        state["_fine"] = state["_fine32"] = None  # rebuilt where they are used: cheaper than sending them
         return state
 
     def empty_counts(self) -> NegativeCounts:
@@ -424,11 +606,12 @@ class PositiveIndex:
             return
         flat, skip_flat, use_skip = _flat_input(values, skip)
         if self.size and self.linear:
-            _count_kernel_linear(flat, skip_flat, use_skip, self.uvals, self.start, self.scale, self.nb,
-                                 counts.below, counts.on)
+            bad = _count_kernel_linear(flat, skip_flat, use_skip, self.uvals, self.start, self.scale, self.nb,
+                                       counts.below, counts.on)
         else:
-            _count_kernel(flat, skip_flat, use_skip, self.ukeys, self.start, self.kmin, self.kmax,
-                          self.shift, counts.below, counts.on)
+            bad = _count_kernel(flat, skip_flat, use_skip, self.ukeys, self.start, self.kmin, self.kmax,
+                                self.shift, counts.below, counts.on)
+        _raise_non_finite(bad)
 
 
 def _flat_input(values: np.ndarray, skip: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -471,6 +654,57 @@ class _FineTable:
         return cls(_bucket_starts(buckets, nb), nb, scale, np.uint64(shift), bits - _PARTITION_BITS)
 
 
+@dataclass(frozen=True)
+class _Fine32:
+    """The fine buckets of :class:`_FineTable` for float32 scores: 32-bit keys of ``U`` (with a
+    sentinel above every key) and a start table with one extra bucket at each end, so that the
+    partitioned count of :func:`_fill32`/:func:`_count32` needs no range test per pixel."""
+
+    ukeys: np.ndarray   # (K + 1,) uint32
+    start: np.ndarray   # (nb + 2,) int32: start[b + 1] = U values in fine buckets below b
+    linear: bool
+    u0: float
+    scale: float        # linear buckets (as the 64-bit table)
+    kmin: np.uint32     # key buckets: (key - kmin) >> shift
+    shift: np.int64
+    nb: int
+    pshift: int
+
+    @classmethod
+    def build(cls, index: "PositiveIndex") -> "_Fine32 | None":
+        """The table, or None when some value of ``U`` is not a float32 (then the 64-bit path counts)."""
+        if index.size == 0:
+            return None
+        u32 = index.uvals.astype(np.float32)
+        if not np.array_equal(u32.astype(np.float64), index.uvals):
+            return None
+        fine = index.fine_table()
+        keys = order_keys32(u32)
+        nb = fine.nb
+        kmin, shift = np.uint32(keys[0]), 0
+        if index.linear:
+            buckets = np.minimum(((index.uvals - index.uvals[0]) * fine.scale).astype(np.int64), nb - 1)
+        else:
+            shift = max(0, (int(keys[-1]) - int(kmin)).bit_length() - int(np.log2(nb)))
+            buckets = ((keys - kmin) >> np.uint32(shift)).astype(np.int64)
+        start = np.zeros(nb + 2, np.int32)
+        start[1:] = _bucket_starts(buckets, nb)
+        ukeys = np.append(keys, np.uint32(0xFFFFFFFF))
+        return cls(ukeys, start, bool(index.linear), float(index.uvals[0]), fine.scale, kmin, np.int64(shift), nb,
+                   fine.pshift)
+
+    @property
+    def partitions(self) -> int:
+        """Number of partitions (the fine buckets, both end buckets included, ``>> pshift``)."""
+        return ((self.nb + 1) >> self.pshift) + 1
+
+
+def order_keys32(values: np.ndarray) -> np.ndarray:
+    """Order-preserving uint32 keys of float32 ``values`` (``-0.0`` equals ``0.0``)."""
+    bits = (np.asarray(values, dtype=np.float32).ravel() + np.float32(0.0)).view(np.uint32)
+    return np.where(bits & _S32, ~bits, bits | _S32)
+
+
 class NegativeCounter:
     """Normal pixels counted against a :class:`PositiveIndex`, image after image.
 
@@ -478,6 +712,11 @@ class NegativeCounter:
     the pixels are buffered (2 M of them, or 4 per distinct positive value, up to 8 M; 8
     bytes each, plus as much scratch at a count) and counted partitioned when the buffer is
     full and at :meth:`flush`; read the counts through :meth:`result`, which flushes.
+
+    Float32 scores (and narrower types, widened exactly) are buffered as packed words of a
+    fine bucket and a 32-bit key (:func:`_fill32`, no branch per pixel; skipped pixels are
+    appended again, flagged to be subtracted), when every value of ``U`` is a float32; other
+    scores as 64-bit keys. Both give the same integer counts.
 
     Parameters
     ----------
@@ -493,45 +732,99 @@ class NegativeCounter:
         self._keys: np.ndarray | None = None
         self._scratch: np.ndarray | None = None
         self._hist: np.ndarray | None = None
+        self._words32 = False  # what the buffer holds: packed float32 words, or 64-bit keys
         self._pending = 0
         self._cap = min(_MAX_BUFFER, max(_BUFFER, _BUFFER_PER_VALUE * index.size))
 
     def add(self, values: np.ndarray, *, skip: np.ndarray | None = None) -> None:
-        """Count ``values`` except where ``skip`` is true (see :meth:`PositiveIndex.count`)."""
+        """Count ``values`` except where ``skip`` is true (see :meth:`PositiveIndex.count`).
+
+        Raises
+        ------
+        NonFiniteScoresError
+            When a value is NaN or infinite (the counts are then incomplete).
+        """
         index = self.index
         if not index.partitioned:
             index.count(values, self.counts, skip=skip)
             return
         flat, skip_flat, use_skip = _flat_input(values, skip)
-        fine = index.fine_table()
+        fine32 = index.fine32() if flat.dtype == np.float32 else None
+        if fine32 is not None:
+            self._use_buffer(True, fine32.partitions)
+            bad = self._append32(flat, fine32, None)
+            if use_skip:
+                take = np.flatnonzero(skip_flat)
+                if take.size:
+                    bad += self._append32(flat, fine32, take)
+        else:
+            self._use_buffer(False, 1 << _PARTITION_BITS)
+            bad = self._append64(flat, skip_flat, use_skip)
+        _raise_non_finite(bad)
+
+    def _use_buffer(self, words32: bool, partitions: int) -> None:
+        """Make the buffer hold ``words32`` entries (what it held is counted first)."""
+        if self._keys is not None and self._words32 != words32:
+            self.flush(release=True)
         if self._keys is None:
             self._keys = np.empty(min(_FIRST_BUFFER, self._cap), np.uint64)
-            self._hist = np.zeros(1 << _PARTITION_BITS, np.int64)
-        first = 0
-        while True:
-            if self._pending == self._keys.size and self._keys.size < self._cap:
+            self._hist = np.zeros(partitions, np.int64)
+            self._words32 = words32
+
+    def _room(self) -> None:
+        """Grow the buffer when it is full and below its cap; count it when full at the cap."""
+        if self._pending == self._keys.size:
+            if self._keys.size < self._cap:
                 grown = np.empty(min(2 * self._keys.size, self._cap), np.uint64)
                 grown[:self._pending] = self._keys[:self._pending]
                 self._keys = grown
-            first, self._pending = _partition_fill(
+            else:
+                self.flush()
+
+    def _append32(self, flat: np.ndarray, fine: _Fine32, take: np.ndarray | None) -> int:
+        """Buffer ``flat`` (or ``flat[take]``, to be subtracted); returns the non-finite count."""
+        bits = flat.view(np.uint32)
+        use_take = take is not None
+        take = take if use_take else np.zeros(1, np.int64)
+        n = take.size if use_take else flat.size
+        first = bad = 0
+        while first < n:
+            self._room()
+            first, self._pending, b = _fill32(flat, bits, take, use_take, use_take, first, self._keys, self._pending,
+                                              self._hist, fine.linear, fine.u0, fine.scale, fine.kmin, fine.shift,
+                                              fine.nb, fine.pshift)
+            bad += b
+        return bad
+
+    def _append64(self, flat: np.ndarray, skip_flat: np.ndarray, use_skip: bool) -> int:
+        """Buffer the 64-bit keys of ``flat`` except ``skip``; returns the non-finite count."""
+        index = self.index
+        fine = index.fine_table()
+        first = bad = 0
+        while first < flat.size:
+            self._room()
+            first, self._pending, b = _partition_fill(
                 flat, skip_flat, use_skip, first, self._keys, self._pending, self._hist, self.counts.below,
                 index.linear, index.uvals[0], index.uvals[-1], fine.scale, index.kmin, fine.shift, fine.nb,
                 fine.pshift)
-            if self._pending == self._keys.size >= self._cap:
-                self.flush()
-            if first >= flat.size:
-                return
+            bad += b
+        return bad
 
     def flush(self, *, release: bool = False) -> None:
         """Count the buffered pixels; ``release`` frees the buffers too."""
         if self._pending:
             index = self.index
-            fine = index.fine_table()
             if self._scratch is None or self._scratch.size < self._pending:
                 self._scratch = np.empty(self._keys.size, np.uint64)
-            _partition_count(self._keys, self._pending, self._scratch, self._hist, index.ukeys, fine.start,
-                             index.linear, index.uvals[0], fine.scale, index.kmin, fine.shift, fine.nb,
-                             fine.pshift, self.counts.below, self.counts.on)
+            if self._words32:
+                f = index.fine32()
+                _count32(self._keys, self._pending, self._scratch, self._hist, f.pshift, f.ukeys, f.start,
+                         self.counts.below, self.counts.on)
+            else:
+                fine = index.fine_table()
+                _partition_count(self._keys, self._pending, self._scratch, self._hist, index.ukeys, fine.start,
+                                 index.linear, index.uvals[0], fine.scale, index.kmin, fine.shift, fine.nb,
+                                 fine.pshift, self.counts.below, self.counts.on)
             self._pending = 0
         if release:
             self._keys = self._scratch = self._hist = None
@@ -545,3 +838,12 @@ class NegativeCounter:
         """Every pixel added so far, counted (flushes, frees the buffers)."""
         self.flush(release=True)
         return self.counts
+
+
+class NonFiniteScoresError(ValueError):
+    """Scores handed to the engine include NaN or infinite values."""
+
+
+def _raise_non_finite(bad: int) -> None:
+    if bad:
+        raise NonFiniteScoresError(f"{bad} score{'s are' if bad != 1 else ' is'} NaN or infinite")

@@ -26,6 +26,11 @@ def brute_counts(positive_values: np.ndarray, values: np.ndarray) -> tuple[np.nd
 def sample(kind: str, rng: np.random.Generator, n: int) -> np.ndarray:
     if kind == "float32":
         return rng.random(n).astype(np.float32)
+    if kind == "float32-spread":  # key buckets on 32-bit keys; -0.0, 0.0 and subnormals among them
+        v = (rng.standard_normal(n) * 10.0 ** rng.integers(-40, 30, n)).astype(np.float32)
+        v[::5] = -0.0
+        v[1::5] = 0.0
+        return v
     if kind == "spread":      # many orders of magnitude, both signs: key buckets
         return rng.standard_normal(n) * 10.0 ** rng.integers(-30, 30, n)
     if kind == "ties":
@@ -47,7 +52,7 @@ def partition_everything(monkeypatch):
     monkeypatch.setattr(engine, "_BUFFER_PER_VALUE", 0)
 
 
-@pytest.mark.parametrize("kind", ["float32", "spread", "ties", "zeros", "int32"])
+@pytest.mark.parametrize("kind", ["float32", "float32-spread", "spread", "ties", "zeros", "int32"])
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("partitioned", [False, True])
 def test_counts_match_brute_force(kind, seed, partitioned, request):
@@ -59,6 +64,8 @@ def test_counts_match_brute_force(kind, seed, partitioned, request):
     positive = rng.random(n) < rng.uniform(0.02, 0.6)
     index = PositiveIndex(order_keys(values[positive]))
     assert index.partitioned == (partitioned and index.size > 0)
+    if kind.startswith("float32") and index.size:
+        assert index.fine32() is not None  # the packed 32-bit path counts these
     counter = NegativeCounter(index)
     for part in np.array_split(np.arange(n), 7):  # image after image
         counter.add(values[part], skip=positive[part])
@@ -148,3 +155,48 @@ def test_tally_bounds_the_buffers_of_many_groups(partition_everything, monkeypat
         sel = np.concatenate([c for i, c in enumerate(chunks) if i % 5 == g])
         below, on = brute_counts(values[positive], values[sel][~positive[sel]])
         assert np.array_equal(tally.counts[g].below, below) and np.array_equal(tally.counts[g].on, on)
+
+
+@pytest.mark.parametrize("partitioned", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_scores_are_reported(partitioned, dtype, bad, request):
+    if partitioned:
+        request.getfixturevalue("partition_everything")
+    rng = np.random.default_rng(0)
+    values = rng.random(5000).astype(dtype)
+    index = PositiveIndex(order_keys(values[:100]))
+    values[4000] = bad
+    counter = NegativeCounter(index)
+    with pytest.raises(engine.NonFiniteScoresError, match="1 score is NaN or infinite"):
+        counter.add(values)
+    with pytest.raises(engine.NonFiniteScoresError):
+        index.count(values, index.empty_counts())
+
+
+def test_one_counter_takes_float32_and_float64_maps(partition_everything):
+    rng = np.random.default_rng(1)
+    values = rng.random(30000).astype(np.float32)
+    positive = rng.random(values.size) < 0.1
+    index = PositiveIndex(order_keys(values[positive]))
+    counter = NegativeCounter(index)
+    for i, part in enumerate(np.array_split(np.arange(values.size), 6)):
+        v = values[part] if i % 2 else values[part].astype(np.float64)  # switches buffer kind
+        counter.add(v, skip=positive[part])
+    got = counter.result()
+    below, on = brute_counts(values[positive], values[~positive])
+    assert np.array_equal(got.below, below) and np.array_equal(got.on, on)
+
+
+def test_float64_positives_keep_float32_maps_on_the_64_bit_path(partition_everything):
+    rng = np.random.default_rng(2)
+    values = rng.random(20000)
+    positive = rng.random(values.size) < 0.2
+    index = PositiveIndex(order_keys(values[positive]))  # not float32 values
+    assert index.fine32() is None
+    normal = values[~positive].astype(np.float32)
+    counter = NegativeCounter(index)
+    counter.add(normal)
+    got = counter.result()
+    below, on = brute_counts(values[positive], normal)
+    assert np.array_equal(got.below, below) and np.array_equal(got.on, on)
