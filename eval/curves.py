@@ -21,6 +21,7 @@ import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
+from numba import njit
 
 from .engine import NegativeCounts
 
@@ -191,22 +192,32 @@ def aupro_from(tc: ThresholdCounts, *, fpr_limit: float = 0.3, name: str = "AUPR
         return _undefined(name, "no anomalous regions")
     if n == 0:
         return _undefined(name, "no normal pixels")
-    flat, dx, dy, tail = _pro_steps(tc)
-    # Interleave: flat run, then diagonal (or vertical) step, for each value; then the tail.
-    sx = np.concatenate([np.column_stack([flat, dx]).ravel(), [tail]])
-    sy = np.concatenate([np.column_stack([np.zeros_like(dy), dy]).ravel(), [0.0]])
-    x_end = np.cumsum(sx)
-    y_start = np.cumsum(sy) - sy
-    limit = fpr_limit * n  # in pixel counts
-    j = int(np.searchsorted(x_end, limit, side="left"))
-    if j >= sx.size:  # rounding: the curve ends (x = n) just below the limit
-        j = sx.size - 1
-    area = float(np.dot(sx[:j], y_start[:j] + 0.5 * sy[:j]))
-    x0 = x_end[j] - sx[j]
-    if sx[j] > 0:
-        frac = (limit - x0) / sx[j]
-        area += (limit - x0) * (y_start[j] + 0.5 * frac * sy[j])
+    flat, dx, dy, _ = _pro_steps(tc)
+    area = _pro_area(flat, dx, dy, fpr_limit * n)
     return _unit(area / tc.n_regions / n / fpr_limit)
+
+
+@njit(nogil=True, cache=True)
+def _pro_area(flat, dx, dy, limit):
+    """Area under the (unnormalised) PRO curve up to ``limit`` normal pixels: the runs of
+    :func:`_pro_steps` walked from high thresholds to low, stopping at the limit, where the
+    last run is interpolated (the flat tail below the lowest threshold, or a curve that ends
+    short of the limit by rounding, extends flat to it)."""
+    x = 0.0
+    y = 0.0
+    area = 0.0
+    for i in range(flat.size):
+        if x + flat[i] >= limit:
+            return area + (limit - x) * y
+        area += flat[i] * y
+        x += flat[i]
+        if dx[i] > 0 and x + dx[i] >= limit:
+            frac = (limit - x) / dx[i]
+            return area + (limit - x) * (y + 0.5 * frac * dy[i])
+        area += dx[i] * (y + 0.5 * dy[i])
+        x += dx[i]
+        y += dy[i]
+    return area + (limit - x) * y
 
 
 def roc_curve_from(tc: ThresholdCounts) -> RocCurve:

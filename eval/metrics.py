@@ -29,7 +29,7 @@ import numpy as np
 
 from .curves import (PrCurve, ProCurve, RocCurve, ThresholdCounts, UndefinedMetricWarning, average_precision_from,
                      pr_curve_from, pro_curve_from, roc_auc_from, roc_curve_from)
-from .engine import PositiveIndex, distinct_positions, order_keys
+from .engine import NonFiniteScoresError, PositiveIndex, distinct_positions, order_keys
 from .pixels import PixelResult, PixelStats, extract_positives
 
 __all__ = [
@@ -144,7 +144,8 @@ def pr_curve(y_true, y_score) -> PrCurve:
 
 
 def _pairs(masks, maps) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``(map, binary mask)`` per image, checked."""
+    """``(map, mask)`` per image, shapes and dtypes checked (the values are checked per image,
+    in the threads, by :func:`_checked_positives` and the counting engine)."""
     def as_list(x):
         if isinstance(x, np.ndarray):
             if x.ndim == 2:
@@ -157,22 +158,32 @@ def _pairs(masks, maps) -> list[tuple[np.ndarray, np.ndarray]]:
     a, b = as_list(maps), as_list(masks)
     if len(a) != len(b):
         raise ValueError(f"{len(b)} masks but {len(a)} maps")
-    out = []
     for i, (m, g) in enumerate(zip(a, b)):
         if m.ndim != 2 or m.shape != g.shape:
             raise ValueError(f"image {i}: mask shape {g.shape} and map shape {m.shape} must be equal and 2-D")
-        _check_scores(m, f"image {i}: the map")
-        out.append((m, _check_binary_truth(g, f"image {i}: the mask")))
-    return out
+        if m.dtype.kind not in "fiub":
+            raise TypeError(f"image {i}: the map must be real numbers, got dtype {m.dtype}")
+    return list(zip(a, b))
+
+
+def _checked_positives(i: int, amap: np.ndarray, mask: np.ndarray):
+    """The anomalous pixels of image ``i`` after checking its mask (binary) and their scores (finite)."""
+    pos = extract_positives(amap, _check_binary_truth(mask, f"image {i}: the mask"))
+    if amap.dtype.kind == "f" and not np.isfinite(amap.reshape(-1)[pos.flat_index]).all():
+        raise ValueError(f"image {i}: the map contains NaN or infinite values")
+    return pos
 
 
 def pixel_stats(masks, maps, *, workers: int | None = None) -> PixelStats:
-    """Build the two-pass :class:`PixelStats` of ``masks``/``maps`` (all in group 0)."""
+    """Build the two-pass :class:`PixelStats` of ``masks``/``maps`` (all in group 0).
+
+    Every image is checked (binary mask, finite scores) in the threads that read it.
+    """
     pairs = _pairs(masks, maps)
     stats = PixelStats()
     workers = max(1, min(workers or os.cpu_count() or 1, len(pairs)))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        positives = list(pool.map(lambda pair: extract_positives(*pair), pairs))
+        positives = list(pool.map(lambda i: _checked_positives(i, *pairs[i]), range(len(pairs))))
         for pos in positives:
             stats.add_positives(pos)
         stats.finalize_positives()
@@ -181,7 +192,10 @@ def pixel_stats(masks, maps, *, workers: int | None = None) -> PixelStats:
         def run(chunk):
             tally = stats.new_tally()
             for i in chunk:
-                stats.add_negatives(tally, pairs[i][0], positives[i].flat_index)
+                try:
+                    stats.add_negatives(tally, pairs[i][0], positives[i].flat_index)
+                except NonFiniteScoresError:
+                    raise ValueError(f"image {i}: the map contains NaN or infinite values") from None
             tally.flush()
             return tally
 

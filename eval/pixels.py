@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
+from numba import njit
 
 from threecad.regions import MEDIUM_MAX_AREA, SIZE_CLASSES, SMALL_MAX_AREA, label_regions
 
@@ -63,25 +64,47 @@ def extract_positives(amap: np.ndarray, mask: np.ndarray) -> ImagePositives:
     """
     if amap.shape != mask.shape:
         raise ValueError(f"map shape {amap.shape} differs from mask shape {mask.shape}")
-    m = np.asarray(mask) > 0
-    flat_m = m.reshape(-1)
-    flat_index = np.flatnonzero(flat_m)
+    mask = np.asarray(mask)
+    m = np.ascontiguousarray(mask if mask.dtype == np.bool_ else mask > 0)
+    flat_index = np.flatnonzero(m)
     if flat_index.size == 0:
         empty = np.zeros(0)
         return ImagePositives(flat_index, empty.astype(np.uint64), empty, empty.astype(np.int8), 0, (0, 0, 0))
-    labels, stats = label_regions(m)
-    areas = stats[:, 4]
-    lab = labels.reshape(-1)[flat_index] - 1
-    region_cls = _class_of_areas(areas)
-    per_class = tuple(int((region_cls == c).sum()) for c in range(3))
+    labels, stats = label_regions(m, nonzero=flat_index)
+    values = np.asarray(amap).reshape(-1)[flat_index].astype(np.float64)  # the few anomalous scores
+    keys, weights, size_class, per_class = _positive_records(values, labels.reshape(-1), flat_index, stats[:, 4],
+                                                             SMALL_MAX_AREA, MEDIUM_MAX_AREA)
     return ImagePositives(
-        flat_index=flat_index,
-        keys=order_keys(np.asarray(amap).reshape(-1)[flat_index]),
-        weights=1.0 / areas[lab].astype(np.float64),
-        size_class=region_cls[lab],
-        n_regions=int(areas.size),
-        regions_per_class=per_class,  # type: ignore[arg-type]
-    )
+        flat_index=flat_index, keys=keys, weights=weights, size_class=size_class, n_regions=int(stats.shape[0]),
+        regions_per_class=(int(per_class[0]), int(per_class[1]), int(per_class[2])))
+
+
+@njit(nogil=True, cache=True)
+def _positive_records(values, labels, flat_index, areas, small_max, medium_max):
+    """Order key (of ``values``, the anomalous scores as float64), PRO weight (``1 / area``)
+    and size class of each anomalous pixel, and the regions per size class, in one pass (the
+    classes as :func:`_class_of_areas`)."""
+    n_regions = areas.size
+    region_cls = np.empty(n_regions, np.int8)
+    per_class = np.zeros(3, np.int64)
+    for r in range(n_regions):
+        a = areas[r]
+        c = 0 if a < small_max else (1 if a <= medium_max else 2)
+        region_cls[r] = c
+        per_class[c] += 1
+    p = flat_index.size
+    keys = np.empty(p, np.uint64)
+    weights = np.empty(p, np.float64)
+    size_class = np.empty(p, np.int8)
+    sign = np.uint64(1 << 63)
+    for i in range(p):
+        j = flat_index[i]
+        bits = np.float64(values[i] + 0.0).view(np.uint64)
+        keys[i] = ~bits if bits & sign else bits | sign
+        r = labels[j] - 1
+        weights[i] = 1.0 / areas[r]
+        size_class[i] = region_cls[r]
+    return keys, weights, size_class, per_class
 
 
 _TALLY_BUFFER_BYTES = 160 << 20

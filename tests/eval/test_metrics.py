@@ -215,3 +215,23 @@ def test_both_bucket_modes_are_exact(kind):
     assert index.linear == (kind == "linear")
     assert roc_auc(labels, scores) == pytest.approx(roc_auc_score(labels, scores), abs=TOL)
     assert average_precision(labels, scores) == pytest.approx(average_precision_score(labels, scores), abs=TOL)
+
+
+@pytest.mark.parametrize("where", ["normal", "anomalous"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("partitioned", [False, True])
+def test_non_finite_map_values_name_the_image(where, bad, partitioned, monkeypatch):
+    import threecad.eval.engine as engine
+
+    if partitioned:
+        monkeypatch.setattr(engine, "_PARTITION_MIN_K", 1)
+    rng = np.random.default_rng(0)
+    maps = rng.random((4, 32, 32)).astype(np.float32)
+    masks = np.zeros((4, 32, 32), np.uint8)
+    masks[:, 10:14, 10:14] = 1
+    maps[2, 0, 0] = bad
+    if where == "anomalous":
+        maps[2, 0, 0] = 0.5
+        maps[2, 11, 11] = bad
+    with pytest.raises(ValueError, match="image 2: the map contains NaN or infinite values"):
+        pixel_metrics(masks, maps, workers=2)

@@ -75,3 +75,18 @@ def test_read_mask_errors_name_the_file(tmp_path):
         read_mask(tmp_path / "none.png")
     rgb = write_png(tmp_path / "rgb.png", np.dstack([box_mask((4, 4), (0, 0, 2, 2))] * 3))
     assert read_mask(rgb).shape == (4, 4)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_labels_and_stats_equal_opencv_with_stats(seed):
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    h, w = int(rng.integers(1, 90)), int(rng.integers(1, 90))
+    m = (rng.random((h, w)) < rng.uniform(0.01, 0.7)).astype(rng.choice([np.uint8, np.float32, np.bool_]))
+    labels, stats = label_regions(m)
+    n, ref_labels, ref_stats, _ = cv2.connectedComponentsWithStats((m > 0).astype(np.uint8), connectivity=8)
+    assert np.array_equal(labels, ref_labels)
+    assert np.array_equal(stats, ref_stats[1:].astype(np.int64))
+    nonzero = np.flatnonzero(m > 0)
+    assert np.array_equal(label_regions(m, nonzero=nonzero)[1], stats)
