@@ -167,28 +167,41 @@ def _count_kernel(values, skip, use_skip, ukeys, start, kmin, kmax, shift, below
 
 
 _SIGN_N = np.uint64(1 << 63)
+_NAN_KEY = np.uint64(0x000FFFFFFFFFFFFF)  # the key of -inf: where NaN scores are counted (then rejected)
+
+
+@njit(inline="always")
+def _linear_bucket(x, u0, scale, nb):
+    """Fine bucket + 1 of score ``x`` (not NaN) for linear buckets: 0 below ``U[0]``, ``nb + 1``
+    above the last bucket. (Branches, not ``min``/``max``: numba's are much slower here.)"""
+    t = (x - u0) * scale
+    if t < 0.0:
+        return np.int64(0)
+    if t >= nb:
+        return np.int64(nb + 1)
+    return np.int64(t) + 1
 
 
 @njit(inline="always")
 def _fine_bucket(k, linear, u0, scale, kmin, shift, nb):
-    """Fine bucket of order key ``k`` (monotone in the key, as the coarse buckets are)."""
+    """Fine bucket + 1 of order key ``k``: 0 below the first fine bucket, ``nb + 1`` above the
+    last; monotone in the key (as the coarse buckets are), clamped, never out of range."""
     if linear:
         bits = k & ~_SIGN_N if k & _SIGN_N else ~k
-        b = int((np.uint64(bits).view(np.float64) - u0) * scale)
-        return nb - 1 if b >= nb else b
-    return np.int64((k - kmin) >> shift)
+        return _linear_bucket(np.uint64(bits).view(np.float64), u0, scale, nb)  # never NaN: NaN has -inf's key
+    if k < kmin:
+        return np.int64(0)
+    d = (k - kmin) >> shift
+    return np.int64(nb + 1) if d >= np.uint64(nb) else np.int64(d) + 1
 
 
 @njit(nogil=True, cache=True)
-def _partition_fill(values, skip, use_skip, first, kbuf, pos, hist, below, linear, u0, u1, scale, kmin,
-                    shift, nb, pshift):
-    """Append the order keys of ``values[first:]`` (not ``skip``ped, within ``[U[0], U[K-1]]``) to
-    ``kbuf[pos:]`` and histogram their partitions; values outside the range go straight to
-    ``below[0]``/``below[K]``. Stops when the buffer is full; returns ``(next index, next pos,
-    NaN or infinite values seen)``."""
+def _partition_fill(values, skip, use_skip, first, kbuf, pos, hist, linear, u0, scale, kmin, shift, nb, pshift):
+    """Append the order keys of ``values[first:]`` (not ``skip``ped) to ``kbuf[pos:]`` and
+    histogram their partitions (NaN as -inf). Stops when the buffer is
+    full; returns ``(next index, next pos, NaN or infinite values seen)``."""
     n = values.size
     cap = kbuf.size
-    k_count = below.size - 1
     i = first
     bad = 0
     while i < n and pos < cap:
@@ -197,23 +210,15 @@ def _partition_fill(values, skip, use_skip, first, kbuf, pos, hist, below, linea
         if use_skip and skip[j]:
             continue
         x = np.float64(values[j]) + 0.0
-        if not (x - x == 0.0):
-            bad += 1
-            continue
-        if x < u0:
-            below[0] += 1
-            continue
-        if x > u1:
-            below[k_count] += 1
-            continue
         bits = np.float64(x).view(np.uint64)
         k = ~bits if bits & _SIGN_N else bits | _SIGN_N
-        if linear:
-            b = int((x - u0) * scale)
-            if b >= nb:
-                b = nb - 1
-        else:
-            b = np.int64((k - kmin) >> shift)
+        if not (x - x == 0.0):
+            bad += 1
+            if x != x:
+                k = _NAN_KEY
+                x = -np.inf
+        # the bucket of the key, as the scatter will compute it (from ``x`` when linear: the same value)
+        b = _linear_bucket(x, u0, scale, nb) if linear else _fine_bucket(k, linear, u0, scale, kmin, shift, nb)
         hist[b >> pshift] += 1
         kbuf[pos] = k
         pos += 1
@@ -223,7 +228,8 @@ def _partition_fill(values, skip, use_skip, first, kbuf, pos, hist, below, linea
 @njit(nogil=True, cache=True)
 def _partition_count(kbuf, m, tmp, hist, ukeys, start, linear, u0, scale, kmin, shift, nb, pshift, below, on):
     """Scatter ``kbuf[:m]`` into partitions (``hist`` from :func:`_partition_fill`, reset here),
-    then count each partition against its own slice of ``U``, which stays in cache."""
+    then count each partition against its own slice of ``U`` (``ukeys`` with a sentinel,
+    ``start`` of the fine buckets + 1), which stays in cache."""
     npart = hist.size
     offset = np.empty(npart, np.int64)
     total = 0
@@ -244,19 +250,11 @@ def _partition_count(kbuf, m, tmp, hist, ukeys, start, linear, u0, scale, kmin, 
         if lo == hi:  # no positive value in this bucket: the common case with fine buckets
             below[lo] += 1
             continue
-        top = hi
-        while hi - lo > 8:
-            mid = (lo + hi) >> 1
-            if ukeys[mid] < k:
-                lo = mid + 1
-            else:
-                hi = mid
-        while lo < top and ukeys[lo] < k:
-            lo += 1
-        if lo < top and ukeys[lo] == k:
-            on[lo] += 1
+        r = _first_not_below(ukeys, k, lo, hi)
+        if ukeys[r] == k:
+            on[r] += 1
         else:
-            below[lo] += 1
+            below[r] += 1
 
 
 _S32 = np.uint32(0x80000000)
@@ -279,13 +277,28 @@ def _word32(x, bits, linear, u0, scale, kmin, shift, nb):
     if (bits & _EXP32) == _EXP32 and (bits & _MANT32) != 0:
         k = np.uint32(0)  # NaN: below everything, never scanned past U
     if linear:
-        t = (np.float64(x) - u0) * scale
-        if not (t == t):
-            t = -1.0
-        b = np.int64(min(max(t, -1.0), np.float64(nb))) + 1
+        xf = np.float64(x)
+        b = _linear_bucket(xf if xf == xf else -np.inf, u0, scale, nb)
     else:
-        b = min(max((np.int64(k) - np.int64(kmin)) >> shift, np.int64(-1)), np.int64(nb)) + 1
+        d = (np.int64(k) - np.int64(kmin)) >> shift
+        b = np.int64(0) if d < 0 else (np.int64(nb + 1) if d >= nb else d + 1)
     return (np.uint64(b) << np.uint64(32)) | np.uint64(k)
+
+
+@njit(inline="always")
+def _first_not_below(ukeys, k, lo, hi):
+    """The first index ``r >= lo`` with ``ukeys[r] >= k``, known to be at most ``hi`` (the
+    start of the next bucket; ``ukeys`` ends with a sentinel above every key). A bucket of
+    more than 8 values is halved first, so no input makes the search long."""
+    while hi - lo > 8:
+        mid = (lo + hi) >> 1
+        if ukeys[mid] < k:
+            lo = mid + 1
+        else:
+            hi = mid
+    while ukeys[lo] < k:
+        lo += 1
+    return lo
 
 
 @njit(nogil=True, cache=True)
@@ -330,10 +343,14 @@ def _count32(buf, m, tmp, hist, pshift, ukeys, start, below, on):
     for i in range(m):
         w = tmp[i]
         k = np.uint32(w & _LOW32)
-        r = start[(w >> np.uint64(32)) & _B31]
-        while ukeys[r] < k:
-            r += 1
+        b = (w >> np.uint64(32)) & _B31
         d = 1 - 2 * np.int64(w >> np.uint64(63))
+        lo = start[b]
+        hi = start[b + 1]
+        if lo == hi:  # no positive value in this bucket: the common case with fine buckets
+            below[lo] += d
+            continue
+        r = _first_not_below(ukeys, k, lo, hi)
         if ukeys[r] == k:
             on[r] += d
         else:
@@ -632,11 +649,17 @@ class _FineTable:
     """Buckets about ``_FINE_PER_VALUE`` times finer than ``U`` (same bucket function as the
     coarse table), so that most normal pixels land in a bucket with no positive value."""
 
-    start: np.ndarray   # (nb + 1,) int32
+    start: np.ndarray   # (nb + 3,) int32: start[b + 1] = U values in fine buckets below b (K from nb on)
+    ukeys: np.ndarray   # (K + 1,) uint64: U's keys and a sentinel above every key
     nb: int
     scale: float        # linear buckets
     shift: np.uint64    # key buckets
-    pshift: int         # partition = bucket >> pshift
+    pshift: int         # partition = (bucket + 1) >> pshift
+
+    @property
+    def partitions(self) -> int:
+        """Number of partitions (the fine buckets, both end buckets included, ``>> pshift``)."""
+        return ((self.nb + 1) >> self.pshift) + 1
 
     @classmethod
     def build(cls, index: "PositiveIndex") -> "_FineTable":
@@ -651,7 +674,11 @@ class _FineTable:
         else:
             shift = max(0, (int(index.kmax) - int(index.kmin)).bit_length() - bits)
             buckets = ((index.ukeys - index.kmin) >> np.uint64(shift)).astype(np.int64)
-        return cls(_bucket_starts(buckets, nb), nb, scale, np.uint64(shift), bits - _PARTITION_BITS)
+        start = np.full(nb + 3, k, np.int32)
+        start[0] = 0
+        start[1:nb + 2] = _bucket_starts(buckets, nb)
+        ukeys = np.append(index.ukeys, np.uint64(0xFFFFFFFFFFFFFFFF))
+        return cls(start, ukeys, nb, scale, np.uint64(shift), bits - _PARTITION_BITS)
 
 
 @dataclass(frozen=True)
@@ -661,7 +688,7 @@ class _Fine32:
     partitioned count of :func:`_fill32`/:func:`_count32` needs no range test per pixel."""
 
     ukeys: np.ndarray   # (K + 1,) uint32
-    start: np.ndarray   # (nb + 2,) int32: start[b + 1] = U values in fine buckets below b
+    start: np.ndarray   # (nb + 3,) int32: start[b + 1] = U values in fine buckets below b (K from nb on)
     linear: bool
     u0: float
     scale: float        # linear buckets (as the 64-bit table)
@@ -687,8 +714,9 @@ class _Fine32:
         else:
             shift = max(0, (int(keys[-1]) - int(kmin)).bit_length() - int(np.log2(nb)))
             buckets = ((keys - kmin) >> np.uint32(shift)).astype(np.int64)
-        start = np.zeros(nb + 2, np.int32)
-        start[1:] = _bucket_starts(buckets, nb)
+        start = np.full(nb + 3, buckets.size, np.int32)
+        start[0] = 0
+        start[1:nb + 2] = _bucket_starts(buckets, nb)
         ukeys = np.append(keys, np.uint32(0xFFFFFFFF))
         return cls(ukeys, start, bool(index.linear), float(index.uvals[0]), fine.scale, kmin, np.int64(shift), nb,
                    fine.pshift)
@@ -758,7 +786,7 @@ class NegativeCounter:
                 if take.size:
                     bad += self._append32(flat, fine32, take)
         else:
-            self._use_buffer(False, 1 << _PARTITION_BITS)
+            self._use_buffer(False, index.fine_table().partitions)
             bad = self._append64(flat, skip_flat, use_skip)
         _raise_non_finite(bad)
 
@@ -804,9 +832,8 @@ class NegativeCounter:
         while first < flat.size:
             self._room()
             first, self._pending, b = _partition_fill(
-                flat, skip_flat, use_skip, first, self._keys, self._pending, self._hist, self.counts.below,
-                index.linear, index.uvals[0], index.uvals[-1], fine.scale, index.kmin, fine.shift, fine.nb,
-                fine.pshift)
+                flat, skip_flat, use_skip, first, self._keys, self._pending, self._hist, index.linear, index.uvals[0],
+                fine.scale, index.kmin, fine.shift, fine.nb, fine.pshift)
             bad += b
         return bad
 
@@ -822,7 +849,7 @@ class NegativeCounter:
                          self.counts.below, self.counts.on)
             else:
                 fine = index.fine_table()
-                _partition_count(self._keys, self._pending, self._scratch, self._hist, index.ukeys, fine.start,
+                _partition_count(self._keys, self._pending, self._scratch, self._hist, fine.ukeys, fine.start,
                                  index.linear, index.uvals[0], fine.scale, index.kmin, fine.shift, fine.nb,
                                  fine.pshift, self.counts.below, self.counts.on)
             self._pending = 0

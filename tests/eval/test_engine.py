@@ -200,3 +200,42 @@ def test_float64_positives_keep_float32_maps_on_the_64_bit_path(partition_everyt
     got = counter.result()
     below, on = brute_counts(values[positive], normal)
     assert np.array_equal(got.below, below) and np.array_equal(got.on, on)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_crowded_buckets_are_searched_not_scanned(dtype, partition_everything):
+    """Thousands of distinct values packed into a few buckets (a tight cluster and two extreme
+    outliers stretch the bucket range): the counts stay exact (a bounded binary search runs
+    inside a crowded bucket, so such input cannot make the count quadratic)."""
+    rng = np.random.default_rng(7)
+    base = dtype(0.5)
+    steps = rng.integers(0, 30000, 40000)
+    values = (base + steps.astype(dtype) * np.finfo(dtype).eps / 2).astype(dtype)
+    values[:2] = [np.finfo(dtype).max / 2, -np.finfo(dtype).max / 2]
+    positive = rng.random(values.size) < 0.5
+    positive[:2] = True
+    index = PositiveIndex(order_keys(values[positive]))
+    counter = NegativeCounter(index)
+    counter.add(values, skip=positive)
+    got = counter.result()
+    below, on = brute_counts(values[positive], values[~positive])
+    assert np.array_equal(got.below, below) and np.array_equal(got.on, on)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("partitioned", [False, True])
+def test_normal_scores_far_outside_a_narrow_positive_range(dtype, partitioned, request):
+    """Positive scores a few ulps apart (key buckets of one key each) and normal scores spread
+    over the whole range of the type, both signs, infinitely far from them in buckets."""
+    if partitioned:
+        request.getfixturevalue("partition_everything")
+    rng = np.random.default_rng(11)
+    positive_values = np.nextafter(dtype(1.0), dtype(2.0)) + np.arange(40).astype(dtype) * np.finfo(dtype).eps
+    normal = (rng.standard_normal(5000) * 10.0 ** rng.integers(-30, 30, 5000)).astype(dtype)
+    normal[:40] = positive_values  # ties with the positives
+    index = PositiveIndex(order_keys(positive_values))
+    counter = NegativeCounter(index)
+    counter.add(normal)
+    got = counter.result()
+    below, on = brute_counts(positive_values, normal)
+    assert np.array_equal(got.below, below) and np.array_equal(got.on, on)
