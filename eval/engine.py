@@ -631,6 +631,13 @@ class PositiveIndex:
         _raise_non_finite(bad)
 
 
+def _mask_of(size: int, flat_index: np.ndarray) -> np.ndarray:
+    """A flat boolean mask of ``size`` that is true at ``flat_index``."""
+    mask = np.zeros(size, np.bool_)
+    mask[flat_index] = True
+    return mask
+
+
 def _flat_input(values: np.ndarray, skip: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, bool]:
     """The kernels' view of ``values`` and ``skip``: flat, contiguous, a dtype numba reads."""
     flat = np.ascontiguousarray(values).reshape(-1)
@@ -764,8 +771,18 @@ class NegativeCounter:
         self._pending = 0
         self._cap = min(_MAX_BUFFER, max(_BUFFER, _BUFFER_PER_VALUE * index.size))
 
-    def add(self, values: np.ndarray, *, skip: np.ndarray | None = None) -> None:
+    def add(self, values: np.ndarray, *, skip: np.ndarray | None = None,
+            skip_index: np.ndarray | None = None) -> None:
         """Count ``values`` except where ``skip`` is true (see :meth:`PositiveIndex.count`).
+
+        Parameters
+        ----------
+        values : ndarray of any shape
+            Scores (any real or integer dtype).
+        skip : ndarray of bool, same shape as ``values``, optional
+            Pixels to leave out (the positives of an image).
+        skip_index : ndarray of shape (p,), int, optional
+            The same as flat indices into ``values`` (instead of ``skip``).
 
         Raises
         ------
@@ -773,6 +790,9 @@ class NegativeCounter:
             When a value is NaN or infinite (the counts are then incomplete).
         """
         index = self.index
+        if skip_index is not None and (not index.partitioned or np.asarray(values).dtype != np.float32):
+            skip = _mask_of(np.asarray(values).size, skip_index).reshape(np.shape(values))
+            skip_index = None
         if not index.partitioned:
             index.count(values, self.counts, skip=skip)
             return
@@ -781,10 +801,9 @@ class NegativeCounter:
         if fine32 is not None:
             self._use_buffer(True, fine32.partitions)
             bad = self._append32(flat, fine32, None)
-            if use_skip:
-                take = np.flatnonzero(skip_flat)
-                if take.size:
-                    bad += self._append32(flat, fine32, take)
+            take = np.flatnonzero(skip_flat) if use_skip else skip_index
+            if take is not None and take.size:
+                bad += self._append32(flat, fine32, np.asarray(take, np.int64))
         else:
             self._use_buffer(False, index.fine_table().partitions)
             bad = self._append64(flat, skip_flat, use_skip)

@@ -67,10 +67,14 @@ def test_counts_match_brute_force(kind, seed, partitioned, request):
     if kind.startswith("float32") and index.size:
         assert index.fine32() is not None  # the packed 32-bit path counts these
     counter = NegativeCounter(index)
+    by_index = NegativeCounter(index)
     for part in np.array_split(np.arange(n), 7):  # image after image
         counter.add(values[part], skip=positive[part])
+        by_index.add(values[part], skip_index=np.flatnonzero(positive[part]))
     got = counter.result()
     below, on = brute_counts(values[positive], values[~positive])
+    assert np.array_equal(got.below, below) and np.array_equal(got.on, on)
+    got = by_index.result()
     assert np.array_equal(got.below, below) and np.array_equal(got.on, on)
     direct = index.empty_counts()
     index.count(values, direct, skip=positive)
