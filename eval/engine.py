@@ -230,13 +230,7 @@ def _partition_count(kbuf, m, tmp, hist, ukeys, start, linear, u0, scale, kmin, 
     """Scatter ``kbuf[:m]`` into partitions (``hist`` from :func:`_partition_fill`, reset here),
     then count each partition against its own slice of ``U`` (``ukeys`` with a sentinel,
     ``start`` of the fine buckets + 1), which stays in cache."""
-    npart = hist.size
-    offset = np.empty(npart, np.int64)
-    total = 0
-    for p in range(npart):
-        offset[p] = total
-        total += hist[p]
-        hist[p] = 0
+    offset = _partition_offsets(hist)
     for i in range(m):
         k = kbuf[i]
         p = _fine_bucket(k, linear, u0, scale, kmin, shift, nb) >> pshift
@@ -301,6 +295,18 @@ def _first_not_below(ukeys, k, lo, hi):
     return lo
 
 
+@njit(inline="always")
+def _partition_offsets(hist):
+    """Where each partition starts in the scattered buffer (``hist`` is reset for the next fill)."""
+    offset = np.empty(hist.size, np.int64)
+    total = 0
+    for p in range(hist.size):
+        offset[p] = total
+        total += hist[p]
+        hist[p] = 0
+    return offset
+
+
 @njit(nogil=True, cache=True)
 def _fill32(values, bits, take, use_take, subtract, first, buf, pos, hist, linear, u0, scale, kmin, shift, nb,
             pshift):
@@ -326,14 +332,12 @@ def _fill32(values, bits, take, use_take, subtract, first, buf, pos, hist, linea
 def _count32(buf, m, tmp, hist, pshift, ukeys, start, below, on):
     """Scatter the packed words ``buf[:m]`` into partitions (``hist`` from :func:`_fill32`, reset
     here), then count each partition against its own slice of ``U`` (``ukeys``: 32-bit keys
-    with a sentinel above every key), which stays in cache. Flagged words are subtracted."""
-    npart = hist.size
-    offset = np.empty(npart, np.int64)
-    total = 0
-    for p in range(npart):
-        offset[p] = total
-        total += hist[p]
-        hist[p] = 0
+    with a sentinel above every key), which stays in cache. Flagged words are subtracted.
+
+    The count of one key is written out here and in :func:`_partition_count` on purpose: an
+    inline helper that updates ``below``/``on`` measured 2.7x slower (the counting phase of
+    scripts/bench_eval.py)."""
+    offset = _partition_offsets(hist)
     sh = np.uint64(32) + np.uint64(pshift)
     for i in range(m):
         w = buf[i]
