@@ -25,7 +25,7 @@ from typing import Iterable
 import numpy as np
 from numba import njit
 
-from threecad.regions import MEDIUM_MAX_AREA, SIZE_CLASSES, SMALL_MAX_AREA, label_regions
+from threecad.regions import MEDIUM_MAX_AREA, SIZE_CLASSES, SMALL_MAX_AREA, region_labels
 
 from .curves import ThresholdCounts, aupro_from, average_precision_from, roc_auc_from
 from .engine import NegativeCounter, NegativeCounts, PositiveIndex, distinct_positions, order_keys
@@ -70,21 +70,23 @@ def extract_positives(amap: np.ndarray, mask: np.ndarray) -> ImagePositives:
     if flat_index.size == 0:
         empty = np.zeros(0)
         return ImagePositives(flat_index, empty.astype(np.uint64), empty, empty.astype(np.int8), 0, (0, 0, 0))
-    labels, stats = label_regions(m, nonzero=flat_index)
+    n_regions, labels = region_labels(m)
     values = np.asarray(amap).reshape(-1)[flat_index].astype(np.float64)  # the few anomalous scores
-    keys, weights, size_class, per_class = _positive_records(values, labels.reshape(-1), flat_index, stats[:, 4],
+    keys, weights, size_class, per_class = _positive_records(values, labels.reshape(-1), flat_index, n_regions,
                                                              SMALL_MAX_AREA, MEDIUM_MAX_AREA)
     return ImagePositives(
-        flat_index=flat_index, keys=keys, weights=weights, size_class=size_class, n_regions=int(stats.shape[0]),
+        flat_index=flat_index, keys=keys, weights=weights, size_class=size_class, n_regions=n_regions,
         regions_per_class=(int(per_class[0]), int(per_class[1]), int(per_class[2])))
 
 
 @njit(nogil=True, cache=True)
-def _positive_records(values, labels, flat_index, areas, small_max, medium_max):
+def _positive_records(values, labels, flat_index, n_regions, small_max, medium_max):
     """Order key (of ``values``, the anomalous scores as float64), PRO weight (``1 / area``)
-    and size class of each anomalous pixel, and the regions per size class, in one pass (the
-    classes as :func:`_class_of_areas`)."""
-    n_regions = areas.size
+    and size class of each anomalous pixel, and the regions per size class (the classes as
+    :func:`_class_of_areas`); ``labels`` (raveled) number the regions ``1..n_regions``."""
+    areas = np.zeros(n_regions, np.int64)
+    for j in flat_index:
+        areas[labels[j] - 1] += 1
     region_cls = np.empty(n_regions, np.int8)
     per_class = np.zeros(3, np.int64)
     for r in range(n_regions):
