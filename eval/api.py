@@ -21,7 +21,7 @@ import os
 import threading
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from .metric_names import Metric
 from .pixels import ImagePositives, PixelStats
 from .protocols import Protocol, get_protocol
 from .results import CategoryResult, ImageResult, Results
+
+if TYPE_CHECKING:
+    from .timing import PhaseTimer
 
 __all__ = ["Evaluator", "Results", "CategoryResult", "ImageResult", "Metric", "ImageTableObserver",
            "ObserverGroup"]
@@ -76,30 +79,46 @@ class ImageTableObserver(ImageObserver):
     def pass2(self, i: int, on_grid: np.ndarray, flat_positive: np.ndarray) -> None:
         """Normal maximum and the image's own AUPRO (from the map on the grid)."""
         flat = np.asarray(on_grid).reshape(-1)
-        normal = np.ones(flat.size, bool)
-        normal[flat_positive] = False
-        out: dict[str, Any] = {"max_normal_score": float(flat[normal].max()) if normal.any() else float("nan")}
+        has_normal = flat_positive.size < flat.size
+        out: dict[str, Any] = {"max_normal_score": _max_normal(flat, flat_positive) if has_normal else float("nan")}
         positives = self._positives.pop(i, None)
-        if positives is not None and normal.any():
+        if positives is not None and has_normal:
             out["pro"] = self._image_aupro(positives, on_grid, flat_positive)
         with self._lock:
             self.extras[self._ids[i]].update(out)
 
     def _image_aupro(self, positives: ImagePositives, on_grid: np.ndarray, flat_positive: np.ndarray) -> float:
-        """The exact MVTec AUPRO of one image (the engine's tallies over this image alone)."""
+        """The exact MVTec AUPRO of one image (the engine's tallies over this image alone;
+        only the AUPRO is computed from them)."""
+        from .curves import aupro_from
+
         stats = PixelStats()
         stats.add_positives(positives)
-        stats.finalize_positives()
+        index = stats.finalize_positives()
         tally = stats.new_tally()
         stats.add_negatives(tally, on_grid, flat_positive)
         stats.merge(tally)
-        return stats.compute(fpr_limit=self.protocol.fpr_limit).aupro
+        counts = stats.total().threshold_counts(index.values)
+        return aupro_from(counts, fpr_limit=self.protocol.fpr_limit)
 
     def end_pass1(self) -> None:
         """Nothing to do between the passes."""
 
     def finish(self, evaluation: CategoryEvaluation) -> None:
         """Nothing to do at the end of a category."""
+
+
+def _max_normal(flat: np.ndarray, flat_positive: np.ndarray) -> float:
+    """The highest value of ``flat`` outside ``flat_positive`` (some pixel lies outside).
+
+    The map's maximum when no anomalous pixel reaches it (no copy of the map); else the
+    maximum over the normal pixels."""
+    top = flat.max()
+    if flat_positive.size == 0 or flat[flat_positive].max() < top:
+        return float(top)
+    normal = np.ones(flat.size, bool)
+    normal[flat_positive] = False
+    return float(flat[normal].max())
 
 
 class ObserverGroup(ImageObserver):
@@ -127,6 +146,27 @@ class ObserverGroup(ImageObserver):
     def finish(self, evaluation: CategoryEvaluation) -> None:
         for o in self.observers:
             o.finish(evaluation)
+
+
+def _phase(timer: "PhaseTimer | None", name: str) -> Any:
+    """``timer.phase(name)``, or nothing without a timer."""
+    return nullcontext() if timer is None else timer.phase(name)
+
+
+def _one_blas_thread() -> Any:
+    """BLAS limited to one thread while scoring (the scorer's own threads share the cores).
+
+    The metrics take dot products of a few thousand values (each image's own AUPRO, the
+    breakdowns); a multithreaded BLAS wakes its threads for each of them, which costs
+    milliseconds per call on a busy machine. One thread also makes the sums' last bit the
+    same on every machine (a threaded dot product adds partial sums, one per BLAS thread,
+    so its rounding depended on the core count). Nothing when threadpoolctl is missing.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a dependency of scikit-learn, which threecad needs
+        return nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 class Evaluator:
@@ -220,12 +260,13 @@ class Evaluator:
                                    progress=self.progress)
 
     def score(self, submission: str | os.PathLike[str], *, command: Sequence[str] | None = None,
-              observer: ImageObserver | None = None) -> Results:
+              observer: ImageObserver | None = None, timer: "PhaseTimer | None" = None) -> Results:
         """Validate and score ``submission`` (a folder or a ``.zip``); nothing is written.
 
         ``observer`` (in this process only) sees every image while it is scored, e.g. a
         :class:`eval.bootstrap.BootstrapObserver`. ``command`` is recorded in the results
-        (default: ``sys.argv``).
+        (default: ``sys.argv``). ``timer`` (:class:`eval.timing.PhaseTimer`), when given,
+        records the time of each phase (scan, validation, each category's passes, results).
 
         Raises
         ------
@@ -239,20 +280,31 @@ class Evaluator:
         if self.on_cluster and observer is not None:
             raise UsageError("per-image observers (e.g. bootstrap statistics) run in this process only, "
                              "not on a Dask cluster")
-        with submission_folder(submission) as folder:
-            validated = self.validate(folder)
+        with submission_folder(submission) as folder, _one_blas_thread():
+            with _phase(timer, "scan the ground truth"):
+                self.ground_truth
+            with _phase(timer, "validate the submission"):
+                validated = self.validate(folder)
             if self.on_cluster:
-                return self._score_on_cluster(validated, command)
-            return self._score_here(validated, command, observer)
+                with _phase(timer, "score on the cluster"):
+                    return self._score_on_cluster(validated, command)
+            return self._score_here(validated, command, observer, timer)
 
-    def _score_here(self, submission: Any, command: Sequence[str] | None, observer: ImageObserver | None) -> Results:
+    def _score_here(self, submission: Any, command: Sequence[str] | None, observer: ImageObserver | None,
+                    timer: "PhaseTimer | None" = None) -> Results:
         from .evaluate import evaluate_submission
 
         table = ImageTableObserver(self.protocol) if self.per_image else None
+        phases = None
+        if timer is not None:
+            from .timing import PhaseObserver
+
+            phases = PhaseObserver(timer)
         evaluations = evaluate_submission(submission, self.manifest, self.protocol, workers=self.threads,
-                                          progress=self.progress, observer=ObserverGroup(table, observer))
-        return Results.build(submission, evaluations, self.protocol, data_root=self.ground_truth.root,
-                             command=command, extras=table.extras if table is not None else None)
+                                          progress=self.progress, observer=ObserverGroup(phases, table, observer))
+        with _phase(timer, "results (digests, per-image table)"):
+            return Results.build(submission, evaluations, self.protocol, data_root=self.ground_truth.root,
+                                 command=command, extras=table.extras if table is not None else None)
 
     def _score_on_cluster(self, submission: Any, command: Sequence[str] | None) -> Results:
         from .distributed import DEFAULT_CHUNK_SIZE, DistributedScorer, cluster_client
