@@ -47,17 +47,27 @@ class ImageTableObserver(ImageObserver):
     1), the highest normal score and, under a protocol with the pooled MVTec AUPRO, the
     image's own AUPRO (pass 2, from its map on the grid). :attr:`extras` maps image ids to
     those values (the keys of :class:`eval.results.ImageResult`).
+
+    The images' own AUPROs are computed by a pool of ``threads`` threads of this observer
+    while pass 2 goes on (at most ``2 * threads`` maps wait for it), so that they are
+    spread over the cores whichever pass-2 thread met the defective images; the values do
+    not depend on the threads.
     """
 
-    def __init__(self, protocol: Protocol) -> None:
+    def __init__(self, protocol: Protocol, *, threads: int | None = None) -> None:
         self.protocol = protocol
         self.extras: dict[str, dict[str, Any]] = {}
         self._ids: list[str] = []
         self._positives: dict[int, ImagePositives] = {}   # image -> its anomalous pixels, pass 1 to 2
         self._lock = threading.Lock()
+        self._threads = max(1, threads or os.cpu_count() or 1)
+        self._pool: Any = None
+        self._slots = threading.BoundedSemaphore(2 * self._threads)
+        self._pending: list[tuple[int, Any]] = []
 
     def start(self, folder: str, n: int) -> None:
         """A category begins: image ``i`` is known after pass 1."""
+        self._close_pool()  # a category that failed in pass 2 left its tasks
         self._ids = [""] * n
         self._positives = {}
 
@@ -77,15 +87,28 @@ class ImageTableObserver(ImageObserver):
             self._positives[i] = replace(truth.positives, keys=image_keys(result))
 
     def pass2(self, i: int, on_grid: np.ndarray, flat_positive: np.ndarray) -> None:
-        """Normal maximum and the image's own AUPRO (from the map on the grid)."""
+        """Normal maximum now; the image's own AUPRO (from the map on the grid) handed to the pool."""
         flat = np.asarray(on_grid).reshape(-1)
         has_normal = flat_positive.size < flat.size
-        out: dict[str, Any] = {"max_normal_score": _max_normal(flat, flat_positive) if has_normal else float("nan")}
-        positives = self._positives.pop(i, None)
-        if positives is not None and has_normal:
-            out["pro"] = self._image_aupro(positives, on_grid, flat_positive)
+        top = _max_normal(flat, flat_positive) if has_normal else float("nan")
         with self._lock:
-            self.extras[self._ids[i]].update(out)
+            self.extras[self._ids[i]]["max_normal_score"] = top
+            positives = self._positives.pop(i, None)
+        if positives is None or not has_normal:
+            return
+        self._slots.acquire()  # bounds the maps held for the pool
+        try:
+            with self._lock:
+                if self._pool is None:
+                    from concurrent.futures import ThreadPoolExecutor
+
+                    self._pool = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="image-aupro")
+                future = self._pool.submit(self._image_aupro, positives, on_grid, flat_positive)
+                self._pending.append((i, future))
+        except BaseException:
+            self._slots.release()
+            raise
+        future.add_done_callback(lambda _: self._slots.release())
 
     def _image_aupro(self, positives: ImagePositives, on_grid: np.ndarray, flat_positive: np.ndarray) -> float:
         """The exact MVTec AUPRO of one image (the engine's tallies over this image alone;
@@ -105,7 +128,19 @@ class ImageTableObserver(ImageObserver):
         """Nothing to do between the passes."""
 
     def finish(self, evaluation: CategoryEvaluation) -> None:
-        """Nothing to do at the end of a category."""
+        """The images' own AUPROs, once the pool has computed them all."""
+        pending, self._pending = self._pending, []
+        try:
+            for i, future in pending:
+                self.extras[self._ids[i]]["pro"] = future.result()
+        finally:
+            self._close_pool()
+
+    def _close_pool(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        self._pending = []
 
 
 def _max_normal(flat: np.ndarray, flat_positive: np.ndarray) -> float:
@@ -294,7 +329,7 @@ class Evaluator:
                     timer: "PhaseTimer | None" = None) -> Results:
         from .evaluate import evaluate_submission
 
-        table = ImageTableObserver(self.protocol) if self.per_image else None
+        table = ImageTableObserver(self.protocol, threads=self.threads) if self.per_image else None
         phases = None
         if timer is not None:
             from .timing import PhaseObserver
