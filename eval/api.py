@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from threecad.categories import get_category
 from threecad.errors import UsageError
 
 from .evaluate import CategoryEvaluation, ImageObserver, ImageScore, ImageTruth
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from .timing import PhaseTimer
 
 __all__ = ["Evaluator", "Results", "CategoryResult", "ImageResult", "Metric", "ImageTableObserver",
-           "ObserverGroup"]
+           "ObserverGroup", "PhaseObserver"]
 
 
 class ImageTableObserver(ImageObserver):
@@ -141,6 +142,38 @@ class ImageTableObserver(ImageObserver):
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
         self._pending = []
+
+
+class PhaseObserver(ImageObserver):
+    """Times the phases of each category in :func:`eval.evaluate.evaluate_category`.
+
+    ``<code> read`` runs from the category's start to the end of pass 1, ``<code> count``
+    to the end of pass 2, ``<code> metrics`` until the next category starts or the
+    caller ends it (:meth:`PhaseTimer.end`).
+    """
+
+    def __init__(self, timer: PhaseTimer) -> None:
+        self.timer = timer
+        self._code = ""
+
+    def start(self, folder: str, n: int) -> None:
+        """The category's ``read`` phase begins."""
+        self._code = get_category(folder).code
+        self.timer.begin(f"{self._code} read ({n} images)")
+
+    def pass1(self, i, truth, result) -> None:
+        """Nothing per image."""
+
+    def end_pass1(self) -> None:
+        """Its ``count`` phase begins."""
+        self.timer.begin(f"{self._code} count")
+
+    def pass2(self, i, on_grid, flat_positive) -> None:
+        """Nothing per image."""
+
+    def finish(self, evaluation) -> None:
+        """Its ``metrics`` phase begins (the other observers have finished: this one is last)."""
+        self.timer.begin(f"{self._code} metrics")
 
 
 def _max_normal(flat: np.ndarray, flat_positive: np.ndarray) -> float:
@@ -330,13 +363,9 @@ class Evaluator:
         from .evaluate import evaluate_submission
 
         table = ImageTableObserver(self.protocol, threads=self.threads) if self.per_image else None
-        phases = None
-        if timer is not None:
-            from .timing import PhaseObserver
-
-            phases = PhaseObserver(timer)
+        phases = PhaseObserver(timer) if timer is not None else None
         evaluations = evaluate_submission(submission, self.manifest, self.protocol, workers=self.threads,
-                                          progress=self.progress, observer=ObserverGroup(phases, table, observer))
+                                          progress=self.progress, observer=ObserverGroup(table, observer, phases))
         with _phase(timer, "results (digests, per-image table)"):
             return Results.build(submission, evaluations, self.protocol, data_root=self.ground_truth.root,
                                  command=command, extras=table.extras if table is not None else None)

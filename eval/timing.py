@@ -2,8 +2,8 @@
 
 ``threecad eval --timings`` prints the table on stderr; ``scripts/bench_eval_cli.py``
 shows it next to its ratio. The phases of the in-process scorer are measured from the
-outside (:class:`PhaseObserver` is an :class:`eval.evaluate.ImageObserver`), so the
-scorer itself carries no timing code:
+outside (:class:`eval.api.PhaseObserver`, an :class:`eval.evaluate.ImageObserver`), so
+the scorer itself carries no timing code:
 
 * ``<code> read``: pass 1 of a category (read, check and hash every map, decode the
   masks, regions, keys of the anomalous pixels);
@@ -12,7 +12,8 @@ scorer itself carries no timing code:
 * ``<code> metrics``: the category's metrics and breakdowns from the counts.
 
 CPU seconds are the whole process's (all threads): CPU over wall shows how well a phase
-uses the cores.
+uses the cores. This module imports nothing heavy: a timer can be started before the
+scorer is imported.
 """
 
 from __future__ import annotations
@@ -22,9 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
-from .evaluate import ImageObserver
-
-__all__ = ["PhaseTime", "PhaseTimer", "PhaseObserver"]
+__all__ = ["PhaseTime", "PhaseTimer"]
 
 
 @dataclass(frozen=True)
@@ -92,34 +91,3 @@ class PhaseTimer:
         cpu_total = sum(p.cpu for p in rows if p.cpu == p.cpu)
         lines.append(f"{'total':<{width}} {sum(p.wall for p in rows):8.2f} {cpu_total:8.2f}")
         return "\n".join(lines)
-
-
-class PhaseObserver(ImageObserver):
-    """Times the phases of each category in :func:`eval.evaluate.evaluate_category`.
-
-    ``<code> read`` runs from the category's start to the end of pass 1, ``<code> count``
-    to the end of pass 2, ``<code> metrics`` until the next category starts or the
-    caller ends it (:meth:`PhaseTimer.end`).
-    """
-
-    def __init__(self, timer: PhaseTimer) -> None:
-        self.timer = timer
-        self._code = ""
-
-    def start(self, folder: str, n: int) -> None:
-        from threecad.categories import get_category
-
-        self._code = get_category(folder).code
-        self.timer.begin(f"{self._code} read ({n} images)")
-
-    def pass1(self, i, truth, result) -> None:
-        """Nothing per image."""
-
-    def end_pass1(self) -> None:
-        self.timer.begin(f"{self._code} count")
-
-    def pass2(self, i, on_grid, flat_positive) -> None:
-        """Nothing per image."""
-
-    def finish(self, evaluation) -> None:
-        self.timer.begin(f"{self._code} metrics")

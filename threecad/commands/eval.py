@@ -75,6 +75,8 @@ def run(args) -> int:
     from threecad.eval.results import check_output_folder, write_results
 
     if timer is not None:
+        import pandas  # noqa: F401  (the manifest's; imported here, its time is not the scan's)
+
         timer.end()
 
     preds = Path(args.preds)
