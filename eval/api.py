@@ -221,22 +221,6 @@ def _phase(timer: "PhaseTimer | None", name: str) -> Any:
     return nullcontext() if timer is None else timer.phase(name)
 
 
-def _one_blas_thread() -> Any:
-    """BLAS limited to one thread while scoring (the scorer's own threads share the cores).
-
-    The metrics take dot products of a few thousand values (each image's own AUPRO, the
-    breakdowns); a multithreaded BLAS wakes its threads for each of them, which costs
-    milliseconds per call on a busy machine. One thread also makes the sums' last bit the
-    same on every machine (a threaded dot product adds partial sums, one per BLAS thread,
-    so its rounding depended on the core count). Nothing when threadpoolctl is missing.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - a dependency of scikit-learn, which threecad needs
-        return nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
-
-
 class Evaluator:
     """Scores submissions against the ground truth at ``root``.
 
@@ -348,7 +332,7 @@ class Evaluator:
         if self.on_cluster and observer is not None:
             raise UsageError("per-image observers (e.g. bootstrap statistics) run in this process only, "
                              "not on a Dask cluster")
-        with submission_folder(submission) as folder, _one_blas_thread():
+        with submission_folder(submission) as folder:
             with _phase(timer, "scan the ground truth"):
                 self.ground_truth
             with _phase(timer, "validate the submission"):
