@@ -25,6 +25,10 @@ checked before any decoding: a map of more than :data:`MAX_MAP_PIXELS` values (6
 sub-array) or whose data is shorter than its header says, a PNG or TIFF whose header
 announces too many pixels or an unsupported sample type, are refused from the header.
 Every failure is a :class:`MapReadError` (a :class:`threecad.errors.DataError`).
+
+:func:`read_map_digest` also returns the file's sha256 from the same reading (the scorer
+records it in ``results.json``): a map is opened and read once, and the digest is of the
+bytes that were decoded.
 """
 
 from __future__ import annotations
@@ -325,8 +329,6 @@ def _read_npy(path: Path, fh: IO[bytes], mmap: bool, digest=None) -> np.ndarray:
         if mmap:
             arr = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape,
                             order="F" if fortran else "C")
-            if digest is not None:
-                _hash_whole(path, fh, digest)
             return np.asarray(arr) if arr.size == 0 else arr
         data = bytearray(count * dtype.itemsize)
         got = fh.readinto(data) if data else 0
