@@ -49,10 +49,10 @@ class ImageTableObserver(ImageObserver):
     image's own AUPRO (pass 2, from its map on the grid). :attr:`extras` maps image ids to
     those values (the keys of :class:`eval.results.ImageResult`).
 
-    The images' own AUPROs are computed by a pool of ``threads`` threads of this observer
-    while pass 2 goes on (at most ``2 * threads`` maps wait for it), so that they are
-    spread over the cores whichever pass-2 thread met the defective images; the values do
-    not depend on the threads.
+    With ``threads`` above 1, the images' own AUPROs are computed by a pool of ``threads``
+    threads of this observer while pass 2 goes on (at most ``2 * threads`` maps wait for
+    it), so that they are spread over the cores whichever pass-2 thread met the defective
+    images; with 1, in pass 2's thread. The values do not depend on the threads.
     """
 
     def __init__(self, protocol: Protocol, *, threads: int | None = None) -> None:
@@ -96,6 +96,11 @@ class ImageTableObserver(ImageObserver):
             self.extras[self._ids[i]]["max_normal_score"] = top
             positives = self._positives.pop(i, None)
         if positives is None or not has_normal:
+            return
+        if self._threads == 1:  # one thread asked for: no pool
+            pro = self._image_aupro(positives, on_grid, flat_positive)
+            with self._lock:
+                self.extras[self._ids[i]]["pro"] = pro
             return
         self._slots.acquire()  # bounds the maps held for the pool
         try:

@@ -223,7 +223,7 @@ def test_image_table_pool_recovers_after_a_failed_category(small_tree):
     from threecad.eval.pixels import ImagePositives
     from threecad.eval.protocols import get_protocol
 
-    obs = ImageTableObserver(get_protocol("standard"), threads=1)
+    obs = ImageTableObserver(get_protocol("standard"), threads=2)
     flat = np.array([0, 1], np.int64)
     keys = order_keys(np.array([0.0, 1.0], np.float32))
     positives = ImagePositives(flat, keys, np.full(2, 0.5), np.zeros(2, np.int8), 1, (1, 0, 0))
