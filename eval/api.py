@@ -17,6 +17,7 @@ validated before anything is scored (every problem listed at once in a
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from contextlib import nullcontext
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Evaluator", "Results", "CategoryResult", "ImageResult", "Metric", "ImageTableObserver",
            "ObserverGroup", "PhaseObserver"]
+
+log = logging.getLogger(__name__)
 
 
 class ImageTableObserver(ImageObserver):
@@ -179,6 +182,33 @@ class PhaseObserver(ImageObserver):
     def finish(self, evaluation) -> None:
         """Its ``metrics`` phase begins (the other observers have finished: this one is last)."""
         self.timer.begin(f"{self._code} metrics")
+
+
+def _warm_up_engine() -> None:
+    """Count a 2x2 map once, so that the engine's compiled kernels are loaded (numba's
+    first call in a process takes about half a second of CPU, holding the interpreter).
+
+    :meth:`Evaluator.score` runs it in a background thread while pass 1 reads and hashes
+    maps and decodes masks (work that mostly runs outside the interpreter lock), instead of
+    at the start of pass 2, where every counting thread would wait for it. Any failure is
+    ignored: scoring then loads the kernels itself.
+    """
+    try:
+        from .engine import order_keys
+
+        stats = PixelStats()
+        flat = np.zeros(1, np.int64)
+        keys = order_keys(np.array([0.5], np.float32))
+        stats.add_positives(ImagePositives(flat, keys, np.ones(1), np.zeros(1, np.int8), 1, (1, 0, 0)))
+        index = stats.finalize_positives()
+        tally = stats.new_tally()
+        stats.add_negatives(tally, np.array([[0.5, 0.25], [0.75, 1.0]], np.float32), flat)
+        stats.merge(tally)
+        from .curves import aupro_from
+
+        aupro_from(stats.total().threshold_counts(index.values))
+    except Exception:  # noqa: BLE001 - only a warm-up
+        log.debug("engine warm-up failed", exc_info=True)
 
 
 def _max_normal(flat: np.ndarray, flat_positive: np.ndarray) -> float:
@@ -351,6 +381,7 @@ class Evaluator:
                     timer: "PhaseTimer | None" = None) -> Results:
         from .evaluate import evaluate_submission
 
+        threading.Thread(target=_warm_up_engine, name="threecad-engine-warm-up", daemon=True).start()
         table = ImageTableObserver(self.protocol, threads=self.threads) if self.per_image else None
         phases = PhaseObserver(timer) if timer is not None else None
         evaluations = evaluate_submission(submission, self.manifest, self.protocol, workers=self.threads,

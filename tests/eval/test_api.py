@@ -235,3 +235,13 @@ def test_image_table_pool_recovers_after_a_failed_category(small_tree):
     assert obs._pending                    # no finish(): the category failed
     obs.start("Aluminum_Ipad", 1)
     assert obs._pool is None and not obs._pending and obs._slots.acquire(blocking=False)
+
+
+def test_engine_warm_up_runs_the_engine_without_failing(caplog):
+    import logging
+
+    from threecad.eval.api import _warm_up_engine
+
+    with caplog.at_level(logging.DEBUG, logger="threecad.eval.api"):
+        _warm_up_engine()
+    assert "engine warm-up failed" not in caplog.text
