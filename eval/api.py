@@ -17,14 +17,16 @@ validated before anything is scored (every problem listed at once in a
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from threecad.categories import get_category
 from threecad.errors import UsageError
 
 from .evaluate import CategoryEvaluation, ImageObserver, ImageScore, ImageTruth
@@ -33,8 +35,13 @@ from .pixels import ImagePositives, PixelStats
 from .protocols import Protocol, get_protocol
 from .results import CategoryResult, ImageResult, Results
 
+if TYPE_CHECKING:
+    from .timing import PhaseTimer
+
 __all__ = ["Evaluator", "Results", "CategoryResult", "ImageResult", "Metric", "ImageTableObserver",
-           "ObserverGroup"]
+           "ObserverGroup", "PhaseObserver"]
+
+log = logging.getLogger(__name__)
 
 
 class ImageTableObserver(ImageObserver):
@@ -44,17 +51,27 @@ class ImageTableObserver(ImageObserver):
     1), the highest normal score and, under a protocol with the pooled MVTec AUPRO, the
     image's own AUPRO (pass 2, from its map on the grid). :attr:`extras` maps image ids to
     those values (the keys of :class:`eval.results.ImageResult`).
+
+    With ``threads`` above 1, the images' own AUPROs are computed by a pool of ``threads``
+    threads of this observer while pass 2 goes on (at most ``2 * threads`` maps wait for
+    it), so that they are spread over the cores whichever pass-2 thread met the defective
+    images; with 1, in pass 2's thread. The values do not depend on the threads.
     """
 
-    def __init__(self, protocol: Protocol) -> None:
+    def __init__(self, protocol: Protocol, *, threads: int | None = None) -> None:
         self.protocol = protocol
         self.extras: dict[str, dict[str, Any]] = {}
         self._ids: list[str] = []
         self._positives: dict[int, ImagePositives] = {}   # image -> its anomalous pixels, pass 1 to 2
         self._lock = threading.Lock()
+        self._threads = max(1, threads or os.cpu_count() or 1)
+        self._pool: Any = None
+        self._slots = threading.BoundedSemaphore(2 * self._threads)
+        self._pending: list[tuple[int, Any]] = []
 
     def start(self, folder: str, n: int) -> None:
         """A category begins: image ``i`` is known after pass 1."""
+        self._close_pool()  # a category that failed in pass 2 left its tasks
         self._ids = [""] * n
         self._positives = {}
 
@@ -74,32 +91,137 @@ class ImageTableObserver(ImageObserver):
             self._positives[i] = replace(truth.positives, keys=image_keys(result))
 
     def pass2(self, i: int, on_grid: np.ndarray, flat_positive: np.ndarray) -> None:
-        """Normal maximum and the image's own AUPRO (from the map on the grid)."""
+        """Normal maximum now; the image's own AUPRO (from the map on the grid) handed to the pool."""
         flat = np.asarray(on_grid).reshape(-1)
-        normal = np.ones(flat.size, bool)
-        normal[flat_positive] = False
-        out: dict[str, Any] = {"max_normal_score": float(flat[normal].max()) if normal.any() else float("nan")}
-        positives = self._positives.pop(i, None)
-        if positives is not None and normal.any():
-            out["pro"] = self._image_aupro(positives, on_grid, flat_positive)
+        has_normal = flat_positive.size < flat.size
+        top = _max_normal(flat, flat_positive) if has_normal else float("nan")
         with self._lock:
-            self.extras[self._ids[i]].update(out)
+            self.extras[self._ids[i]]["max_normal_score"] = top
+            positives = self._positives.pop(i, None)
+        if positives is None or not has_normal:
+            return
+        if self._threads == 1:  # one thread asked for: no pool
+            pro = self._image_aupro(positives, on_grid, flat_positive)
+            with self._lock:
+                self.extras[self._ids[i]]["pro"] = pro
+            return
+        self._slots.acquire()  # bounds the maps held for the pool
+        try:
+            with self._lock:
+                if self._pool is None:
+                    from concurrent.futures import ThreadPoolExecutor
+
+                    self._pool = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="image-aupro")
+                future = self._pool.submit(self._image_aupro, positives, on_grid, flat_positive)
+                self._pending.append((i, future))
+        except BaseException:
+            self._slots.release()
+            raise
+        future.add_done_callback(lambda _: self._slots.release())
 
     def _image_aupro(self, positives: ImagePositives, on_grid: np.ndarray, flat_positive: np.ndarray) -> float:
-        """The exact MVTec AUPRO of one image (the engine's tallies over this image alone)."""
+        """The exact MVTec AUPRO of one image (the engine's tallies over this image alone;
+        only the AUPRO is computed from them)."""
+        from .curves import aupro_from
+
         stats = PixelStats()
         stats.add_positives(positives)
-        stats.finalize_positives()
+        index = stats.finalize_positives()
         tally = stats.new_tally()
         stats.add_negatives(tally, on_grid, flat_positive)
         stats.merge(tally)
-        return stats.compute(fpr_limit=self.protocol.fpr_limit).aupro
+        counts = stats.total().threshold_counts(index.values)
+        return aupro_from(counts, fpr_limit=self.protocol.fpr_limit)
 
     def end_pass1(self) -> None:
         """Nothing to do between the passes."""
 
     def finish(self, evaluation: CategoryEvaluation) -> None:
-        """Nothing to do at the end of a category."""
+        """The images' own AUPROs, once the pool has computed them all."""
+        pending, self._pending = self._pending, []
+        try:
+            for i, future in pending:
+                self.extras[self._ids[i]]["pro"] = future.result()
+        finally:
+            self._close_pool()
+
+    def _close_pool(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        self._pending = []
+
+
+class PhaseObserver(ImageObserver):
+    """Times the phases of each category in :func:`eval.evaluate.evaluate_category`.
+
+    ``<code> read`` runs from the category's start to the end of pass 1, ``<code> count``
+    to the end of pass 2, ``<code> metrics`` until the next category starts or the
+    caller ends it (:meth:`PhaseTimer.end`).
+    """
+
+    def __init__(self, timer: PhaseTimer) -> None:
+        self.timer = timer
+        self._code = ""
+
+    def start(self, folder: str, n: int) -> None:
+        """The category's ``read`` phase begins."""
+        self._code = get_category(folder).code
+        self.timer.begin(f"{self._code} read ({n} images)")
+
+    def pass1(self, i, truth, result) -> None:
+        """Nothing per image."""
+
+    def end_pass1(self) -> None:
+        """Its ``count`` phase begins."""
+        self.timer.begin(f"{self._code} count")
+
+    def pass2(self, i, on_grid, flat_positive) -> None:
+        """Nothing per image."""
+
+    def finish(self, evaluation) -> None:
+        """Its ``metrics`` phase begins (the other observers have finished: this one is last)."""
+        self.timer.begin(f"{self._code} metrics")
+
+
+def _warm_up_engine() -> None:
+    """Count a 2x2 map once, so that the engine's compiled kernels are loaded (numba's
+    first call in a process takes about half a second of CPU, holding the interpreter).
+
+    :meth:`Evaluator.score` runs it in a background thread while pass 1 reads and hashes
+    maps and decodes masks (work that mostly runs outside the interpreter lock), instead of
+    at the start of pass 2, where every counting thread would wait for it. Any failure is
+    ignored: scoring then loads the kernels itself.
+    """
+    try:
+        from .engine import order_keys
+
+        stats = PixelStats()
+        flat = np.zeros(1, np.int64)
+        keys = order_keys(np.array([0.5], np.float32))
+        stats.add_positives(ImagePositives(flat, keys, np.ones(1), np.zeros(1, np.int8), 1, (1, 0, 0)))
+        index = stats.finalize_positives()
+        tally = stats.new_tally()
+        stats.add_negatives(tally, np.array([[0.5, 0.25], [0.75, 1.0]], np.float32), flat)
+        stats.merge(tally)
+        from .curves import aupro_from
+
+        aupro_from(stats.total().threshold_counts(index.values))
+    except Exception:  # noqa: BLE001 - only a warm-up
+        log.debug("engine warm-up failed", exc_info=True)
+
+
+def _max_normal(flat: np.ndarray, flat_positive: np.ndarray) -> float:
+    """The highest value of ``flat`` outside ``flat_positive`` (some pixel lies outside).
+
+    The map's maximum when no anomalous pixel reaches it (no copy of the map); else the
+    maximum over the normal pixels."""
+    top = flat.max()
+    if flat_positive.size == 0 or flat[flat_positive].max() < top:
+        return float(top)
+    normal = np.ones(flat.size, bool)
+    normal[flat_positive] = False
+    return float(flat[normal].max())
 
 
 class ObserverGroup(ImageObserver):
@@ -127,6 +249,11 @@ class ObserverGroup(ImageObserver):
     def finish(self, evaluation: CategoryEvaluation) -> None:
         for o in self.observers:
             o.finish(evaluation)
+
+
+def _phase(timer: "PhaseTimer | None", name: str) -> Any:
+    """``timer.phase(name)``, or nothing without a timer."""
+    return nullcontext() if timer is None else timer.phase(name)
 
 
 class Evaluator:
@@ -220,12 +347,13 @@ class Evaluator:
                                    progress=self.progress)
 
     def score(self, submission: str | os.PathLike[str], *, command: Sequence[str] | None = None,
-              observer: ImageObserver | None = None) -> Results:
+              observer: ImageObserver | None = None, timer: "PhaseTimer | None" = None) -> Results:
         """Validate and score ``submission`` (a folder or a ``.zip``); nothing is written.
 
         ``observer`` (in this process only) sees every image while it is scored, e.g. a
         :class:`eval.bootstrap.BootstrapObserver`. ``command`` is recorded in the results
-        (default: ``sys.argv``).
+        (default: ``sys.argv``). ``timer`` (:class:`eval.timing.PhaseTimer`), when given,
+        records the time of each phase (scan, validation, each category's passes, results).
 
         Raises
         ------
@@ -240,19 +368,27 @@ class Evaluator:
             raise UsageError("per-image observers (e.g. bootstrap statistics) run in this process only, "
                              "not on a Dask cluster")
         with submission_folder(submission) as folder:
-            validated = self.validate(folder)
+            with _phase(timer, "scan the ground truth"):
+                self.ground_truth
+            with _phase(timer, "validate the submission"):
+                validated = self.validate(folder)
             if self.on_cluster:
-                return self._score_on_cluster(validated, command)
-            return self._score_here(validated, command, observer)
+                with _phase(timer, "score on the cluster"):
+                    return self._score_on_cluster(validated, command)
+            return self._score_here(validated, command, observer, timer)
 
-    def _score_here(self, submission: Any, command: Sequence[str] | None, observer: ImageObserver | None) -> Results:
+    def _score_here(self, submission: Any, command: Sequence[str] | None, observer: ImageObserver | None,
+                    timer: "PhaseTimer | None" = None) -> Results:
         from .evaluate import evaluate_submission
 
-        table = ImageTableObserver(self.protocol) if self.per_image else None
+        threading.Thread(target=_warm_up_engine, name="threecad-engine-warm-up", daemon=True).start()
+        table = ImageTableObserver(self.protocol, threads=self.threads) if self.per_image else None
+        phases = PhaseObserver(timer) if timer is not None else None
         evaluations = evaluate_submission(submission, self.manifest, self.protocol, workers=self.threads,
-                                          progress=self.progress, observer=ObserverGroup(table, observer))
-        return Results.build(submission, evaluations, self.protocol, data_root=self.ground_truth.root,
-                             command=command, extras=table.extras if table is not None else None)
+                                          progress=self.progress, observer=ObserverGroup(table, observer, phases))
+        with _phase(timer, "results (digests, per-image table)"):
+            return Results.build(submission, evaluations, self.protocol, data_root=self.ground_truth.root,
+                                 command=command, extras=table.extras if table is not None else None)
 
     def _score_on_cluster(self, submission: Any, command: Sequence[str] | None) -> Results:
         from .distributed import DEFAULT_CHUNK_SIZE, DistributedScorer, cluster_client

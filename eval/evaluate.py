@@ -44,11 +44,10 @@ import numpy as np
 
 from threecad.categories import get_category
 from threecad.errors import Problem
-from threecad.hashing import file_sha256
 from threecad.regions import MaskReadError, decode_mask
 
 from .engine import order_keys
-from .mapio import MapReadError, read_map
+from .mapio import MapReadError, read_map, read_map_digest
 from .metrics import average_precision, roc_auc
 from .paper import mean_pro_paper, per_image_pro_paper, resize_map_paper, resize_mask_paper
 from .pixels import ImagePositives, PixelStats
@@ -412,10 +411,9 @@ def _pass1_image(path: Path, truth: ImageTruth | Callable[[], ImageTruth], score
                  protocol: Protocol):
     """:func:`pass1_image`, with the map as read as a fourth item of the result."""
     try:
-        amap = read_map(path)
+        amap, map_digest = read_map_digest(path)  # the file hashed while it is read
     except MapReadError as exc:
         return None, [Problem(exc.kind, path, exc.message)]
-    map_digest = file_sha256(path)
     if callable(truth):
         truth = truth()
     if truth.problem is not None:
@@ -563,6 +561,7 @@ def _count_normals(ev: CategoryEvaluation, submission: Submission, protocol: Pro
                     observer.pass2(i, on_grid, rec.flat_positive)
                 rec.flat_positive = None
                 bar.update()
+            tally.flush()  # the buffered pixels counted in this thread, not in the merge
             return tally
 
         for tally in pool.map(count, chunks):

@@ -25,6 +25,10 @@ checked before any decoding: a map of more than :data:`MAX_MAP_PIXELS` values (6
 sub-array) or whose data is shorter than its header says, a PNG or TIFF whose header
 announces too many pixels or an unsupported sample type, are refused from the header.
 Every failure is a :class:`MapReadError` (a :class:`threecad.errors.DataError`).
+
+:func:`read_map_digest` also returns the file's sha256 from the same reading (the scorer
+records it in ``results.json``): a map is opened and read once, and the digest is of the
+bytes that were decoded.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from typing import IO
 import numpy as np
 
 from threecad.errors import BadFileError
+from threecad.hashing import new_sha256, update_from_file
 
 from .format import MAP_SUFFIXES, MAX_MAP_FILE_BYTES, MAX_MAP_PIXELS, open_regular
 
@@ -48,6 +53,7 @@ __all__ = [
     "BAD_MAP",
     "UNREADABLE_MAP",
     "read_map",
+    "read_map_digest",
     "check_map",
     "MAX_MAP_PIXELS",
 ]
@@ -163,10 +169,31 @@ def read_map(path: str | os.PathLike[str], *, mmap: bool = False) -> np.ndarray:
         The file is not a regular file (``kind == "not_regular_file"``), cannot be read
         (``"unreadable_map"``) or is not a valid map (``"bad_map"``).
     """
-    path = Path(path)
+    return _read(Path(path), mmap, None)
+
+
+def read_map_digest(path: str | os.PathLike[str]) -> tuple[np.ndarray, str]:
+    """:func:`read_map`, and the sha256 of the file (64 hex digits) from the same reading.
+
+    The file is opened once and its bytes are hashed as they are read (``.npy``: the
+    header, the data, anything after it; ``.png``: the bytes decoded; ``.tif``: read again
+    through the same open file), so the digest is of the very file that was decoded.
+
+    Raises
+    ------
+    MapReadError
+        As :func:`read_map`.
+    """
+    digest = new_sha256()
+    arr = _read(Path(path), False, digest)
+    return arr, digest.hexdigest()
+
+
+def _read(path: Path, mmap: bool, digest) -> np.ndarray:
+    """:func:`read_map`; ``digest``, when given, is fed every byte of the file."""
     suffix = path.suffix.lower()
-    readers = {".npy": lambda fh: _read_npy(path, fh, mmap), ".tif": lambda fh: _read_tiff(path, fh),
-               ".tiff": lambda fh: _read_tiff(path, fh), ".png": lambda fh: _read_png(path, fh)}
+    readers = {".npy": lambda fh: _read_npy(path, fh, mmap, digest), ".tif": lambda fh: _read_tiff(path, fh, digest),
+               ".tiff": lambda fh: _read_tiff(path, fh, digest), ".png": lambda fh: _read_png(path, fh, digest)}
     reader = readers.get(suffix)
     if reader is None:
         raise MapReadError(path, f"unsupported map format {path.suffix!r}; expected {_SUFFIX_TEXT}",
@@ -185,6 +212,15 @@ def read_map(path: str | os.PathLike[str], *, mmap: bool = False) -> np.ndarray:
     if problem is not None:
         raise MapReadError(path, problem, BAD_MAP)
     return arr
+
+
+def _hash_whole(path: Path, fh: IO[bytes], digest) -> None:
+    """Feed ``digest`` the whole open file, from its start (the reader is done with it)."""
+    try:
+        fh.seek(0)
+        update_from_file(digest, fh, limit=MAX_MAP_FILE_BYTES)
+    except OSError as exc:
+        raise MapReadError(path, f"cannot read ({exc.strerror or exc})", UNREADABLE_MAP) from None
 
 
 def _too_big(path: Path, shape: tuple[int, ...]) -> None:
@@ -275,7 +311,7 @@ def _npy_shape(path: Path, shape: object) -> tuple[int, ...]:
     return shape
 
 
-def _read_npy(path: Path, fh: IO[bytes], mmap: bool) -> np.ndarray:
+def _read_npy(path: Path, fh: IO[bytes], mmap: bool, digest=None) -> np.ndarray:
     """Check every field of the header, then read exactly the announced data (no pickle, ever)."""
     header = _npy_header(path, fh)
     dtype = _npy_dtype(path, header["descr"])
@@ -296,6 +332,12 @@ def _read_npy(path: Path, fh: IO[bytes], mmap: bool) -> np.ndarray:
             return np.asarray(arr) if arr.size == 0 else arr
         data = bytearray(count * dtype.itemsize)
         got = fh.readinto(data) if data else 0
+        if digest is not None and got == len(data):  # header, data, then anything after the data
+            fh.seek(0)
+            digest.update(fh.read(offset))
+            digest.update(data)
+            fh.seek(offset + got)
+            update_from_file(digest, fh, limit=MAX_MAP_FILE_BYTES)
     except OSError as exc:
         raise MapReadError(path, f"cannot read .npy data ({exc.strerror or exc})", UNREADABLE_MAP) from None
     if got < len(data):
@@ -306,7 +348,7 @@ def _read_npy(path: Path, fh: IO[bytes], mmap: bool) -> np.ndarray:
 
 # ---------------------------------------------------------------- .tif / .tiff
 
-def _read_tiff(path: Path, fh: IO[bytes]) -> np.ndarray:
+def _read_tiff(path: Path, fh: IO[bytes], digest=None) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -343,6 +385,8 @@ def _read_tiff(path: Path, fh: IO[bytes]) -> np.ndarray:
                                  "or 8/16/32-bit integer, single page)", UNREADABLE_MAP) from None
     except Exception as exc:  # OSError, SyntaxError, struct.error, DecompressionBombError, ... from the decoder
         raise MapReadError(path, f"cannot decode TIFF ({_short(exc)})", UNREADABLE_MAP) from None
+    if digest is not None:  # Pillow reads a TIFF out of order: hash it from the start, same open file
+        _hash_whole(path, fh, digest)
     return _tiff_as_stored(path, arr, expected, photometric, bits, sample_format)
 
 
@@ -393,7 +437,7 @@ def _first(value: object) -> int:
 
 # ---------------------------------------------------------------- .png
 
-def _read_png(path: Path, fh: IO[bytes]) -> np.ndarray:
+def _read_png(path: Path, fh: IO[bytes], digest=None) -> np.ndarray:
     import cv2
 
     head = fh.read(33)
@@ -414,9 +458,12 @@ def _read_png(path: Path, fh: IO[bytes]) -> np.ndarray:
         raise MapReadError(path, f"the header announces {width} x {height} pixels, more than a file of "
                                  f"{_file_size(fh):,} bytes can hold (truncated or forged)", UNREADABLE_MAP)
     try:
-        data = np.frombuffer(head + fh.read(), dtype=np.uint8)
+        raw = head + fh.read()
     except OSError as exc:
         raise MapReadError(path, f"cannot read ({exc.strerror or exc})", UNREADABLE_MAP) from None
+    if digest is not None:
+        digest.update(raw)
+    data = np.frombuffer(raw, dtype=np.uint8)
     try:
         arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     except cv2.error as exc:

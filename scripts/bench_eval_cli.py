@@ -11,9 +11,18 @@ float32 ``.npy`` maps, then measures in one run:
 * scikit-learn: ``roc_auc_score`` + ``average_precision_score`` on the same pixels,
   already in memory (loading them is not counted).
 
-It checks that the two agree to 1e-9 and prints the ratio (the issue's target: >= 30x).
+It checks that the two agree to 1e-9 and prints the ratio (the issue's target: >= 30x),
+then where the command's time went:
 
-    python scripts/bench_eval_cli.py [--maps 400] [--size 512] [--dtype float32] [--keep DIR]
+* the phases, as ``threecad eval --timings`` prints them (start-up, scan, validation, each
+  category's read / count / metrics, results);
+* the CPU split (``--split``, on by default; a second run of the command, instrumented):
+  CPU seconds inside the counting engine (``eval/engine.py``, ``eval/curves.py``,
+  ``eval/metrics.py``), inside the pixel statistics around it (``eval/pixels.py``), and
+  everything else (start-up, scan, reading, hashing and checking maps, masks, regions, the
+  per-image table, results).
+
+    python scripts/bench_eval_cli.py [--maps 400] [--size 512] [--dtype float32] [--keep DIR] [--no-split]
 """
 
 from __future__ import annotations
@@ -31,6 +40,65 @@ from pathlib import Path
 import numpy as np
 
 CATEGORY = "Aluminum_Ipad"
+
+# Run in a child: the CLI with every function of the engine modules and of eval/pixels.py
+# wrapped to add up its thread CPU time (time in nested calls goes to the innermost module).
+_SPLIT_CHILD = r"""
+import functools, json, resource, sys, threading, time
+import threecad.eval.api  # noqa: F401  (imports every module to patch)
+ENGINE = {"threecad.eval.engine": "engine", "threecad.eval.curves": "engine", "threecad.eval.metrics": "engine",
+          "threecad.eval.pixels": "pixels"}
+totals = {"engine": 0.0, "pixels": 0.0}
+lock, local = threading.Lock(), threading.local()
+
+def wrap(f, kind):
+    @functools.wraps(f)
+    def g(*a, **k):
+        stack = local.__dict__.setdefault("stack", [])
+        frame = [time.thread_time(), 0.0]
+        stack.append(frame)
+        try:
+            return f(*a, **k)
+        finally:
+            stack.pop()
+            spent = time.thread_time() - frame[0]
+            if stack:
+                stack[-1][1] += spent
+            with lock:
+                totals[kind] += spent - frame[1]
+    g.__wrapped_kind__ = kind
+    return g
+
+def kind_of(obj):
+    return ENGINE.get(getattr(obj, "__module__", None)) if type(obj).__name__ == "function" else None
+
+done = {}
+for cls_mod in list(ENGINE):
+    mod = sys.modules[cls_mod]
+    for name, cls in list(vars(mod).items()):
+        if isinstance(cls, type) and cls.__module__ == cls_mod:
+            for attr, member in list(vars(cls).items()):
+                if attr.startswith("__") and attr != "__init__":
+                    continue
+                if isinstance(member, classmethod) and kind_of(member.__func__):
+                    setattr(cls, attr, classmethod(wrap(member.__func__, ENGINE[cls_mod])))
+                elif isinstance(member, staticmethod) and kind_of(member.__func__):
+                    setattr(cls, attr, staticmethod(wrap(member.__func__, ENGINE[cls_mod])))
+                elif kind_of(member):
+                    setattr(cls, attr, wrap(member, ENGINE[cls_mod]))
+for mod_name, mod in list(sys.modules.items()):
+    if not mod_name.startswith("threecad.") or mod is None:
+        continue
+    for name, obj in list(vars(mod).items()):
+        kind = kind_of(obj)
+        if kind and not hasattr(obj, "__wrapped_kind__"):
+            setattr(mod, name, done.setdefault(id(obj), wrap(obj, kind)))
+from threecad.cli import main
+code = main(sys.argv[1:])
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print("SPLIT " + json.dumps({**totals, "process_cpu": usage.ru_utime + usage.ru_stime}), file=sys.stderr)
+sys.exit(code)
+"""
 
 
 def write_tree(tmp: Path, maps: np.ndarray, masks: np.ndarray) -> tuple[Path, Path]:
@@ -55,6 +123,25 @@ def write_tree(tmp: Path, maps: np.ndarray, masks: np.ndarray) -> tuple[Path, Pa
     return root, preds
 
 
+def print_split(cmd: list[str], tmp: Path) -> None:
+    """Run the command again, instrumented, and print its CPU split (engine / pixels.py / the rest)."""
+    split_cmd = [sys.executable, "-c", _SPLIT_CHILD, *cmd[3:-1]]
+    split_cmd[split_cmd.index("--out") + 1] = str(tmp / "results-split")
+    proc = subprocess.run(split_cmd, capture_output=True, text=True)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("SPLIT ")]
+    if proc.returncode != 0 or not lines:
+        print(f"CPU split: the instrumented run failed\n{proc.stderr[-2000:]}", file=sys.stderr)
+        return
+    split = json.loads(lines[-1][len("SPLIT "):])
+    total = split["process_cpu"]
+    rest = total - split["engine"] - split["pixels"]
+    print(f"\nCPU split of an instrumented second run ({total:.2f} s CPU in all, start-up included):")
+    for name, value in (("counting engine (eval/engine.py, curves.py, metrics.py)", split["engine"]),
+                        ("pixel statistics around it (eval/pixels.py)", split["pixels"]),
+                        ("everything else (start-up, scan, read + hash + check maps, masks, results)", rest)):
+        print(f"  {name:<80} {value:7.2f} s  {100 * value / total:5.1f} %")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--maps", type=int, default=400)
@@ -62,6 +149,8 @@ def main() -> int:
     parser.add_argument("--dtype", default="float32", choices=("float16", "float32", "float64"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", help="write the tree here and keep it")
+    parser.add_argument("--split", action=argparse.BooleanOptionalAction, default=True,
+                        help="run the command a second time, instrumented, for the CPU split (default: on)")
     args = parser.parse_args()
 
     from bench_eval import make_category  # scripts/ is on sys.path when run as a script
@@ -75,7 +164,7 @@ def main() -> int:
               f"{masks.mean() * 100:.2f} % anomalous) written in {time.perf_counter() - t0:.0f} s")
 
         cmd = [sys.executable, "-m", "threecad", "eval", str(preds), "--data-root", str(root), "--no-progress",
-               "--out", str(tmp / "results")]
+               "--out", str(tmp / "results"), "--timings"]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True)
         t_cli = time.perf_counter() - t0
@@ -103,6 +192,10 @@ def main() -> int:
         print(f"agreement: max |difference| = {d:.1e} ({'OK' if d < 1e-9 else 'MISMATCH'})")
         print(f"ratio: the whole threecad eval is {t_sk / t_cli:.1f}x faster than scikit-learn's AUROC + AP "
               f"(wall; target >= 30x); CPU time ratio {cpu_sk / cpu_cli:.1f}x")
+        print(f"\nthreecad eval's own timings (--timings; the process took {t_cli:.2f} s wall):")
+        print(proc.stderr.split("time per phase (--timings):\n", 1)[-1].rstrip())
+        if args.split:
+            print_split(cmd, tmp)
         return 0 if d < 1e-9 else 1
     finally:
         if not args.keep:

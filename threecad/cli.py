@@ -153,6 +153,7 @@ def _eval(sub) -> None:
                          help="score on an existing Dask cluster (e.g. tcp://10.0.0.5:8786); needs the 'dask' extra")
     opt.add_workers(p, group=cluster, what="start a local Dask cluster of N worker processes; needs the 'dask' extra")
     opt.add_progress(p)
+    p.add_argument("--timings", action="store_true", help="print the wall and CPU time of each phase on stderr")
     p.set_defaults(handler="threecad.commands.eval:run")
 
 

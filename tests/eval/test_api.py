@@ -155,3 +155,93 @@ def test_observer_sees_every_image(small_tree, tmp_path):
     obs = Count()
     results = Evaluator(small_tree.root, threads=1).score(tmp_path / "p", observer=obs)
     assert sorted(obs.seen) == sorted(r.image_id for r in results.images)
+
+
+def test_max_normal_against_brute_force():
+    from threecad.eval.api import _max_normal
+
+    rng = np.random.default_rng(3)
+    for trial in range(200):
+        flat = rng.integers(0, 6, size=int(rng.integers(2, 40))).astype(np.float32)
+        n_pos = int(rng.integers(0, flat.size))  # at least one normal pixel
+        pos = np.sort(rng.choice(flat.size, n_pos, replace=False)).astype(np.int64)
+        normal = np.ones(flat.size, bool)
+        normal[pos] = False
+        assert _max_normal(flat, pos) == flat[normal].max(), trial
+    flat = np.array([1.0, 9.0, 9.0, 2.0])       # the top value at an anomalous and at a normal pixel
+    assert _max_normal(flat, np.array([1])) == 9.0
+    assert _max_normal(flat, np.array([1, 2])) == 2.0
+
+
+def test_timer_records_every_phase_and_changes_nothing(small_tree, tmp_path):
+    from threecad.eval.timing import PhaseTimer
+
+    manifest = scan(small_tree.root).manifest
+    rng = np.random.default_rng(5)
+    write_maps(tmp_path / "p", manifest, lambda row: rng.random((row.height, row.width)).astype(np.float32))
+    timer = PhaseTimer()
+    timed = Evaluator(small_tree.root, threads=2).score(tmp_path / "p", command=["t"], timer=timer)
+    plain = Evaluator(small_tree.root, threads=2).score(tmp_path / "p", command=["t"])
+    assert [p.name for p in timer.phases] == [
+        "scan the ground truth", "validate the submission", "AI read (5 images)", "AI count", "AI metrics",
+        "results (digests, per-image table)"]
+    assert all(p.wall >= 0 and p.cpu >= 0 for p in timer.phases)
+    assert json.loads(timed.to_json()) | {"created": 0} == json.loads(plain.to_json()) | {"created": 0}
+    report = timer.report().splitlines()
+    assert report[0].split() == ["phase", "wall", "s", "CPU", "s", "share"] and report[-1].startswith("total")
+    assert len(report) == len(timer.phases) + 2
+
+
+def test_cli_timings_flag_prints_the_phases(small_tree, tmp_path, capsys):
+    from threecad.cli import main
+
+    manifest = scan(small_tree.root).manifest
+    write_maps(tmp_path / "p", manifest, lambda row: np.ones((row.height, row.width), np.float32))
+    assert main(["eval", str(tmp_path / "p"), "--data-root", str(small_tree.root), "--no-progress",
+                 "--out", str(tmp_path / "r"), "--timings"]) == 0
+    err = capsys.readouterr().err
+    table = err.split("time per phase (--timings):\n", 1)[1].splitlines()
+    names = [line.rsplit(maxsplit=4)[0] if not line.startswith("before") else "start-up" for line in table[1:-1]]
+    assert names == ["start-up", "imports", "scan the ground truth", "validate the submission", "AI read (5 images)",
+                     "AI count", "AI metrics", "results (digests, per-image table)", "write the results"]
+    assert (tmp_path / "r" / "results.json").is_file()
+
+
+def test_image_table_same_whatever_the_threads(small_tree, tmp_path):
+    manifest = scan(small_tree.root).manifest
+    rng = np.random.default_rng(11)
+    write_maps(tmp_path / "p", manifest, lambda row: rng.random((row.height, row.width)).astype(np.float32))
+    frames = [Evaluator(small_tree.root, threads=t).score(tmp_path / "p").image_frame() for t in (1, 3)]
+    assert frames[0]["pro"].notna().sum() == 3
+    assert frames[0].equals(frames[1])
+
+
+def test_image_table_pool_recovers_after_a_failed_category(small_tree):
+    """A category that fails in pass 2 leaves tasks behind; the next category starts clean."""
+    from threecad.eval.api import ImageTableObserver
+    from threecad.eval.engine import order_keys
+    from threecad.eval.pixels import ImagePositives
+    from threecad.eval.protocols import get_protocol
+
+    obs = ImageTableObserver(get_protocol("standard"), threads=2)
+    flat = np.array([0, 1], np.int64)
+    keys = order_keys(np.array([0.0, 1.0], np.float32))
+    positives = ImagePositives(flat, keys, np.full(2, 0.5), np.zeros(2, np.int8), 1, (1, 0, 0))
+    obs.start("Aluminum_Ipad", 1)
+    obs._ids[0] = "a"
+    obs.extras["a"] = {}
+    obs._positives[0] = positives
+    obs.pass2(0, np.arange(16, dtype=np.float32).reshape(4, 4), flat)
+    assert obs._pending                    # no finish(): the category failed
+    obs.start("Aluminum_Ipad", 1)
+    assert obs._pool is None and not obs._pending and obs._slots.acquire(blocking=False)
+
+
+def test_engine_warm_up_runs_the_engine_without_failing(caplog):
+    import logging
+
+    from threecad.eval.api import _warm_up_engine
+
+    with caplog.at_level(logging.DEBUG, logger="threecad.eval.api"):
+        _warm_up_engine()
+    assert "engine warm-up failed" not in caplog.text

@@ -269,3 +269,67 @@ def test_error_is_value_error_naming_file(tmp_path: Path):
     assert isinstance(err, ValueError)
     assert str(err) == f"{tmp_path / 'a.npy'}: broken"
     assert err.kind == BAD_MAP
+
+
+# ---------------------------------------------------------------- read_map_digest: one reading
+
+def _digest_cases(tmp_path: Path) -> list[Path]:
+    """A map in every format, and .npy files whose bytes go past the data."""
+    arr = _ramp(np.float32, (6, 9)) * np.float32(0.37)
+    paths = []
+    p = tmp_path / "c.npy"
+    np.save(p, arr)
+    paths.append(p)
+    p = tmp_path / "f.npy"
+    np.save(p, np.asfortranarray(arr.astype(">f8")))
+    paths.append(p)
+    p = tmp_path / "trailing.npy"
+    np.save(p, arr)
+    p.write_bytes(p.read_bytes() + b"bytes after the data")
+    paths.append(p)
+    p = tmp_path / "v2.npy"
+    with open(p, "wb") as fh:
+        np.lib.format.write_array(fh, arr, version=(2, 0))
+    paths.append(p)
+    p = tmp_path / "m.png"
+    cv2.imwrite(str(p), (_ramp(np.uint16) * 1000).astype(np.uint16))
+    paths.append(p)
+    p = tmp_path / "m.tif"
+    Image.fromarray(arr).save(p)
+    paths.append(p)
+    return paths
+
+
+def test_read_map_digest_is_read_map_and_the_file_sha256(tmp_path: Path):
+    import hashlib
+
+    from threecad.eval.mapio import read_map_digest
+
+    for path in _digest_cases(tmp_path):
+        arr, digest = read_map_digest(path)
+        expected = read_map(path)
+        assert arr.dtype == expected.dtype, path.name
+        np.testing.assert_array_equal(arr, expected)
+        assert digest == hashlib.sha256(path.read_bytes()).hexdigest(), path.name
+
+
+def test_read_map_digest_refuses_as_read_map(tmp_path: Path):
+    from threecad.eval.mapio import read_map_digest
+
+    arr = _ramp(np.float32)
+    truncated = tmp_path / "t.npy"
+    np.save(truncated, arr)
+    truncated.write_bytes(truncated.read_bytes()[:-5])
+    nan = tmp_path / "nan.npy"
+    np.save(nan, np.array([[1.0, np.nan]], np.float32))
+    cases = [truncated, nan, tmp_path / "missing.npy", tmp_path / "x.jpg"]
+    fifo = tmp_path / "fifo.npy"
+    if hasattr(__import__("os"), "mkfifo"):
+        __import__("os").mkfifo(fifo)
+        cases.append(fifo)
+    for path in cases:
+        with pytest.raises(MapReadError) as plain:
+            read_map(path)
+        with pytest.raises(MapReadError) as hashed:
+            read_map_digest(path)
+        assert (hashed.value.kind, str(hashed.value)) == (plain.value.kind, str(plain.value))

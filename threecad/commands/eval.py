@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -48,11 +49,35 @@ def _default_out(preds: Path) -> Path:
     return preds / "results" if preds.is_dir() else preds.with_name(f"{preds.name.removesuffix('.zip')}-results")
 
 
+def _process_start() -> float | None:
+    """When this process started, on the ``time.perf_counter()`` clock (Linux; else None)."""
+    try:
+        with open("/proc/self/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        with open("/proc/uptime", "rb") as fh:
+            uptime = float(fh.read().split()[0])
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: start time, ticks after boot
+    except (OSError, ValueError, IndexError):
+        return None
+    return time.perf_counter() - max(uptime - started, 0.0)
+
+
 def run(args) -> int:
     """Run the command; return the exit code."""
+    timer = None
+    if getattr(args, "timings", False):
+        from threecad.eval.timing import PhaseTimer
+
+        timer = PhaseTimer(origin=_process_start())
+        timer.begin("imports")
     from threecad.eval.api import Evaluator
     from threecad.eval.archive import is_archive
     from threecad.eval.results import check_output_folder, write_results
+
+    if timer is not None:
+        import pandas  # noqa: F401  (the manifest's; imported here, its time is not the scan's)
+
+        timer.end()
 
     preds = Path(args.preds)
     if not preds.is_dir() and not is_archive(preds):
@@ -77,8 +102,12 @@ def run(args) -> int:
         from threecad.eval.figures import CurveCollector
 
         curves = CurveCollector(fpr_limit=evaluator.protocol.fpr_limit)
-    results = evaluator.score(preds, command=["threecad", *sys.argv[1:]], observer=curves)
+    results = evaluator.score(preds, command=["threecad", *sys.argv[1:]], observer=curves, timer=timer)
+    if timer is not None:
+        timer.begin("write the results")
     paths = write_results(results, out)
+    if timer is not None:
+        timer.end()
     if curves is not None:
         from threecad.eval.figures import write_curve_plots
 
@@ -88,4 +117,6 @@ def run(args) -> int:
         print(_traffic(evaluator.last_report), file=sys.stderr)
     print(f"scored {results.n_images} maps in {time.perf_counter() - start:.1f} s; wrote "
           f"{', '.join(str(p) for p in paths)}", file=sys.stderr)
+    if timer is not None:
+        print(f"time per phase (--timings):\n{timer.report()}", file=sys.stderr)
     return 0
