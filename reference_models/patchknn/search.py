@@ -31,13 +31,45 @@ __all__ = ["PatchIndex"]
 
 
 @njit(nogil=True, cache=True)
+def _select(keys: np.ndarray, idx: np.ndarray, kth: int) -> None:
+    """Reorder ``keys`` (and ``idx`` alongside) so that ``keys[:kth] <= keys[kth] <= keys[kth + 1:]``.
+
+    Quickselect (Hoare partition, median-of-three pivot), linear on average; many equal keys
+    split evenly.
+    """
+    lo, hi = 0, keys.shape[0] - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        a, b, c = keys[lo], keys[mid], keys[hi]
+        pivot = max(min(a, b), min(max(a, b), c))  # median of the three
+        i, j = lo, hi
+        while i <= j:
+            while keys[i] < pivot:
+                i += 1
+            while keys[j] > pivot:
+                j -= 1
+            if i <= j:
+                keys[i], keys[j] = keys[j], keys[i]
+                idx[i], idx[j] = idx[j], idx[i]
+                i += 1
+                j -= 1
+        if kth <= j:
+            hi = j
+        elif kth >= i:
+            lo = i
+        else:
+            return
+
+
+@njit(nogil=True, cache=True)
 def _build(points: np.ndarray, leaf_size: int):
     """A balanced k-d tree over ``points`` (n, d) float64, as flat arrays.
 
     Node ``i`` has children ``2i+1`` and ``2i+2``; it covers ``order[start[i]:end[i]]``, split at
-    the median of its widest axis; leaves (the last level) hold at most ``leaf_size`` points.
-    Returns ``(order, start, end, lo, hi)``: the permutation of the points and each node's range
-    and bounding box.
+    the median of its widest axis (every point of the left child is at most, every point of the
+    right child at least, the median on that axis); leaves (the last level) hold at most
+    ``leaf_size`` points. Returns ``(order, start, end, lo, hi)``: the permutation of the points
+    and each node's range and bounding box.
     """
     n, d = points.shape
     depth = 0
@@ -49,6 +81,7 @@ def _build(points: np.ndarray, leaf_size: int):
     end = np.zeros(n_nodes, np.int64)
     lo = np.full((n_nodes, d), np.inf)
     hi = np.full((n_nodes, d), -np.inf)
+    keys = np.empty(n)
     end[0] = n
     for node in range(n_nodes):
         s, e = start[node], end[node]
@@ -69,13 +102,9 @@ def _build(points: np.ndarray, leaf_size: int):
             for a in range(1, d):
                 if hi[node, a] - lo[node, a] > hi[node, axis] - lo[node, axis]:
                     axis = a
-            idx = order[s:e].copy()
-            keys = np.empty(e - s)
-            for j in range(e - s):
-                keys[j] = points[idx[j], axis]
-            ranked = np.argsort(keys, kind="mergesort")
-            for j in range(e - s):
-                order[s + j] = idx[ranked[j]]
+            for j in range(s, e):
+                keys[j] = points[order[j], axis]
+            _select(keys[s:e], order[s:e], mid - s)
         start[left], end[left] = s, mid
         start[left + 1], end[left + 1] = mid, e
     return order, start, end, lo, hi
