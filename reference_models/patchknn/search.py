@@ -62,19 +62,16 @@ def _select(keys: np.ndarray, idx: np.ndarray, kth: int) -> None:
 
 
 @njit(nogil=True, cache=True)
-def _build(points: np.ndarray, leaf_size: int):
-    """A balanced k-d tree over ``points`` (n, d) float64, as flat arrays.
+def _build(points: np.ndarray, depth: int):
+    """A balanced binary k-d tree of ``depth`` levels below the root over ``points`` (n, d) float64.
 
     Node ``i`` has children ``2i+1`` and ``2i+2``; it covers ``order[start[i]:end[i]]``, split at
     the median of its widest axis (every point of the left child is at most, every point of the
-    right child at least, the median on that axis); leaves (the last level) hold at most
-    ``leaf_size`` points. Returns ``(order, start, end, lo, hi)``: the permutation of the points
-    and each node's range and bounding box.
+    right child at least, the median on that axis); the leaves are the nodes of the last level
+    (some are empty when ``n < 2**depth``). Returns ``(order, start, end, lo, hi)``: the
+    permutation of the points and each node's range and bounding box (``inf``/``-inf`` when empty).
     """
     n, d = points.shape
-    depth = 0
-    while (n >> depth) > leaf_size:
-        depth += 1
     n_nodes = (1 << (depth + 1)) - 1
     order = np.arange(n)
     start = np.zeros(n_nodes, np.int64)
@@ -111,42 +108,72 @@ def _build(points: np.ndarray, leaf_size: int):
 
 
 @njit(nogil=True, cache=True)
-def _box_dist2(q: np.ndarray, lo: np.ndarray, hi: np.ndarray, node: int) -> float:
-    """Squared distance from ``q`` to the bounding box of ``node`` (0 inside it)."""
-    total = 0.0
-    for a in range(q.shape[0]):
-        v = q[a]
-        t = max(lo[node, a] - v, 0.0) + max(v - hi[node, a], 0.0)  # branch-free: at most one is > 0
-        total += t * t
-    return total
+def _pack_children(lo: np.ndarray, hi: np.ndarray):
+    """Bounding boxes of every node's eight grandchildren-of-children, laid out for one pass.
+
+    The search visits every third level of the binary tree: node ``b``'s children in that
+    8-ary tree are the binary nodes ``8b + 7 ... 8b + 14`` (three levels down). Returns
+    ``(clo, chi)`` of shape ``(n_parents, d, 8)``: ``clo[b, a, c]`` is the lower bound on axis
+    ``a`` of child ``c`` of ``b``, so that the bounds of all eight are computed together.
+    """
+    n_nodes, d = lo.shape
+    n_parents = max(0, (n_nodes - 7) // 8)
+    clo = np.empty((n_parents, d, 8))
+    chi = np.empty((n_parents, d, 8))
+    for b in range(n_parents):
+        for c in range(8):
+            for a in range(d):
+                clo[b, a, c] = lo[8 * b + 7 + c, a]
+                chi[b, a, c] = hi[8 * b + 7 + c, a]
+    return clo, chi
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _offer(s: float, j: int, best: np.ndarray, best_idx: np.ndarray) -> None:
+    """Insert the squared distance ``s`` of point ``j`` into the ascending ``best`` (if it is smaller)."""
+    pos = best.shape[0] - 1
+    if not s < best[pos]:
+        return
+    while pos > 0 and best[pos - 1] > s:
+        best[pos] = best[pos - 1]
+        best_idx[pos] = best_idx[pos - 1]
+        pos -= 1
+    best[pos] = s
+    best_idx[pos] = j
 
 
 @njit(nogil=True, cache=True)
-def _query(points, start, end, lo, hi, queries, k, eps, warm):
+def _query(points, start, end, clo, chi, first_leaf, queries, k, eps, warm):
     """The ``k`` smallest squared distances of every query (ascending) and its nearest point.
 
-    ``points`` are in tree order. ``eps``: approximation factor (0: exact). ``warm``: start each
-    query (k = 1 only) from the distance to the previous query's nearest point. A point or node
-    is skipped only when it cannot be strictly nearer than the current ``k``-th best, which
-    leaves the k smallest distances unchanged (ties are equal values).
+    ``points`` are in tree order; the tree is walked eight children at a time (``clo``, ``chi``:
+    :func:`_pack_children`; leaves are the binary nodes from ``first_leaf`` on). ``eps``:
+    approximation factor (0: exact). ``warm``: start each query (k = 1 only) from the distance
+    to the previous query's nearest point. A point or node is skipped only when it cannot be
+    strictly nearer than the current ``k``-th best, which leaves the k smallest distances
+    unchanged (ties are equal values). Every squared distance, to a box or to a point, is summed
+    over the axes in the same order, so a box's bound is never above a point's distance inside
+    it, rounding included.
     """
     nq, d = queries.shape
-    n_nodes = start.shape[0]
-    first_leaf = (n_nodes - 1) // 2
     shrink = (1.0 + eps) * (1.0 + eps)
     out = np.empty((nq, k))
     nearest = np.full(nq, -1, np.int64)
     best = np.empty(k)
     best_idx = np.empty(k, np.int64)
-    stack = np.empty(2 * 64 + 2, np.int64)
-    stack_lb = np.empty(2 * 64 + 2)
+    levels = 1
+    while (1 << (3 * levels)) - 1 < first_leaf + 1:
+        levels += 1
+    stack = np.empty(8 * levels + 1, np.int64)
+    stack_lb = np.empty(8 * levels + 1)
+    bound8 = np.empty(8)
     for qi in range(nq):
         q = queries[qi]
         for t in range(k):
             best[t] = np.inf
             best_idx[t] = -1
         # a tight first bound: the distance to the previous query's nearest point
-        if warm and k == 1 and qi > 0:
+        if warm and k == 1 and qi > 0 and nearest[qi - 1] >= 0:
             j = nearest[qi - 1]
             acc = 0.0
             for a in range(d):
@@ -161,39 +188,59 @@ def _query(points, start, end, lo, hi, queries, k, eps, warm):
             node = stack[top]
             bound = stack_lb[top]
             top -= 1
-            worst = best[k - 1]
-            if bound * shrink >= worst:
+            if bound * shrink >= best[k - 1]:
                 continue
             if node >= first_leaf:
-                for j in range(start[node], end[node]):
+                j, e = start[node], end[node]
+                while j + 4 <= e:  # four points at a time: independent sums, each in axis order
+                    s0 = s1 = s2 = s3 = 0.0
+                    for a in range(d):
+                        v = q[a]
+                        t0 = points[j, a] - v
+                        t1 = points[j + 1, a] - v
+                        t2 = points[j + 2, a] - v
+                        t3 = points[j + 3, a] - v
+                        s0 += t0 * t0
+                        s1 += t1 * t1
+                        s2 += t2 * t2
+                        s3 += t3 * t3
+                    if min(min(s0, s1), min(s2, s3)) < best[k - 1]:
+                        _offer(s0, j, best, best_idx)
+                        _offer(s1, j + 1, best, best_idx)
+                        _offer(s2, j + 2, best, best_idx)
+                        _offer(s3, j + 3, best, best_idx)
+                    j += 4
+                while j < e:
                     acc = 0.0
                     for a in range(d):
                         t = points[j, a] - q[a]
                         acc += t * t
-                    if acc < worst:
-                        pos = k - 1
-                        while pos > 0 and best[pos - 1] > acc:
-                            best[pos] = best[pos - 1]
-                            best_idx[pos] = best_idx[pos - 1]
-                            pos -= 1
-                        best[pos] = acc
-                        best_idx[pos] = j
-                        worst = best[k - 1]
+                    _offer(acc, j, best, best_idx)
+                    j += 1
                 continue
-            left = 2 * node + 1
-            d_left = _box_dist2(q, lo, hi, left)
-            d_right = _box_dist2(q, lo, hi, left + 1)
-            near, far, d_near, d_far = left, left + 1, d_left, d_right
-            if d_right < d_left:
-                near, far, d_near, d_far = left + 1, left, d_right, d_left
-            if d_far * shrink < worst:  # pushed first: popped after the nearer child
+            # the eight children's box bounds together (branch-free: at most one term is > 0)
+            for c in range(8):
+                bound8[c] = 0.0
+            for a in range(d):
+                v = q[a]
+                for c in range(8):
+                    t = max(clo[node, a, c] - v, 0.0) + max(v - chi[node, a, c], 0.0)
+                    bound8[c] += t * t
+            nearest_child = 0
+            for c in range(1, 8):
+                if bound8[c] < bound8[nearest_child]:
+                    nearest_child = c
+            worst = best[k - 1]
+            base = 8 * node + 7
+            for c in range(8):  # the nearest child is pushed last: visited first
+                if c != nearest_child and bound8[c] * shrink < worst:
+                    top += 1
+                    stack[top] = base + c
+                    stack_lb[top] = bound8[c]
+            if bound8[nearest_child] * shrink < worst:
                 top += 1
-                stack[top] = far
-                stack_lb[top] = d_far
-            if d_near * shrink < worst:
-                top += 1
-                stack[top] = near
-                stack_lb[top] = d_near
+                stack[top] = base + nearest_child
+                stack_lb[top] = bound8[nearest_child]
         for t in range(k):
             out[qi, t] = best[t]
         nearest[qi] = best_idx[0]
@@ -232,7 +279,12 @@ class PatchIndex:
         values, vectors = np.linalg.eigh(centred.T @ centred)
         self.axes = np.ascontiguousarray(vectors[:, np.argsort(values, kind="stable")[::-1]])
         rotated = np.ascontiguousarray(centred @ self.axes)
-        order, self._start, self._end, self._lo, self._hi = _build(rotated, max(1, int(leaf_size)))
+        depth = 0  # levels below the root: a multiple of 3 (the search takes three at a time)
+        while (self.n_points >> depth) > max(1, int(leaf_size)):
+            depth += 3
+        order, self._start, self._end, lo, hi = _build(rotated, depth)
+        self._first_leaf = (1 << depth) - 1
+        self._clo, self._chi = _pack_children(lo, hi)
         self._points = np.ascontiguousarray(rotated[order])
 
     def kneighbors_distance(self, queries: np.ndarray, k: int = 1, *, eps: float = 0.0) -> np.ndarray:
@@ -263,6 +315,6 @@ class PatchIndex:
         if len(queries) == 0:
             return np.zeros((0, k))
         rotated = np.ascontiguousarray((queries - self.center) @ self.axes)
-        dist2, _ = _query(self._points, self._start, self._end, self._lo, self._hi, rotated, int(k),
-                          float(eps), True)
+        dist2, _ = _query(self._points, self._start, self._end, self._clo, self._chi, self._first_leaf,
+                          rotated, int(k), float(eps), True)
         return np.sqrt(dist2)
