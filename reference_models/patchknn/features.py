@@ -57,12 +57,9 @@ def patch_features(rgb: np.ndarray, config: PatchKNNConfig) -> np.ndarray:
         chans.append(b - cv2.GaussianBlur(b, (0, 0), 2.0 * s))  # blob response (DoG)
     mean = cv2.GaussianBlur(grey, (0, 0), 3.0)
     chans.append(np.sqrt(np.maximum(cv2.GaussianBlur(grey * grey, (0, 0), 3.0) - mean * mean, 0.0)))
-    # each channel pooled on its own (the same values as pooling the stacked image, without
-    # interleaving ten full-size channels first)
+    feats = np.stack(chans, axis=-1).astype(np.float32, copy=False)
     grid = size // config.stride
-    pooled = [cv2.resize(np.ascontiguousarray(c, dtype=np.float32), (grid, grid), interpolation=cv2.INTER_AREA)
-              for c in chans]
-    return np.stack(pooled, axis=-1).reshape(grid, grid, -1)
+    return cv2.resize(feats, (grid, grid), interpolation=cv2.INTER_AREA).reshape(grid, grid, -1)
 
 
 _LEVELS = np.arange(256, dtype=np.float32)
