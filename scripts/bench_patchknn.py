@@ -187,8 +187,8 @@ def main() -> int:
                 load_before = os.getloadavg()[0]
                 wall, cpu = timed(fn, manifest, out, config, workers)
                 load = (load_before, os.getloadavg()[0])
-                print(f"  run {i + 1} {name}: wall {wall:.1f} s, CPU {cpu:.1f} s, load average {load[0]:.1f} -> {load[1]:.1f}",
-                      flush=True)
+                print(f"  run {i + 1} {name}: wall {wall:.1f} s, CPU {cpu:.1f} s, "
+                      f"load average {load[0]:.1f} -> {load[1]:.1f}", flush=True)
                 if name not in results or wall < results[name][0]:
                     results[name] = (wall, cpu, out, load)
 

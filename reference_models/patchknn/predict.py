@@ -85,7 +85,8 @@ def fit_predict_submission(manifest: Any, out: str | Path, *, config: PatchKNNCo
             for i, (_, _, test) in enumerate(jobs):
                 feats = [f.result() for f in queued_train]
                 # the next category's training images are decoded while this one's index is built
-                queued_train = [submit(reader.image_features, p) for p in jobs[i + 1][1]] if i + 1 < len(jobs) else []
+                if i + 1 < len(jobs):
+                    queued_train = [submit(reader.image_features, p) for p in jobs[i + 1][1]]
                 model = PatchKNN(config).fit_features(feats)
                 scoring = _pending(scoring) + [submit(score, model, row) for row in test]
             for f in scoring:

@@ -8,16 +8,24 @@ make the search here several times faster while returning the same distances:
 * the bank and the queries are rotated onto the bank's principal axes (an orthogonal map, so
   every distance is unchanged up to rounding): the tree's first splits follow the directions
   that separate the most points;
-* the tree has tight bounding boxes, is visited nearer child first, and the box bounds and the
-  leaf distances are computed without branches (measured about 2x faster than testing each
-  axis, or stopping a leaf point's distance early, on 3CAD-like patches);
+* the tree has tight bounding boxes and is walked three levels at a time: the bounds of a
+  node's eight descendants three levels down are computed together in one branch-free pass
+  (vectorised over the eight), the nearest is visited first, and leaf points are measured
+  four at a time (independent sums); the boxes of the two levels in between are not tested,
+  which costs fewer visits than it saves in work per visit (about 15 % faster than a walk
+  one level at a time on 3CAD-like patches, with the same results);
 * queries are taken in raster order and each starts from the distance to its predecessor's
-  nearest neighbour (neighbouring patches look alike), so the first bound is already tight.
+  nearest neighbour (neighbouring patches look alike), so the first bound is already tight
+  (measured: about 8 % more leaves are scanned than when the exact distance is known in
+  advance).
 
 The search is exact (``eps=0``): the same k smallest distances as a brute-force search, up to
-float64 rounding of the rotation (about 1e-15 relative). ``eps > 0`` is an opt-in approximate
-search with a guarantee: each returned distance is at most ``(1 + eps)`` times the exact one
-(a node is skipped when its lower bound times ``1 + eps`` cannot beat the current ``k``-th best).
+float64 rounding of the rotation (about 1e-15 relative). Every squared distance, to a box or to
+a point, is summed over the axes in the same order, so rounding never lets a box's bound exceed
+the computed distance of a point inside it: no point that a full scan would pick is skipped.
+``eps > 0`` is an opt-in approximate search with a guarantee: each returned distance is at most
+``(1 + eps)`` times the exact one (a node is skipped when its lower bound times ``1 + eps``
+cannot beat the current ``k``-th best).
 """
 
 from __future__ import annotations
@@ -255,7 +263,8 @@ class PatchIndex:
     bank : ndarray
         ``(n, d)`` float points (``n >= 1``).
     leaf_size : int
-        Most points per leaf of the tree.
+        About the most points per leaf of the tree (the depth is a multiple of 3, so leaves hold
+        between about ``leaf_size / 8`` and ``leaf_size`` points).
 
     Examples
     --------

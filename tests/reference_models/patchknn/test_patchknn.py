@@ -133,7 +133,8 @@ def test_features_equal_the_direct_computation_bit_for_bit(sample_root):
 
     rng = np.random.default_rng(3)
     paths = load_manifest(sample_root)["image_path"].tolist()[::7]
-    for size, stride, sigmas in ((256, 4, (1.0, 2.0, 4.0)), (63, 3, (1.5, 3.0)), (64, 2, (1.0,))):  # 63: an odd pixel count
+    # 63: an odd pixel count; stride 2: OpenCV's own 2x2 pooling path
+    for size, stride, sigmas in ((256, 4, (1.0, 2.0, 4.0)), (63, 3, (1.5, 3.0)), (64, 2, (1.0,))):
         cfg = PatchKNNConfig(image_size=size, stride=stride, sigmas=sigmas)
         images = [read_rgb(p, size) for p in paths]
         images += [rng.integers(0, 256, (size, size, 3), dtype=np.uint8),  # every level, all distinct-ish

@@ -117,4 +117,5 @@ def test_mostly_identical_bank(leaf_size):
     queries = np.concatenate([bank[:20], rng.normal(scale=0.01, size=(50, 10)), rng.normal(size=(50, 10))])
     index = PatchIndex(bank, leaf_size=leaf_size)
     for k in (1, 4):
-        np.testing.assert_allclose(index.kneighbors_distance(queries, k), _brute(bank, queries, k), rtol=1e-9, atol=1e-9)
+        got = index.kneighbors_distance(queries, k)
+        np.testing.assert_allclose(got, _brute(bank, queries, k), rtol=1e-9, atol=1e-9)
