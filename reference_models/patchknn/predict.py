@@ -36,7 +36,7 @@ def fit_predict_submission(manifest: Any, out: str | Path, *, config: PatchKNNCo
         The submission folder (written atomically; an existing submission there is replaced).
     config : PatchKNNConfig, optional
     workers : int, optional
-        Threads decoding and scoring images (default: all CPUs).
+        Threads decoding and scoring images (None or 0: all CPUs).
     progress : bool
         One progress phase over every training and test image, on standard error.
 
@@ -50,7 +50,7 @@ def fit_predict_submission(manifest: Any, out: str | Path, *, config: PatchKNNCo
     from ..images import read_rgb
 
     config = config or PatchKNNConfig()
-    if workers is not None and workers < 1:
+    if workers is not None and workers < 0:  # as threecad.parallel.thread_map: 0 or None is all CPUs
         raise ValueError(f"workers must be at least 1 (or None for all CPUs), got {workers}")
     check_target(out)
     start = time.perf_counter()
