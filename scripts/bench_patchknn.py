@@ -14,6 +14,10 @@ Each writes a submission; images/s counts every test map over the whole wall tim
 category included, as ``threecad predict`` prints it). Quality is measured by ``threecad eval``
 itself (a subprocess, standard protocol), and the two sets of maps are compared value by value.
 A first untimed pass over one category compiles the numba kernels (cached on disk afterwards).
+With ``--repeat N`` the two paths alternate (reference, current, reference, ...) so that a change
+of the machine's load hits both; the best run of each is kept. The load average (1 minute) is
+printed before and after each run: on a shared machine the wall-time ratio swings with it, the
+CPU-time ratio much less.
 
     python scripts/bench_patchknn.py                          # fresh small sample
     python scripts/bench_patchknn.py --root /tmp/small --workers 2
@@ -176,25 +180,31 @@ def main() -> int:
         runs = {"current": current_fit_predict}
         if not args.skip_reference:
             runs = {"reference": reference_fit_predict, **runs}
-        results = {}
-        for name, fn in runs.items():
-            best = None
-            for i in range(max(1, args.repeat)):
+        results: dict[str, tuple] = {}
+        for i in range(max(1, args.repeat)):
+            for name, fn in runs.items():  # alternating: a change of load hits both paths
                 out = Path(tmp) / f"{name}{i}"
+                load_before = os.getloadavg()[0]
                 wall, cpu = timed(fn, manifest, out, config, workers)
-                if best is None or wall < best[0]:
-                    best = (wall, cpu, out)
-            results[name] = best
+                load = (load_before, os.getloadavg()[0])
+                print(f"  run {i + 1} {name}: wall {wall:.1f} s, CPU {cpu:.1f} s, "
+                      f"load average {load[0]:.1f} -> {load[1]:.1f}", flush=True)
+                if name not in results or wall < results[name][0]:
+                    results[name] = (wall, cpu, out, load)
 
-        print(f"\n{'path':<10} {'wall s':>8} {'cpu s':>8} {'images/s':>9}   " + "  ".join(f"{m:>11}" for m in METRICS))
+        print(f"\n{'path':<10} {'wall s':>8} {'cpu s':>8} {'images/s':>9} {'cpu ms/img':>10} {'load':>11}   "
+              + "  ".join(f"{m:>11}" for m in METRICS))
         means = {}
-        for name, (wall, cpu, out) in results.items():
+        for name, (wall, cpu, out, load) in results.items():
             means[name] = evaluate(out, root, args.categories)
             values = "  ".join(f"{100 * means[name][m]:>11.2f}" for m in METRICS)
-            print(f"{name:<10} {wall:>8.1f} {cpu:>8.1f} {n_test / wall:>9.2f}   {values}")
+            print(f"{name:<10} {wall:>8.1f} {cpu:>8.1f} {n_test / wall:>9.2f} {1000 * cpu / n_test:>10.1f} "
+                  f"{load[0]:>5.1f}->{load[1]:<5.1f}   {values}")
         if "reference" in results:
             ref, cur = results["reference"], results["current"]
             print(f"\nspeed-up (wall): {ref[0] / cur[0]:.2f}x; CPU time: {ref[1] / cur[1]:.2f}x less")
+            print(f"if {workers} cores were free (CPU time / {workers}, an upper bound): reference "
+                  f"{n_test * workers / ref[1]:.1f} images/s, current {n_test * workers / cur[1]:.1f} images/s")
             for m in METRICS:
                 print(f"  {m}: {100 * means['current'][m]:.3f} vs {100 * means['reference'][m]:.3f} "
                       f"(difference {100 * (means['current'][m] - means['reference'][m]):+.4f} points)")

@@ -37,15 +37,15 @@ def patch_features(rgb: np.ndarray, config: PatchKNNConfig) -> np.ndarray:
     import cv2
 
     size = config.image_size
-    if rgb.shape != (size, size, 3):
-        raise ValueError(f"expected a ({size}, {size}, 3) image, got {rgb.shape}")
-    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
-    grey = lab[:, :, 0] / 255.0
-    med = float(np.median(grey))
-    spread = float(np.percentile(grey, 90) - np.percentile(grey, 10))
-    grey = (grey - med) / (spread + 0.05)
-    chroma = lab[:, :, 1:] - np.median(lab[:, :, 1:].reshape(-1, 2), axis=0)
-    chroma = cv2.GaussianBlur(chroma / 32.0, (0, 0), 1.5)
+    if rgb.shape != (size, size, 3) or rgb.dtype != np.uint8:
+        raise ValueError(f"expected a ({size}, {size}, 3) uint8 image, got {rgb.shape} {rgb.dtype}")
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)  # uint8: 256 levels per channel
+    grey_levels = _sorted_levels(lab[:, :, 0], 255.0)
+    med = float(np.median(grey_levels))
+    spread = float(np.percentile(grey_levels, 90) - np.percentile(grey_levels, 10))
+    grey = (lab[:, :, 0].astype(np.float32) / 255.0 - med) / (spread + 0.05)
+    chroma_med = np.array([np.median(_sorted_levels(lab[:, :, c], 1.0)) for c in (1, 2)], dtype=np.float32)
+    chroma = cv2.GaussianBlur((lab[:, :, 1:].astype(np.float32) - chroma_med) / 32.0, (0, 0), 1.5)
 
     blurred = {s: cv2.GaussianBlur(grey, (0, 0), s) for s in dict.fromkeys((1.0, *config.sigmas))}
     chans = [blurred[1.0], chroma[:, :, 0], chroma[:, :, 1]]
@@ -60,3 +60,16 @@ def patch_features(rgb: np.ndarray, config: PatchKNNConfig) -> np.ndarray:
     feats = np.stack(chans, axis=-1).astype(np.float32, copy=False)
     grid = size // config.stride
     return cv2.resize(feats, (grid, grid), interpolation=cv2.INTER_AREA).reshape(grid, grid, -1)
+
+
+_LEVELS = np.arange(256, dtype=np.float32)
+
+
+def _sorted_levels(channel: np.ndarray, scale: float) -> np.ndarray:
+    """The values ``channel.astype(float32) / scale`` of a uint8 channel, sorted, from its histogram.
+
+    ``np.median`` and ``np.percentile`` of this array equal those of the unsorted values (the
+    same multiset of float32 numbers), at a fraction of the cost of partitioning them.
+    """
+    counts = np.bincount(channel.ravel(), minlength=256)
+    return np.repeat(_LEVELS / np.float32(scale), counts)

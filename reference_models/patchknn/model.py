@@ -36,9 +36,6 @@ class PatchKNN:
         self.bank: np.ndarray | None = None
         self._index = None
 
-    def _features(self, path: str | Path) -> np.ndarray:
-        return patch_features(read_rgb(path, self.config.image_size), self.config)
-
     def fit(self, image_paths: Sequence[str | Path], *, workers: int | None = None,
             progress: bool = False) -> "PatchKNN":
         """Build the bank from normal images.
@@ -54,8 +51,31 @@ class PatchKNN:
         """
         if not image_paths:
             raise DataError("PatchKNN needs at least one normal training image (train/good is empty)")
-        feats = thread_map(self._features, list(image_paths), workers=workers, progress=progress,
+        feats = thread_map(self.image_features, list(image_paths), workers=workers, progress=progress,
                            desc="PatchKNN fit", unit="img")
+        return self.fit_features(feats)
+
+    def image_features(self, path: str | Path) -> np.ndarray:
+        """The patch features of one image file (decoded and squashed as the config says).
+
+        Returns
+        -------
+        ndarray
+            ``(G, G, n_features)`` float32 (:func:`~.features.patch_features`).
+        """
+        return patch_features(read_rgb(path, self.config.image_size), self.config)
+
+    def fit_features(self, feats: Sequence[np.ndarray]) -> "PatchKNN":
+        """Build the bank from the patch features of normal images (:meth:`image_features`).
+
+        Parameters
+        ----------
+        feats : sequence of ndarray
+            One ``(G, G, n_features)`` array per normal image, in a fixed order (the bank's
+            random subset depends on it).
+        """
+        if not len(feats):
+            raise DataError("PatchKNN needs at least one normal training image (train/good is empty)")
         bank = np.concatenate([f.reshape(-1, f.shape[-1]) for f in feats])
         self.mean = bank.mean(axis=0)
         self.scale = bank.std(axis=0) + 1e-3
@@ -69,7 +89,7 @@ class PatchKNN:
                             f"{len(self.bank)} patches")
         self._index = PatchIndex(self.bank)
         log.info("PatchKNN: %d normal images, bank of %d patches x %d features",
-                 len(image_paths), len(self.bank), self.bank.shape[1])
+                 len(feats), len(self.bank), self.bank.shape[1])
         return self
 
     def anomaly_map(self, rgb: np.ndarray) -> np.ndarray:

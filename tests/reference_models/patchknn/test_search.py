@@ -78,3 +78,44 @@ def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="eps"):
         index.kneighbors_distance(np.zeros((2, 3)), eps=-1)
     assert index.kneighbors_distance(np.zeros((0, 3)), k=2).shape == (0, 2)
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 100, 1000])
+def test_tree_nodes_split_at_the_median_and_bound_their_points(n):
+    from threecad.reference_models.patchknn.search import _build
+
+    rng = np.random.default_rng(n)
+    points = np.round(rng.normal(size=(n, 3)), 1)  # many equal coordinates
+    points[: n // 3] = points[0]
+    depth = 6
+    order, start, end, lo, hi = _build(points, depth)
+    assert sorted(order.tolist()) == list(range(n))
+    for node in range(len(start)):
+        own = points[order[start[node]:end[node]]]
+        if len(own):
+            np.testing.assert_array_equal(lo[node], own.min(axis=0))
+            np.testing.assert_array_equal(hi[node], own.max(axis=0))
+        else:
+            assert np.all(lo[node] == np.inf) and np.all(hi[node] == -np.inf)
+        left = 2 * node + 1
+        if left < len(start):
+            assert (start[left], end[left + 1]) == (start[node], end[node]) and end[left] == start[left + 1]
+            assert end[left] - start[left] == (end[node] - start[node]) // 2
+            if len(own) > 1:  # every left point is at most every right point on the widest axis
+                axis = int(np.argmax(hi[node] - lo[node]))
+                a = points[order[start[left]:end[left]], axis]
+                b = points[order[start[left + 1]:end[left + 1]], axis]
+                assert a.max() <= b.min()
+
+
+@pytest.mark.parametrize("leaf_size", [1, 2, 16, 64])
+def test_mostly_identical_bank(leaf_size):
+    """Thousands of equal points (a saturated background) and a few others: ties everywhere."""
+    rng = np.random.default_rng(7)
+    bank = np.zeros((5000, 10), np.float32)
+    bank[::97] = rng.normal(size=(len(bank[::97]), 10))
+    queries = np.concatenate([bank[:20], rng.normal(scale=0.01, size=(50, 10)), rng.normal(size=(50, 10))])
+    index = PatchIndex(bank, leaf_size=leaf_size)
+    for k in (1, 4):
+        got = index.kneighbors_distance(queries, k)
+        np.testing.assert_allclose(got, _brute(bank, queries, k), rtol=1e-9, atol=1e-9)
