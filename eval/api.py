@@ -250,7 +250,8 @@ class Evaluator:
 
         table = ImageTableObserver(self.protocol) if self.per_image else None
         evaluations = evaluate_submission(submission, self.manifest, self.protocol, workers=self.threads,
-                                          progress=self.progress, observer=ObserverGroup(table, observer))
+                                          progress=self.progress, observer=ObserverGroup(table, observer),
+                                          keep_pixels=False)
         return Results.build(submission, evaluations, self.protocol, data_root=self.ground_truth.root,
                              command=command, extras=table.extras if table is not None else None)
 

@@ -58,7 +58,7 @@ from .submission import Submission, SubmissionError
 __all__ = ["ImageRecord", "CategoryEvaluation", "evaluate_submission", "summarize_category",
            "ground_truth_digest", "ImageTruth", "ImageScore", "image_truth", "score_image", "map_on_grid",
            "CategoryBuilder", "submission_error", "pass1_image", "image_keys", "ImageObserver",
-           "category_truths", "evaluate_category", "truth_positives", "own_folder_mask"]
+           "category_truths", "evaluate_category", "truth_positives", "own_folder_mask", "type_breakdowns"]
 
 log = logging.getLogger(__name__)
 
@@ -499,14 +499,15 @@ def evaluate_category(submission: Submission, folder: str, rows: list[dict[str, 
             observer.finish(ev)
         cache.clear()
         ev.summary = summarize_category(ev, protocol, progress=progress)
+        ev.pixels.release()  # the breakdowns' counts: only the summary needed them
     cache.clear()
     return ev, problems
 
 
 def evaluate_submission(submission: Submission, manifest: Any, protocol: Protocol, *,
                         workers: int | None = None, progress: bool = False,
-                        cache_bytes: int = DEFAULT_CACHE_BYTES, observer: ImageObserver | None = None
-                        ) -> list[CategoryEvaluation]:
+                        cache_bytes: int = DEFAULT_CACHE_BYTES, observer: ImageObserver | None = None,
+                        keep_pixels: bool = True) -> list[CategoryEvaluation]:
     """Evaluate every category of ``submission`` against ``manifest`` (see module doc).
 
     Parameters
@@ -518,6 +519,10 @@ def evaluate_submission(submission: Submission, manifest: Any, protocol: Protoco
         Memory stays bounded whatever the number of images.
     observer : ImageObserver, optional
         Sees every image while it is scored (e.g. :class:`eval.bootstrap.BootstrapObserver`).
+    keep_pixels : bool
+        Keep each category's pixel statistics (``CategoryEvaluation.pixels``, e.g. for
+        :func:`eval.figures.category_curves`). With False they are freed once the category
+        is summarized, so that only one category's statistics are held at a time.
 
     Raises
     ------
@@ -536,6 +541,8 @@ def evaluate_submission(submission: Submission, manifest: Any, protocol: Protoco
                                           observer=None if problems else observer, progress=progress,
                                           cache_bytes=0 if problems else cache_bytes, count=not problems)
             problems.extend(probs)
+            if not keep_pixels:
+                ev.pixels.release(whole=True)
             evaluations.append(ev)
     if problems:
         raise submission_error(submission, problems)
@@ -546,7 +553,7 @@ def _count_normals(ev: CategoryEvaluation, submission: Submission, protocol: Pro
                    cache: dict[str, np.ndarray], progress: bool, observer: ImageObserver | None = None) -> None:
     """Pass 2 of one category: count every normal pixel (cached maps, else read again)."""
     with _progress(1, f"{ev.code} sort", progress, unit="step") as bar:
-        ev.pixels.finalize_positives()
+        ev.pixels.finalize_positives(type_breakdowns(ev.groups).values())
         bar.update()
     chunks = _group_runs(ev.records, workers)
     with _progress(len(ev.records), f"{ev.code} count", progress) as bar:
@@ -625,6 +632,13 @@ def _block(ev: CategoryEvaluation, records: list[ImageRecord], groups: set[int],
     return out
 
 
+def type_breakdowns(groups: dict[tuple[str, ...], int]) -> dict[str, frozenset[int]]:
+    """The groups of each defect type's breakdown: the good images (group 0) and every image
+    filed under that type (alone or with others), by type name in sorted order."""
+    types = sorted({t for key in groups for t in key})
+    return {t: frozenset({0} | {g for key, g in groups.items() if t in key}) for t in types}
+
+
 def summarize_category(ev: CategoryEvaluation, protocol: Protocol, *, progress: bool = False) -> dict[str, Any]:
     """The results of one category: the metrics, then ``by_type`` and ``by_size`` breakdowns.
 
@@ -633,14 +647,13 @@ def summarize_category(ev: CategoryEvaluation, protocol: Protocol, *, progress: 
     """
     if ev.summary is not None:
         return ev.summary
-    types = sorted({t for key in ev.groups for t in key})
-    with _progress(1 + len(types), f"{ev.code} metrics", progress, unit="set") as bar:
+    breakdowns = type_breakdowns(ev.groups)
+    with _progress(1 + len(breakdowns), f"{ev.code} metrics", progress, unit="set") as bar:
         whole = _block(ev, ev.records, set(ev.groups.values()), protocol, ev.code)
         bar.update()
         by_size = whole.pop("_by_size")
         by_type = {}
-        for t in types:
-            groups = {0} | {g for key, g in ev.groups.items() if t in key}
+        for t, groups in breakdowns.items():
             recs = [r for r in ev.records if r.group in groups]
             block = _block(ev, recs, groups, protocol, f"{ev.code} {t}")
             block.pop("_by_size")
