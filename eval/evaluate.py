@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,6 +102,8 @@ class CategoryEvaluation:
     problems: list[Problem] = field(default_factory=list)
     summary: dict[str, Any] | None = field(default=None, repr=False)
     """The category's results, once computed (:func:`summarize_category`)."""
+    seconds: dict[str, float] = field(default_factory=dict, repr=False)
+    """Wall seconds of each phase (``read``, ``sort``, ``count``, ``metrics``), when timed."""
 
 
 @dataclass
@@ -471,6 +474,7 @@ def evaluate_category(submission: Submission, folder: str, rows: list[dict[str, 
     only, to list problems), pass 2 is skipped and the evaluation is incomplete.
     """
     builder = CategoryBuilder(folder)
+    start = time.perf_counter()
     problems: list[Problem] = []
     cache: dict[str, np.ndarray] = {}
     cached = 0
@@ -491,6 +495,7 @@ def evaluate_category(submission: Submission, folder: str, rows: list[dict[str, 
             if observer is not None and not problems:
                 observer.pass1(i, truth, scored)
     ev = builder.evaluation
+    ev.seconds["read"] = time.perf_counter() - start
     if count and not problems:  # pass 2 now, while this category's maps are still cached
         if observer is not None:
             observer.end_pass1()
@@ -498,8 +503,13 @@ def evaluate_category(submission: Submission, folder: str, rows: list[dict[str, 
         if observer is not None:
             observer.finish(ev)
         cache.clear()
+        start = time.perf_counter()
         ev.summary = summarize_category(ev, protocol, progress=progress)
+        ev.seconds["metrics"] = time.perf_counter() - start
         ev.pixels.release()  # the breakdowns' counts: only the summary needed them
+        log.info("%s: %d images, %s distinct anomalous scores; phases (s): %s", ev.code, len(ev.records),
+                 f"{ev.pixels.index.size:,}" if ev.pixels.index is not None else "?",
+                 ", ".join(f"{k} {v:.2f}" for k, v in ev.seconds.items()))
     cache.clear()
     return ev, problems
 
@@ -552,9 +562,12 @@ def evaluate_submission(submission: Submission, manifest: Any, protocol: Protoco
 def _count_normals(ev: CategoryEvaluation, submission: Submission, protocol: Protocol, pool, workers: int,
                    cache: dict[str, np.ndarray], progress: bool, observer: ImageObserver | None = None) -> None:
     """Pass 2 of one category: count every normal pixel (cached maps, else read again)."""
+    start = time.perf_counter()
     with _progress(1, f"{ev.code} sort", progress, unit="step") as bar:
         ev.pixels.finalize_positives(type_breakdowns(ev.groups).values())
         bar.update()
+    ev.seconds["sort"] = time.perf_counter() - start
+    start = time.perf_counter()
     chunks = _group_runs(ev.records, workers)
     with _progress(len(ev.records), f"{ev.code} count", progress) as bar:
 
@@ -574,6 +587,7 @@ def _count_normals(ev: CategoryEvaluation, submission: Submission, protocol: Pro
 
         for tally in pool.map(count, chunks):
             ev.pixels.merge(tally)
+    ev.seconds["count"] = time.perf_counter() - start
 
 
 def _group_runs(records: list[ImageRecord], workers: int) -> list[list[tuple[int, ImageRecord]]]:
