@@ -506,7 +506,6 @@ def evaluate_category(submission: Submission, folder: str, rows: list[dict[str, 
         start = time.perf_counter()
         ev.summary = summarize_category(ev, protocol, progress=progress)
         ev.seconds["metrics"] = time.perf_counter() - start
-        ev.pixels.release()  # the breakdowns' counts: only the summary needed them
         log.info("%s: %d images, %s distinct anomalous scores; phases (s): %s", ev.code, len(ev.records),
                  f"{ev.pixels.index.size:,}" if ev.pixels.index is not None else "?",
                  ", ".join(f"{k} {v:.2f}" for k, v in ev.seconds.items()))
@@ -663,16 +662,17 @@ def summarize_category(ev: CategoryEvaluation, protocol: Protocol, *, progress: 
         return ev.summary
     breakdowns = type_breakdowns(ev.groups)
     with _progress(1 + len(breakdowns), f"{ev.code} metrics", progress, unit="set") as bar:
-        whole = _block(ev, ev.records, set(ev.groups.values()), protocol, ev.code)
-        bar.update()
-        by_size = whole.pop("_by_size")
         by_type = {}
-        for t, groups in breakdowns.items():
+        for t, groups in breakdowns.items():  # each breakdown's counts are freed once used
             recs = [r for r in ev.records if r.group in groups]
             block = _block(ev, recs, groups, protocol, f"{ev.code} {t}")
+            ev.pixels.release(groups)
             block.pop("_by_size")
             by_type[t] = block
             bar.update()
+        whole = _block(ev, ev.records, set(ev.groups.values()), protocol, ev.code)
+        bar.update()
+        by_size = whole.pop("_by_size")
     ev.summary = {"code": ev.code, **whole, "by_type": by_type, "by_size": by_size}
     return ev.summary
 

@@ -265,11 +265,10 @@ def positive_counts(k: int, positions: np.ndarray, weights: np.ndarray,
         size class of each anomalous pixel.
     """
     counts = np.bincount(positions, minlength=k).astype(np.int64)
-    w = np.zeros((3, k))
-    for c in range(3):
-        sel = classes == c
-        w[c] = np.bincount(positions[sel], weights=weights[sel], minlength=k)
-    return counts, w
+    # one pass over (class, value) bins; each bin sums its pixels in their order, as a
+    # bincount per class would
+    cell = classes.astype(np.int64) * k + positions
+    return counts, np.bincount(cell, weights=weights, minlength=3 * k).reshape(3, k)
 
 
 @dataclass
@@ -366,7 +365,7 @@ class PixelStats:
         self._neg = NegativeCounts.zeros(index.size)
         for s in sets:
             key = frozenset(s)
-            if key in self._sets:
+            if key in self._sets or key >= self.groups:  # every group: that is the whole
                 continue
             own = [self._positives[g].positions for g in sorted(key) if g in self._positives]
             at = _sorted_distinct(np.concatenate(own)) if own else np.zeros(0, np.int32)
@@ -434,7 +433,8 @@ class PixelStats:
         if self.index is None:
             raise RuntimeError("call finalize_positives first")
         key = self._set_of(groups)
-        return self.index.values if key is None else self.index.values[self._sets[key].positions]
+        values = self.index.uvals if self.index.size else self.index.values
+        return values if key is None else values[self._sets[key].positions]
 
     def total(self, groups: Iterable[int] | None = None) -> PixelCounts:
         """The statistics of a set of groups (default: all), over its :meth:`values`.
@@ -449,14 +449,18 @@ class PixelStats:
         at = None if key is None else self._sets[key].positions
         k = self.index.size if at is None else at.size
         out = PixelCounts(np.zeros(k, np.int64), np.zeros((3, k)), np.zeros(3, np.int64),
-                          self._neg.copy() if key is None else self._sets[key].neg.copy())
+                          self._neg if key is None else self._sets[key].neg)  # shared: do not add to it
+        lookup = None
+        if at is not None:  # U index -> index among the set's values (a gather, not a search)
+            lookup = np.zeros(self.index.size, np.int32 if k < 2**31 else np.int64)
+            lookup[at] = np.arange(k, dtype=lookup.dtype)
         for g in members:
             if g in self._regions:
                 out.regions += self._regions[g]
             pos = self._positives.get(g)
             if pos is None:
                 continue
-            local = pos.positions if at is None else np.searchsorted(at, pos.positions)
+            local = pos.positions if lookup is None else lookup[pos.positions]
             count, weight = positive_counts(k, local, pos.weights, pos.classes)
             out.pos_count += count
             out.pos_weight += weight
@@ -466,11 +470,16 @@ class PixelStats:
                 label: str = "") -> PixelResult:
         """P-AUROC, P-AP, AUPRO (and AUPRO per region-size class) over ``groups``
         (default: all; otherwise a set declared in :meth:`finalize_positives`)."""
-        return self.total(groups).compute(self.values(groups), fpr_limit=fpr_limit, label=label)
+        counts = self.total(groups)
+        return counts.compute(self.values(groups), fpr_limit=fpr_limit, label=label)
 
-    def release(self, *, whole: bool = False) -> None:
-        """Free the counts of the declared sets (and, with ``whole``, everything else but the
-        regions): :meth:`compute` then works for the whole only (or not at all)."""
-        self._sets = {}
+    def release(self, groups: Iterable[int] | None = None, *, whole: bool = False) -> None:
+        """Free the counts of the declared set ``groups`` (default: of every declared set; and,
+        with ``whole``, everything else but the regions): :meth:`compute` then works for the
+        other sets and the whole only (or not at all)."""
+        if groups is None:
+            self._sets = {}
+        else:
+            self._sets.pop(frozenset(groups), None)
         if whole:
             self._positives, self._neg, self.index = {}, None, None
