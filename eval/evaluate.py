@@ -10,9 +10,13 @@ counts are integers, so threads and order do not change the result.
 Masks are decoded once: pass 1 keeps the anomalous pixels' flat indices, which is all
 pass 2 needs of the ground truth. Maps are kept between the passes within a fixed budget
 (each as read or on the grid, whichever is smaller) and brought onto the grid again by the
-same deterministic rule; the rest are read again. Then the category's metrics and its
-breakdowns are computed (``CategoryEvaluation.summary``). Every phase (read, sort, count,
-metrics) has its progress bar.
+same deterministic rule; the rest are read again. (Keeping the resized maps instead would
+take 8 bytes per native pixel, gigabytes per category; resizing a 256x256 map again costs
+about 4 % of pass 2, measured with scripts/bench_eval_full.py --native.) Pass 2 runs in
+order of group, so the pixel statistics hold one group's normal counts per thread
+(:class:`eval.pixels.PixelStats`). Then the category's breakdowns and its metrics are
+computed (``CategoryEvaluation.summary``). Every phase (read, sort, count, metrics) has its
+progress bar, and its wall time is kept in ``CategoryEvaluation.seconds``.
 
 The protocol's settings drive the ground truth: the grid, which masks are read (the union,
 or the image's own-folder mask for ``paper``), the region connectivity and the size

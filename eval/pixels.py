@@ -14,7 +14,12 @@ counts): it adds up (:meth:`PixelCounts.merge`) and computes every pixel metric
 and the bootstrap alike.
 
 Groups let one pass serve breakdowns: e.g. group 0 = good images, group g = defective
-images with type set g. A breakdown is a set of groups; its statistics are sums.
+images with type set g. A breakdown is a set of groups, declared before pass 2; it is
+computed over its own distinct positive values (bit for bit what its images give when
+scored alone). Memory is bounded by the anomalous pixels, not by ``K`` times the groups:
+each group keeps only its own anomalous pixels, and a tally hands over the normal-pixel
+counts of a group as soon as it moves on to the next one (pass 2 goes in order of group),
+to be folded into the whole and, restricted to their values, into the breakdowns.
 """
 
 from __future__ import annotations
