@@ -90,6 +90,8 @@ def extract_positives(amap: np.ndarray, mask: np.ndarray) -> ImagePositives:
     )
 
 
+_NO_FLAT = np.zeros(0, np.int64)
+
 _TALLY_BUFFER_BYTES = 160 << 20
 """Buffers one tally may hold over all its groups before the idle groups are counted."""
 
@@ -316,10 +318,7 @@ class PixelStats:
     """
 
     def __init__(self) -> None:
-        self._keys: list[np.ndarray] = []
-        self._weights: list[np.ndarray] = []
-        self._classes: list[np.ndarray] = []
-        self._groups: list[np.ndarray] = []
+        self._pending: dict[int, list[ImagePositives]] = {}  # pass 1, per group, in order added
         self._regions: dict[int, np.ndarray] = {}
         self.index: PositiveIndex | None = None
         self.groups: set[int] = set()
@@ -335,10 +334,8 @@ class PixelStats:
             raise RuntimeError("positives are final; add_positives after finalize_positives")
         self.groups.add(group)
         if pos.keys.size:
-            self._keys.append(pos.keys)
-            self._weights.append(pos.weights)
-            self._classes.append(pos.size_class)
-            self._groups.append(np.full(pos.keys.size, group, np.int32))
+            self._pending.setdefault(group, []).append(
+                ImagePositives(_NO_FLAT, pos.keys, pos.weights, pos.size_class, 0, (0, 0, 0)))
         acc = self._regions.setdefault(group, np.zeros(3, np.int64))
         acc += np.asarray(pos.regions_per_class, np.int64)
 
@@ -351,22 +348,22 @@ class PixelStats:
             Sets of groups whose statistics :meth:`compute` will be asked for besides the
             whole (every group); their normal pixels are counted against their own values.
         """
-        keys = np.concatenate(self._keys) if self._keys else np.zeros(0, np.uint64)
-        self._keys = []
+        order = sorted(self._pending)
+        sizes = [sum(p.keys.size for p in self._pending[g]) for g in order]
+        keys = np.concatenate([p.keys for g in order for p in self._pending[g]]) if order \
+            else np.zeros(0, np.uint64)
         distinct, positions = distinct_positions(keys)
         del keys
         self.index = index = PositiveIndex(distinct, distinct=True)
         if index.size < 2**31 - 1:
             positions = positions.astype(np.int32)
-        weights = np.concatenate(self._weights) if self._weights else np.zeros(0)
-        classes = np.concatenate(self._classes) if self._classes else np.zeros(0, np.int8)
-        groups = np.concatenate(self._groups) if self._groups else np.zeros(0, np.int32)
-        self._weights, self._classes, self._groups = [], [], []
-        present = _sorted_distinct(groups)
-        for g in present.tolist():
-            sel = groups == g if present.size > 1 else slice(None)
-            self._positives[g] = _GroupPositives(positions[sel], weights[sel], classes[sel])
-        del positions, weights, classes, groups
+        ends = np.cumsum(sizes).tolist()
+        for g, start, end in zip(order, [0, *ends[:-1]], ends):
+            images = self._pending.pop(g)
+            self._positives[g] = _GroupPositives(positions[start:end],
+                                                 np.concatenate([p.weights for p in images]),
+                                                 np.concatenate([p.size_class for p in images]))
+        del positions
         self._neg = NegativeCounts.zeros(index.size)
         for s in sets:
             key = frozenset(s)
