@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import numpy as np
+from numba import njit
 
 from threecad.regions import MEDIUM_MAX_AREA, SIZE_CLASSES, SMALL_MAX_AREA, label_regions
 
@@ -295,6 +296,26 @@ class _SetCounts:
     neg: NegativeCounts
 
 
+@njit(nogil=True, cache=True)
+def _add_restricted(below, on, index_map, sub_below, sub_on):  # pragma: no cover - compiled
+    """Add ``NegativeCounts(below, on).restrict(index_map)`` into ``sub_below``/``sub_on``, in
+    one sweep without temporaries (the same integers: tests/eval/test_pixels.py)."""
+    k = on.size
+    k_sub = index_map.size
+    acc = 0    # values strictly below U[i] once below[i] is added
+    prev = 0   # values up to and including the previous kept value
+    j = 0
+    for i in range(k):
+        acc += below[i]
+        if j < k_sub and index_map[j] == i:
+            sub_below[j] += acc - prev
+            sub_on[j] += on[i]
+            prev = acc + on[i]
+            j += 1
+        acc += on[i]
+    sub_below[k_sub] += acc + below[k] - prev
+
+
 def _sorted_distinct(values: np.ndarray) -> np.ndarray:
     """Sorted distinct values of an integer array (one sort; no hashing)."""
     s = np.sort(values)
@@ -399,12 +420,12 @@ class PixelStats:
         """
         if self.index is None or self._neg is None:
             raise RuntimeError("call finalize_positives before counting normal pixels")
-        parts = [(s, counts.restrict(c.positions)) for s, c in self._sets.items() if group in s]
         with self._lock:
             self.groups.add(group)
             self._neg += counts
-            for s, part in parts:
-                self._sets[s].neg += part
+            for s, c in self._sets.items():
+                if group in s:
+                    _add_restricted(counts.below, counts.on, c.positions, c.neg.below, c.neg.on)
 
     def merge(self, tally: NegativeTally) -> None:
         """Fold a thread's tally (whatever it still holds) into the totals."""

@@ -129,3 +129,20 @@ def test_sets_not_declared_are_refused_and_released_sets_are_gone():
     stats.release(whole=True)
     with pytest.raises(RuntimeError):
         stats.compute()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_folding_into_a_set_adds_exactly_the_restricted_counts(seed):
+    from threecad.eval.engine import NegativeCounts
+    from threecad.eval.pixels import _add_restricted
+
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(0, 50))
+    counts = NegativeCounts(rng.integers(0, 9, k + 1), rng.integers(0, 3, k))
+    index_map = np.flatnonzero(rng.random(k) < rng.uniform(0, 1)).astype(np.int32)
+    start = NegativeCounts(rng.integers(0, 5, index_map.size + 1), rng.integers(0, 5, index_map.size))
+    got = start.copy()
+    _add_restricted(counts.below, counts.on, index_map, got.below, got.on)
+    want = start.copy()
+    want += counts.restrict(index_map)
+    assert np.array_equal(got.below, want.below) and np.array_equal(got.on, want.on)
