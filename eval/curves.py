@@ -170,14 +170,6 @@ def average_precision_from(tc: ThresholdCounts, *, name: str = "AP") -> float:
     return _unit(np.sum((pos[has] / tc.n_pos * precision)[::-1]))
 
 
-def _pro_steps(tc: ThresholdCounts) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """The PRO curve as runs, from high thresholds to low: before each threshold a flat run
-    of ``flat`` normal pixels, then a diagonal (or vertical) step of ``dx`` normal pixels and
-    ``dy`` PRO weight at it; then the final flat run ``tail`` below the lowest threshold."""
-    flat = (tc.fps_above - np.concatenate([[0], tc.fps[:-1]])).astype(np.float64)
-    return flat, tc.on.astype(np.float64), tc.pro_weight, float(tc.n_neg - (tc.fps[-1] if tc.fps.size else 0))
-
-
 def aupro_from(tc: ThresholdCounts, *, fpr_limit: float = 0.3, name: str = "AUPRO") -> float:
     """Normalised area under the PRO curve up to ``fpr_limit`` (MVTec AD definition), exact.
 
@@ -191,21 +183,39 @@ def aupro_from(tc: ThresholdCounts, *, fpr_limit: float = 0.3, name: str = "AUPR
         return _undefined(name, "no anomalous regions")
     if n == 0:
         return _undefined(name, "no normal pixels")
-    flat, dx, dy, tail = _pro_steps(tc)
-    # Interleave: flat run, then diagonal (or vertical) step, for each value; then the tail.
-    sx = np.concatenate([np.column_stack([flat, dx]).ravel(), [tail]])
-    sy = np.concatenate([np.column_stack([np.zeros_like(dy), dy]).ravel(), [0.0]])
+    # The curve as runs from high thresholds to low, interleaved: before each threshold a flat
+    # run (sx = normal pixels, sy = 0), then its diagonal (or vertical) step (sx = normal
+    # pixels equal to it, sy = its PRO weight); then the tail. Built in place, a few arrays
+    # of 2K at a time: x_end holds integers (exact in float64), y_start is the sequential
+    # sum of the weights, so these are the values of the plain cumsum formulation.
+    k = tc.fps.size
+    dy = tc.pro_weight
+    sx = np.empty(2 * k + 1)
+    sx[0:2 * k:2] = tc.fps_above
+    sx[2:2 * k:2] -= tc.fps[:-1]
+    sx[1:2 * k:2] = tc.on
+    sx[2 * k] = n - (tc.fps[-1] if k else 0)
     x_end = np.cumsum(sx)
-    y_start = np.cumsum(sy) - sy
     limit = fpr_limit * n  # in pixel counts
     j = int(np.searchsorted(x_end, limit, side="left"))
     if j >= sx.size:  # rounding: the curve ends (x = n) just below the limit
         j = sx.size - 1
-    area = float(np.dot(sx[:j], y_start[:j] + 0.5 * sy[:j]))
     x0 = x_end[j] - sx[j]
+    del x_end
+    d = np.cumsum(dy)  # the cumsum of sy at each step's end (its zeros add nothing)
+    w = np.empty(2 * k + 1)  # y_start + 0.5 * sy
+    w[0] = 0.0
+    w[2:2 * k + 1:2] = d
+    step_start = np.subtract(d, dy, out=d)  # y_start at each step, as cumsum(sy) - sy
+    half = 0.5 * dy
+    half += step_start
+    w[1:2 * k:2] = half
+    del half
+    area = float(np.dot(sx[:j], w[:j]))
     if sx[j] > 0:
         frac = (limit - x0) / sx[j]
-        area += (limit - x0) * (y_start[j] + 0.5 * frac * sy[j])
+        y_start_j, sy_j = (w[j], 0.0) if j % 2 == 0 else (step_start[j // 2], dy[j // 2])
+        area += (limit - x0) * (y_start_j + 0.5 * frac * sy_j)
     return _unit(area / tc.n_regions / n / fpr_limit)
 
 

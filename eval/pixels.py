@@ -484,9 +484,11 @@ class PixelStats:
             if pos is None:
                 continue
             local = pos.positions if lookup is None else lookup[pos.positions]
-            count, weight = positive_counts(k, local, pos.weights, pos.classes)
-            out.pos_count += count
-            out.pos_weight += weight
+            out.pos_count += np.bincount(local, minlength=k)
+            for c in range(3):  # one class at a time: a transient of K, not 3K
+                sel = pos.classes == c
+                if sel.any():
+                    out.pos_weight[c] += np.bincount(local[sel], weights=pos.weights[sel], minlength=k)
         return out
 
     def compute(self, groups: Iterable[int] | None = None, *, fpr_limit: float = 0.3,

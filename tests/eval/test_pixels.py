@@ -146,3 +146,39 @@ def test_folding_into_a_set_adds_exactly_the_restricted_counts(seed):
     want = start.copy()
     want += counts.restrict(index_map)
     assert np.array_equal(got.below, want.below) and np.array_equal(got.on, want.on)
+
+
+def _plain_aupro(tc, fpr_limit):
+    """The AUPRO area as first written: the whole curve as cumsums of interleaved arrays."""
+    flat = (tc.fps_above - np.concatenate([[0], tc.fps[:-1]])).astype(np.float64)
+    tail = float(tc.n_neg - (tc.fps[-1] if tc.fps.size else 0))
+    sx = np.concatenate([np.column_stack([flat, tc.on.astype(np.float64)]).ravel(), [tail]])
+    sy = np.concatenate([np.column_stack([np.zeros_like(tc.pro_weight), tc.pro_weight]).ravel(), [0.0]])
+    x_end = np.cumsum(sx)
+    y_start = np.cumsum(sy) - sy
+    limit = fpr_limit * tc.n_neg
+    j = min(int(np.searchsorted(x_end, limit, side="left")), sx.size - 1)
+    area = float(np.dot(sx[:j], y_start[:j] + 0.5 * sy[:j]))
+    x0 = x_end[j] - sx[j]
+    if sx[j] > 0:
+        frac = (limit - x0) / sx[j]
+        area += (limit - x0) * (y_start[j] + 0.5 * frac * sy[j])
+    return min(1.0, max(0.0, area / tc.n_regions / tc.n_neg / fpr_limit))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_aupro_in_place_equals_the_plain_formulation_bit_for_bit(seed):
+    from threecad.eval.curves import ThresholdCounts, aupro_from
+    from threecad.eval.engine import NegativeCounts
+
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(0, 3000)) if seed else 0
+    values = np.sort(rng.random(k))
+    pos = rng.integers(1, 4, k)
+    neg = NegativeCounts(rng.integers(0, 30, k + 1) * (rng.random(k + 1) < 0.7),
+                         rng.integers(0, 3, k) * (rng.random(k) < 0.3))
+    weight = rng.random(k) / rng.integers(1, 50, k)
+    tc = ThresholdCounts.build(values, pos, neg, pro_weight=weight, n_regions=max(1, k // 7))
+    for limit in (0.3, 0.05, 1.0, float(rng.uniform(0.01, 1))):
+        if tc.n_neg:
+            assert aupro_from(tc, fpr_limit=limit) == _plain_aupro(tc, limit)
