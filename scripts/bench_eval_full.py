@@ -4,7 +4,8 @@
 Builds, in a temporary folder, a synthetic ground-truth tree with the published test
 counts of every category (16,546 images: 5,084 good, 11,462 defective) times ``--scale``
 and a submission of ``.npy`` maps, then runs the ``threecad eval`` command in a child
-process and prints its wall time and peak memory (the child's maximum resident set).
+process and prints its wall time, CPU time and peak memory (the child's maximum resident
+set), and each category's phase times (read, sort, count, metrics; from ``threecad -v``).
 
 * default: 256x256 images, so the evaluation grid is 256x256 (1.08 billion pixels),
   float16 maps;
