@@ -385,7 +385,8 @@ class Evaluator:
         table = ImageTableObserver(self.protocol, threads=self.threads) if self.per_image else None
         phases = PhaseObserver(timer) if timer is not None else None
         evaluations = evaluate_submission(submission, self.manifest, self.protocol, workers=self.threads,
-                                          progress=self.progress, observer=ObserverGroup(table, observer, phases))
+                                          progress=self.progress, observer=ObserverGroup(table, observer, phases),
+                                          keep_pixels=False)
         with _phase(timer, "results (digests, per-image table)"):
             return Results.build(submission, evaluations, self.protocol, data_root=self.ground_truth.root,
                                  command=command, extras=table.extras if table is not None else None)

@@ -65,7 +65,7 @@ from threecad.errors import Problem, ThreecadError, UsageError
 
 from .engine import NegativeCounts, PositiveIndex
 from .evaluate import (CategoryBuilder, CategoryEvaluation, ImageScore, ImageTruth, image_truth, map_on_grid,
-                       pass1_image, submission_error)
+                       pass1_image, submission_error, type_breakdowns)
 from .mapio import read_map
 from .pixels import NegativeTally, PixelStats
 from .protocols import Protocol
@@ -282,8 +282,7 @@ def pass2_task(truth: TruthChunk, paths: Sequence[str], groups: Sequence[int], p
                index: PositiveIndex) -> PackedTally:
     """Pass 2 of a chunk: count its normal pixels against the category's positive index."""
     stats = PixelStats()
-    stats.index = index
-    tally = stats.new_tally()
+    tally = NegativeTally(index.size, index=index)  # keeps every group's counts: they travel back
     map_bytes = 0
     for t, path, group in zip(truth.truths, paths, groups):
         amap = read_map(Path(path))
@@ -579,7 +578,7 @@ class DistributedScorer:
                 builder.add(t, scored, keep_flat=False)
             run.chunk_groups.append(groups)
         run.pass1 = []  # the per-pixel data of pass 1 now lives in the PixelStats
-        builder.evaluation.pixels.finalize_positives()
+        builder.evaluation.pixels.finalize_positives(type_breakdowns(builder.evaluation.groups).values())
 
     def _submit_pass2(self, run: _Running, submission: Submission, token: str, track,
                       report: dict[str, Any]) -> None:

@@ -10,9 +10,13 @@ counts are integers, so threads and order do not change the result.
 Masks are decoded once: pass 1 keeps the anomalous pixels' flat indices, which is all
 pass 2 needs of the ground truth. Maps are kept between the passes within a fixed budget
 (each as read or on the grid, whichever is smaller) and brought onto the grid again by the
-same deterministic rule; the rest are read again. Then the category's metrics and its
-breakdowns are computed (``CategoryEvaluation.summary``). Every phase (read, sort, count,
-metrics) has its progress bar.
+same deterministic rule; the rest are read again. (Keeping the resized maps instead would
+take 8 bytes per native pixel, gigabytes per category; resizing a 256x256 map again costs
+about 4 % of pass 2, measured with scripts/bench_eval_full.py --native.) Pass 2 runs in
+order of group, so the pixel statistics hold one group's normal counts per thread
+(:class:`eval.pixels.PixelStats`). Then the category's breakdowns and its metrics are
+computed (``CategoryEvaluation.summary``). Every phase (read, sort, count, metrics) has its
+progress bar, and its wall time is kept in ``CategoryEvaluation.seconds``.
 
 The protocol's settings drive the ground truth: the grid, which masks are read (the union,
 or the image's own-folder mask for ``paper``), the region connectivity and the size
@@ -35,6 +39,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,7 +63,7 @@ from .submission import Submission, SubmissionError
 __all__ = ["ImageRecord", "CategoryEvaluation", "evaluate_submission", "summarize_category",
            "ground_truth_digest", "ImageTruth", "ImageScore", "image_truth", "score_image", "map_on_grid",
            "CategoryBuilder", "submission_error", "pass1_image", "image_keys", "ImageObserver",
-           "category_truths", "evaluate_category", "truth_positives", "own_folder_mask"]
+           "category_truths", "evaluate_category", "truth_positives", "own_folder_mask", "type_breakdowns"]
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +71,28 @@ from .metric_names import METRICS  # noqa: E402  (one list of metric names)
 
 _NO_KEYS = np.zeros(0, np.uint64)
 
-DEFAULT_CACHE_BYTES = 512 << 20
-"""Bytes of maps a category keeps from pass 1 to pass 2 (see :func:`evaluate_submission`)."""
+DEFAULT_CACHE_BYTES = 128 << 20
+"""Bytes of maps a category keeps from pass 1 to pass 2 (see :func:`evaluate_submission`).
+Reading a 256x256 map again costs about 0.6 ms, under 1 % of a native-size category's
+time; 128 MiB rather than more keeps the peak of a large category lower (measured with
+scripts/bench_eval_full.py --native at full scale)."""
+
+
+def _return_freed_memory() -> None:
+    """Give the heap's free pages back to the system (glibc only; elsewhere nothing).
+
+    Pass 1 and pass 2 allocate many mid-sized arrays (masks, resized maps) in several
+    threads; their freed memory stays in the threads' heaps and counts in the resident set
+    until trimmed. Trimming between the phases lowers the peak of the next one.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 @dataclass
@@ -100,6 +126,8 @@ class CategoryEvaluation:
     problems: list[Problem] = field(default_factory=list)
     summary: dict[str, Any] | None = field(default=None, repr=False)
     """The category's results, once computed (:func:`summarize_category`)."""
+    seconds: dict[str, float] = field(default_factory=dict, repr=False)
+    """Wall seconds of each phase (``read``, ``sort``, ``count``, ``metrics``), when timed."""
 
 
 @dataclass
@@ -469,6 +497,7 @@ def evaluate_category(submission: Submission, folder: str, rows: list[dict[str, 
     only, to list problems), pass 2 is skipped and the evaluation is incomplete.
     """
     builder = CategoryBuilder(folder)
+    start = time.perf_counter()
     problems: list[Problem] = []
     cache: dict[str, np.ndarray] = {}
     cached = 0
@@ -489,22 +518,30 @@ def evaluate_category(submission: Submission, folder: str, rows: list[dict[str, 
             if observer is not None and not problems:
                 observer.pass1(i, truth, scored)
     ev = builder.evaluation
+    ev.seconds["read"] = time.perf_counter() - start
     if count and not problems:  # pass 2 now, while this category's maps are still cached
         if observer is not None:
             observer.end_pass1()
+        _return_freed_memory()
         _count_normals(ev, submission, protocol, pool, workers, cache, progress, observer)
         if observer is not None:
             observer.finish(ev)
         cache.clear()
+        _return_freed_memory()
+        start = time.perf_counter()
         ev.summary = summarize_category(ev, protocol, progress=progress)
+        ev.seconds["metrics"] = time.perf_counter() - start
+        log.info("%s: %d images, %s distinct anomalous scores; phases (s): %s", ev.code, len(ev.records),
+                 f"{ev.pixels.index.size:,}" if ev.pixels.index is not None else "?",
+                 ", ".join(f"{k} {v:.2f}" for k, v in ev.seconds.items()))
     cache.clear()
     return ev, problems
 
 
 def evaluate_submission(submission: Submission, manifest: Any, protocol: Protocol, *,
                         workers: int | None = None, progress: bool = False,
-                        cache_bytes: int = DEFAULT_CACHE_BYTES, observer: ImageObserver | None = None
-                        ) -> list[CategoryEvaluation]:
+                        cache_bytes: int = DEFAULT_CACHE_BYTES, observer: ImageObserver | None = None,
+                        keep_pixels: bool = True) -> list[CategoryEvaluation]:
     """Evaluate every category of ``submission`` against ``manifest`` (see module doc).
 
     Parameters
@@ -516,6 +553,10 @@ def evaluate_submission(submission: Submission, manifest: Any, protocol: Protoco
         Memory stays bounded whatever the number of images.
     observer : ImageObserver, optional
         Sees every image while it is scored (e.g. :class:`eval.bootstrap.BootstrapObserver`).
+    keep_pixels : bool
+        Keep each category's pixel statistics (``CategoryEvaluation.pixels``, e.g. for
+        :func:`eval.figures.category_curves`). With False they are freed once the category
+        is summarized, so that only one category's statistics are held at a time.
 
     Raises
     ------
@@ -534,6 +575,8 @@ def evaluate_submission(submission: Submission, manifest: Any, protocol: Protoco
                                           observer=None if problems else observer, progress=progress,
                                           cache_bytes=0 if problems else cache_bytes, count=not problems)
             problems.extend(probs)
+            if not keep_pixels:
+                ev.pixels.release(whole=True)
             evaluations.append(ev)
     if problems:
         raise submission_error(submission, problems)
@@ -543,9 +586,12 @@ def evaluate_submission(submission: Submission, manifest: Any, protocol: Protoco
 def _count_normals(ev: CategoryEvaluation, submission: Submission, protocol: Protocol, pool, workers: int,
                    cache: dict[str, np.ndarray], progress: bool, observer: ImageObserver | None = None) -> None:
     """Pass 2 of one category: count every normal pixel (cached maps, else read again)."""
+    start = time.perf_counter()
     with _progress(1, f"{ev.code} sort", progress, unit="step") as bar:
-        ev.pixels.finalize_positives()
+        ev.pixels.finalize_positives(type_breakdowns(ev.groups).values())
         bar.update()
+    ev.seconds["sort"] = time.perf_counter() - start
+    start = time.perf_counter()
     chunks = _group_runs(ev.records, workers)
     with _progress(len(ev.records), f"{ev.code} count", progress) as bar:
 
@@ -566,6 +612,7 @@ def _count_normals(ev: CategoryEvaluation, submission: Submission, protocol: Pro
 
         for tally in pool.map(count, chunks):
             ev.pixels.merge(tally)
+    ev.seconds["count"] = time.perf_counter() - start
 
 
 def _group_runs(records: list[ImageRecord], workers: int) -> list[list[tuple[int, ImageRecord]]]:
@@ -624,6 +671,13 @@ def _block(ev: CategoryEvaluation, records: list[ImageRecord], groups: set[int],
     return out
 
 
+def type_breakdowns(groups: dict[tuple[str, ...], int]) -> dict[str, frozenset[int]]:
+    """The groups of each defect type's breakdown: the good images (group 0) and every image
+    filed under that type (alone or with others), by type name in sorted order."""
+    types = sorted({t for key in groups for t in key})
+    return {t: frozenset({0} | {g for key, g in groups.items() if t in key}) for t in types}
+
+
 def summarize_category(ev: CategoryEvaluation, protocol: Protocol, *, progress: bool = False) -> dict[str, Any]:
     """The results of one category: the metrics, then ``by_type`` and ``by_size`` breakdowns.
 
@@ -632,19 +686,19 @@ def summarize_category(ev: CategoryEvaluation, protocol: Protocol, *, progress: 
     """
     if ev.summary is not None:
         return ev.summary
-    types = sorted({t for key in ev.groups for t in key})
-    with _progress(1 + len(types), f"{ev.code} metrics", progress, unit="set") as bar:
-        whole = _block(ev, ev.records, set(ev.groups.values()), protocol, ev.code)
-        bar.update()
-        by_size = whole.pop("_by_size")
+    breakdowns = type_breakdowns(ev.groups)
+    with _progress(1 + len(breakdowns), f"{ev.code} metrics", progress, unit="set") as bar:
         by_type = {}
-        for t in types:
-            groups = {0} | {g for key, g in ev.groups.items() if t in key}
+        for t, groups in breakdowns.items():  # each breakdown's counts are freed once used
             recs = [r for r in ev.records if r.group in groups]
             block = _block(ev, recs, groups, protocol, f"{ev.code} {t}")
+            ev.pixels.release(groups)
             block.pop("_by_size")
             by_type[t] = block
             bar.update()
+        whole = _block(ev, ev.records, set(ev.groups.values()), protocol, ev.code)
+        bar.update()
+        by_size = whole.pop("_by_size")
     ev.summary = {"code": ev.code, **whole, "by_type": by_type, "by_size": by_size}
     return ev.summary
 

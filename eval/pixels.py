@@ -14,13 +14,19 @@ counts): it adds up (:meth:`PixelCounts.merge`) and computes every pixel metric
 and the bootstrap alike.
 
 Groups let one pass serve breakdowns: e.g. group 0 = good images, group g = defective
-images with type set g. A breakdown is a set of groups; its statistics are sums.
+images with type set g. A breakdown is a set of groups, declared before pass 2; it is
+computed over its own distinct positive values (bit for bit what its images give when
+scored alone). Memory is bounded by the anomalous pixels, not by ``K`` times the groups:
+each group keeps only its own anomalous pixels, and a tally hands over the normal-pixel
+counts of a group as soon as it moves on to the next one (pass 2 goes in order of group),
+to be folded into the whole and, restricted to their values, into the breakdowns.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 from numba import njit
@@ -109,6 +115,8 @@ def _positive_records(values, labels, flat_index, n_regions, small_max, medium_m
     return keys, weights, size_class, per_class
 
 
+_NO_FLAT = np.zeros(0, np.int64)
+
 _TALLY_BUFFER_BYTES = 160 << 20
 """Buffers one tally may hold over all its groups before the idle groups are counted."""
 
@@ -121,6 +129,10 @@ class NegativeTally:
     the current one are counted and their buffers freed); :attr:`counts` flushes first, so
     it always holds every pixel added.
 
+    With a ``sink``, a group's counts leave the tally as soon as another group's pixels
+    arrive (``sink(group, counts)``, e.g. :meth:`PixelStats.fold`): a tally fed its images in
+    order of group then holds the counts (``K + 1`` and ``K`` integers) of one group only.
+
     Parameters
     ----------
     k : int
@@ -129,12 +141,16 @@ class NegativeTally:
         Counts to start from (e.g. unpacked from the network).
     index : PositiveIndex, optional
         The index to count against (needed only by :meth:`add`).
+    sink : callable, optional
+        Receives ``(group, counts)`` of each group the tally moves away from.
     """
 
     def __init__(self, k: int, counts: dict[int, NegativeCounts] | None = None, *,
-                 index: PositiveIndex | None = None) -> None:
+                 index: PositiveIndex | None = None,
+                 sink: Callable[[int, NegativeCounts], None] | None = None) -> None:
         self.k = k
         self.index = index
+        self.sink = sink
         self._counts: dict[int, NegativeCounts] = dict(counts or {})
         self._counters: dict[int, NegativeCounter] = {}
 
@@ -144,11 +160,23 @@ class NegativeTally:
         if counter is None:
             if self.index is None:
                 raise RuntimeError("this tally has no index to count against")
+            if self.sink is not None:
+                for g in [g for g in self._counts if g != group]:
+                    self.release(g)
             counter = self._counters[group] = NegativeCounter(self.index, self.for_group(group))
         counter.add(values, skip=skip)
         if len(self._counters) > 1 and sum(c.buffer_bytes for c in self._counters.values()) > _TALLY_BUFFER_BYTES:
             for g in [g for g in self._counters if g != group]:  # bound the memory of many groups
                 self._counters.pop(g).flush(release=True)
+
+    def release(self, group: int) -> None:
+        """Hand ``group``'s counts (flushed) to the sink and forget them."""
+        counter = self._counters.pop(group, None)
+        if counter is not None:
+            counter.flush(release=True)
+        counts = self._counts.pop(group, None)
+        if counts is not None and self.sink is not None:
+            self.sink(group, counts)
 
     def flush(self) -> None:
         """Count every buffered pixel (frees the buffers)."""
@@ -158,7 +186,7 @@ class NegativeTally:
 
     @property
     def counts(self) -> dict[int, NegativeCounts]:
-        """The counts per group (flushed)."""
+        """The counts per group (flushed; without those already handed to the sink)."""
         self.flush()
         return self._counts
 
@@ -269,29 +297,80 @@ def positive_counts(k: int, positions: np.ndarray, weights: np.ndarray,
         size class of each anomalous pixel.
     """
     counts = np.bincount(positions, minlength=k).astype(np.int64)
-    w = np.zeros((3, k))
-    for c in range(3):
-        sel = classes == c
-        w[c] = np.bincount(positions[sel], weights=weights[sel], minlength=k)
-    return counts, w
+    # one pass over (class, value) bins; each bin sums its pixels in their order, as a
+    # bincount per class would
+    cell = classes.astype(np.int64) * k + positions
+    return counts, np.bincount(cell, weights=weights, minlength=3 * k).reshape(3, k)
+
+
+@dataclass
+class _GroupPositives:
+    """The anomalous pixels of one group, in the order they were added."""
+
+    positions: np.ndarray  # (p,) int32 or int64, index in U
+    weights: np.ndarray    # (p,) float64, 1 / region area
+    classes: np.ndarray    # (p,) int8, size class
+
+
+@dataclass
+class _SetCounts:
+    """Normal-pixel counts of one declared set of groups, against the set's own values."""
+
+    positions: np.ndarray  # (K_s,) sorted indices into U: the distinct values of the set's positives
+    neg: NegativeCounts
+
+
+@njit(nogil=True, cache=True)
+def _add_restricted(below, on, index_map, sub_below, sub_on):  # pragma: no cover - compiled
+    """Add ``NegativeCounts(below, on).restrict(index_map)`` into ``sub_below``/``sub_on``, in
+    one sweep without temporaries (the same integers: tests/eval/test_pixels.py)."""
+    k = on.size
+    k_sub = index_map.size
+    acc = 0    # values strictly below U[i] once below[i] is added
+    prev = 0   # values up to and including the previous kept value
+    j = 0
+    for i in range(k):
+        acc += below[i]
+        if j < k_sub and index_map[j] == i:
+            sub_below[j] += acc - prev
+            sub_on[j] += on[i]
+            prev = acc + on[i]
+            j += 1
+        acc += on[i]
+    sub_below[k_sub] += acc + below[k] - prev
+
+
+def _sorted_distinct(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values of an integer array (one sort; no hashing)."""
+    s = np.sort(values)
+    keep = np.empty(s.size, np.bool_)
+    keep[:1] = True
+    np.not_equal(s[1:], s[:-1], out=keep[1:])
+    return s[keep]
 
 
 class PixelStats:
     """Exact pixel statistics of a set of images, built in two passes (see module doc).
 
-    After :meth:`finalize_positives`, ``counts[g]`` is the :class:`PixelCounts` of group ``g``
-    (its normal pixels arrive with :meth:`merge`).
+    Memory after :meth:`finalize_positives` is bounded by the anomalous pixels, not by
+    ``K`` times the number of groups: each group keeps its own anomalous pixels (index in
+    ``U``, PRO weight, size class), and the normal pixels are folded, as soon as a tally
+    hands them over (:meth:`fold`), into one set of counts against ``U`` (every group) and,
+    for each set of groups declared in :meth:`finalize_positives` (a breakdown), one set
+    of counts restricted to that set's own positive values. A breakdown's metrics are
+    computed over its own distinct positive values: the thresholds scikit-learn would
+    take on its pixels alone.
     """
 
     def __init__(self) -> None:
-        self._keys: list[np.ndarray] = []
-        self._weights: list[np.ndarray] = []
-        self._classes: list[np.ndarray] = []
-        self._groups: list[np.ndarray] = []
+        self._pending: dict[int, list[ImagePositives]] = {}  # pass 1, per group, in order added
         self._regions: dict[int, np.ndarray] = {}
         self.index: PositiveIndex | None = None
-        self.counts: dict[int, PixelCounts] = {}
         self.groups: set[int] = set()
+        self._positives: dict[int, _GroupPositives] = {}
+        self._neg: NegativeCounts | None = None
+        self._sets: dict[frozenset[int], _SetCounts] = {}
+        self._lock = threading.Lock()
 
     # pass 1 -----------------------------------------------------------------
     def add_positives(self, pos: ImagePositives, *, group: int = 0) -> None:
@@ -300,39 +379,53 @@ class PixelStats:
             raise RuntimeError("positives are final; add_positives after finalize_positives")
         self.groups.add(group)
         if pos.keys.size:
-            self._keys.append(pos.keys)
-            self._weights.append(pos.weights)
-            self._classes.append(pos.size_class)
-            self._groups.append(np.full(pos.keys.size, group, np.int32))
+            self._pending.setdefault(group, []).append(
+                ImagePositives(_NO_FLAT, pos.keys, pos.weights, pos.size_class, 0, (0, 0, 0)))
         acc = self._regions.setdefault(group, np.zeros(3, np.int64))
         acc += np.asarray(pos.regions_per_class, np.int64)
 
-    def finalize_positives(self) -> PositiveIndex:
-        """Sort the positives once; per group, count them and sum their PRO weights."""
-        keys = np.concatenate(self._keys) if self._keys else np.zeros(0, np.uint64)
+    def finalize_positives(self, sets: Iterable[Iterable[int]] = ()) -> PositiveIndex:
+        """Sort the positives once into the index ``U``; keep each group's positives.
+
+        Parameters
+        ----------
+        sets : iterable of iterables of int
+            Sets of groups whose statistics :meth:`compute` will be asked for besides the
+            whole (every group); their normal pixels are counted against their own values.
+        """
+        order = sorted(self._pending)
+        sizes = [sum(p.keys.size for p in self._pending[g]) for g in order]
+        keys = np.concatenate([p.keys for g in order for p in self._pending[g]]) if order \
+            else np.zeros(0, np.uint64)
         distinct, positions = distinct_positions(keys)
+        del keys
         self.index = index = PositiveIndex(distinct, distinct=True)
-        self.counts = {g: PixelCounts.zeros(index.size) for g in sorted(self.groups)}
-        for g, r in self._regions.items():
-            self.counts[g].regions += r
-        if keys.size:
-            weights = np.concatenate(self._weights)
-            classes = np.concatenate(self._classes)
-            groups = np.concatenate(self._groups)
-            for g in {g for g in self.groups if g in self._regions}:
-                sel = groups == g
-                if sel.any():
-                    self.counts[g].pos_count, self.counts[g].pos_weight = positive_counts(
-                        index.size, positions[sel], weights[sel], classes[sel])
-        self._keys, self._weights, self._classes, self._groups = [], [], [], []
+        if index.size < 2**31 - 1:
+            positions = positions.astype(np.int32)
+        ends = np.cumsum(sizes).tolist()
+        for g, start, end in zip(order, [0, *ends[:-1]], ends):
+            images = self._pending.pop(g)
+            self._positives[g] = _GroupPositives(positions[start:end],
+                                                 np.concatenate([p.weights for p in images]),
+                                                 np.concatenate([p.size_class for p in images]))
+        del positions
+        self._neg = NegativeCounts.zeros(index.size)
+        for s in sets:
+            key = frozenset(s)
+            if key in self._sets or key >= self.groups:  # every group: that is the whole
+                continue
+            own = [self._positives[g].positions for g in sorted(key) if g in self._positives]
+            at = _sorted_distinct(np.concatenate(own)) if own else np.zeros(0, np.int32)
+            self._sets[key] = _SetCounts(at, NegativeCounts.zeros(at.size))
         return index
 
     # pass 2 -----------------------------------------------------------------
     def new_tally(self) -> NegativeTally:
-        """A fresh per-thread tally for :meth:`add_negatives`."""
+        """A fresh per-thread tally for :meth:`add_negatives`; it folds each group it is done
+        with into these statistics (feed it its images in order of group)."""
         if self.index is None:
             raise RuntimeError("call finalize_positives before counting normal pixels")
-        return NegativeTally(self.index.size, index=self.index)
+        return NegativeTally(self.index.size, index=self.index, sink=self.fold)
 
     def add_negatives(self, tally: NegativeTally, amap: np.ndarray, flat_positive: np.ndarray | None,
                       *, group: int = 0) -> None:
@@ -343,34 +436,99 @@ class PixelStats:
             skip[flat_positive] = True
         tally.add(amap, skip=skip, group=group)
 
+    def fold(self, group: int, counts: NegativeCounts) -> None:
+        """Add the normal-pixel counts of ``group`` (against ``U``; thread-safe).
+
+        They go into the whole and, restricted to its own values, into every declared set
+        that holds ``group``; the counts are integers, so the order of folds does not matter.
+        """
+        if self.index is None or self._neg is None:
+            raise RuntimeError("call finalize_positives before counting normal pixels")
+        with self._lock:
+            self.groups.add(group)
+            self._neg += counts
+            for s, c in self._sets.items():
+                if group in s:
+                    _add_restricted(counts.below, counts.on, c.positions, c.neg.below, c.neg.on)
+
     def merge(self, tally: NegativeTally) -> None:
-        """Add a thread's tally into the totals."""
-        assert self.index is not None
+        """Fold a thread's tally (whatever it still holds) into the totals."""
         for g, c in tally.counts.items():
-            if g not in self.counts:
-                self.counts[g] = PixelCounts.zeros(self.index.size)
-            self.counts[g].neg += c
-            self.groups.add(g)
+            self.fold(g, c)
+        tally.counts.clear()
 
     # results -----------------------------------------------------------------
     @property
     def regions(self) -> dict[int, np.ndarray]:
         """Regions per size class ``(3,)`` of each group."""
+        return dict(self._regions)
+
+    def _set_of(self, groups: Iterable[int] | None) -> frozenset[int] | None:
+        """None for the whole (every group), else a declared set."""
+        if groups is None:
+            return None
+        key = frozenset(groups)
+        if key >= self.groups:
+            return None
+        if key not in self._sets:
+            raise ValueError(f"the statistics of groups {sorted(key)} were not kept: declare them in "
+                             "finalize_positives")
+        return key
+
+    def values(self, groups: Iterable[int] | None = None) -> np.ndarray:
+        """The distinct positive values, ascending, of a set of groups (default: all)."""
         if self.index is None:
-            return dict(self._regions)
-        return {g: c.regions for g, c in self.counts.items()}
+            raise RuntimeError("call finalize_positives first")
+        key = self._set_of(groups)
+        values = self.index.uvals if self.index.size else self.index.values
+        return values if key is None else values[self._sets[key].positions]
 
     def total(self, groups: Iterable[int] | None = None) -> PixelCounts:
-        """The statistics of a set of groups (default: all), summed."""
-        assert self.index is not None
-        out = PixelCounts.zeros(self.index.size)
-        for g in sorted(self.groups if groups is None else set(groups)):
-            if g in self.counts:
-                out.merge(self.counts[g])
+        """The statistics of a set of groups (default: all), over its :meth:`values`.
+
+        Per-value PRO weights are summed group by group in increasing group id, each group's
+        pixels in the order they were added (the same sums whatever the set's values).
+        """
+        if self.index is None or self._neg is None:
+            raise RuntimeError("call finalize_positives first")
+        key = self._set_of(groups)
+        members = sorted(self.groups if key is None else key)
+        at = None if key is None else self._sets[key].positions
+        k = self.index.size if at is None else at.size
+        out = PixelCounts(np.zeros(k, np.int64), np.zeros((3, k)), np.zeros(3, np.int64),
+                          self._neg if key is None else self._sets[key].neg)  # shared: do not add to it
+        lookup = None
+        if at is not None:  # U index -> index among the set's values (a gather, not a search)
+            lookup = np.zeros(self.index.size, np.int32 if k < 2**31 else np.int64)
+            lookup[at] = np.arange(k, dtype=lookup.dtype)
+        for g in members:
+            if g in self._regions:
+                out.regions += self._regions[g]
+            pos = self._positives.get(g)
+            if pos is None:
+                continue
+            local = pos.positions if lookup is None else lookup[pos.positions]
+            out.pos_count += np.bincount(local, minlength=k)
+            for c in range(3):  # one class at a time: a transient of K, not 3K
+                sel = pos.classes == c
+                if sel.any():
+                    out.pos_weight[c] += np.bincount(local[sel], weights=pos.weights[sel], minlength=k)
         return out
 
     def compute(self, groups: Iterable[int] | None = None, *, fpr_limit: float = 0.3,
                 label: str = "") -> PixelResult:
-        """P-AUROC, P-AP, AUPRO (and AUPRO per region-size class) over ``groups``."""
-        assert self.index is not None
-        return self.total(groups).compute(self.index.values, fpr_limit=fpr_limit, label=label)
+        """P-AUROC, P-AP, AUPRO (and AUPRO per region-size class) over ``groups``
+        (default: all; otherwise a set declared in :meth:`finalize_positives`)."""
+        counts = self.total(groups)
+        return counts.compute(self.values(groups), fpr_limit=fpr_limit, label=label)
+
+    def release(self, groups: Iterable[int] | None = None, *, whole: bool = False) -> None:
+        """Free the counts of the declared set ``groups`` (default: of every declared set; and,
+        with ``whole``, everything else but the regions): :meth:`compute` then works for the
+        other sets and the whole only (or not at all)."""
+        if groups is None:
+            self._sets = {}
+        else:
+            self._sets.pop(frozenset(groups), None)
+        if whole:
+            self._positives, self._neg, self.index = {}, None, None

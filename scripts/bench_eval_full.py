@@ -4,7 +4,8 @@
 Builds, in a temporary folder, a synthetic ground-truth tree with the published test
 counts of every category (16,546 images: 5,084 good, 11,462 defective) times ``--scale``
 and a submission of ``.npy`` maps, then runs the ``threecad eval`` command in a child
-process and prints its wall time and peak memory (the child's maximum resident set).
+process and prints its wall time, CPU time and peak memory (the child's maximum resident
+set), and each category's phase times (read, sort, count, metrics; from ``threecad -v``).
 
 * default: 256x256 images, so the evaluation grid is 256x256 (1.08 billion pixels),
   float16 maps;
@@ -238,6 +239,26 @@ def check(tmp: Path, scale: float, dtype: str) -> bool:
     return ok
 
 
+def _print_phases(log: str) -> None:
+    """Each category's phase times (the ``-v`` log of ``threecad eval``) and their sums."""
+    import re
+
+    totals: dict[str, float] = {}
+    for line in log.splitlines():
+        m = re.search(r"(\w+): (\d+) images, ([\d,?]+) distinct anomalous scores; phases \(s\): (.*)$", line)
+        if not m:
+            continue
+        phases = {k: float(v) for k, v in (p.split() for p in m.group(4).split(", "))}
+        for k, v in phases.items():
+            totals[k] = totals.get(k, 0.0) + v
+        print(f"  {m.group(1):5s} {int(m.group(2)):6,d} images, K = {m.group(3):>11s}: "
+              + ", ".join(f"{k} {v:6.1f} s" for k, v in phases.items()))
+    if totals:
+        print("  all categories: " + ", ".join(f"{k} {v:.1f} s" for k, v in totals.items())
+              + " (read = pass 1: maps, masks, positives; sort = the index; count = pass 2; metrics = "
+                "the category and its breakdowns)")
+
+
 def _results(path: Path) -> dict:
     import json
 
@@ -317,8 +338,8 @@ def main() -> int:
                 n, px = build(root, preds, args.fraction, dtype=dtype)
             print(f"built {n:,} test images and {dtype} maps ({px / 1e9:.2f} G pixels on the grid) in "
                   f"{time.perf_counter() - t0:.0f} s")
-        base = [sys.executable, "-m", "threecad", "eval", str(preds), "--data-root", str(root),
-                "--protocol", args.protocol, "--no-progress"]
+        base = [sys.executable, "-m", "threecad", "-v", "eval", str(preds), "--data-root", str(root),
+                "--protocol", args.protocol, "--no-progress"]  # -v: each category's phase times
         reference = None
         if not (counts and args.no_single):
             shutil.rmtree(preds / "results", ignore_errors=True)
@@ -332,6 +353,7 @@ def main() -> int:
                 print(proc.stderr, file=sys.stderr)
                 return proc.returncode
             print(proc.stdout)
+            _print_phases(proc.stderr)
             target = "< 2.5 min, < 4 GiB" if args.native else "< 30 s, < 3 GiB"
             print(f"threecad eval ({args.protocol}{', native' if args.native else ''}, scale {args.fraction:g}): "
                   f"{wall:.1f} s wall, {cpu:.1f} s CPU (user + sys: on a busy machine, CPU / cores "

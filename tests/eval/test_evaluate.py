@@ -94,6 +94,8 @@ def test_standard_protocol_matches_independent_computation(small_tree, tmp_path)
         st = np.concatenate([maps[k].ravel() for k in sub])
         block = cat["by_type"][t]
         assert block["pixel_auroc"] == pytest.approx(roc_auc_score(yt, st), abs=1e-9)
+        assert block["pixel_ap"] == pytest.approx(average_precision_score(yt, st), abs=1e-9)
+        assert block["n_anomalous_pixels"] == int(yt.sum()) and block["n_pixels"] == yt.size
         assert block["aupro"] == pytest.approx(brute_aupro([maps[k] for k in sub], [gts[k] for k in sub]),
                                                abs=1e-9)
         assert block["n_images"] == len(sub)
