@@ -243,3 +243,22 @@ def test_normal_scores_far_outside_a_narrow_positive_range(dtype, partitioned, r
     got = counter.result()
     below, on = brute_counts(positive_values, normal)
     assert np.array_equal(got.below, below) and np.array_equal(got.on, on)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_large_index_settings_count_the_same(dtype, partition_everything, monkeypatch):
+    """The finer buckets and more partitions used for very many distinct values (native-size
+    categories) give the same counts; a pickled index sends its keys once and still counts."""
+    monkeypatch.setattr(engine, "_LARGE_K", 1)
+    rng = np.random.default_rng(4)
+    values = rng.random(40000).astype(dtype)
+    positive = rng.random(values.size) < 0.3
+    index = pickle.loads(pickle.dumps(PositiveIndex(order_keys(values[positive]))))
+    assert np.shares_memory(index.ukeys, index.sentinel_keys)
+    assert index.fine_table().partitions > 1 << engine._PARTITION_BITS
+    counter = NegativeCounter(index)
+    for part in np.array_split(np.arange(values.size), 5):
+        counter.add(values[part], skip=positive[part])
+    got = counter.result()
+    below, on = brute_counts(values[positive], values[~positive])
+    assert np.array_equal(got.below, below) and np.array_equal(got.on, on)
