@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .engine import NegativeCounts, PositiveIndex, distinct_positions, order_keys
+from .engine import NegativeCounts, PositiveIndex, distinct_counts, distinct_positions, order_keys
 from .metrics import _check_binary_truth, _check_scores
 from .pixels import PixelCounts, PixelResult, extract_positives, positive_counts
 
@@ -51,37 +51,6 @@ def _narrow_values(dtype: np.dtype) -> np.ndarray:
     if dtype in (np.uint8, np.uint16):
         return codes.astype(np.float64)
     return codes.astype(np.float64) - 32768
-
-
-def _distinct_counts(keys: np.ndarray, counts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted distinct ``keys`` and how many times each occurs (or the sum of its ``counts``).
-
-    By one sort (``np.unique`` hashes uint64 keys in numpy 2.4, many times slower).
-
-    Parameters
-    ----------
-    keys : ndarray of shape (n,), uint64
-    counts : ndarray of shape (n,), int64, optional
-        Multiplicity of each key (default: 1 each).
-
-    Returns
-    -------
-    distinct : ndarray of shape (m,), uint64
-    totals : ndarray of shape (m,), int64
-    """
-    if counts is None:
-        ordered = np.sort(keys)
-    else:
-        order = np.argsort(keys, kind="stable")
-        ordered, counts = keys[order], counts[order]
-    if ordered.size == 0:
-        return ordered, np.zeros(0, np.int64)
-    first = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
-    if counts is None:
-        totals = np.diff(np.append(first, ordered.size)).astype(np.int64)
-    else:
-        totals = np.add.reduceat(counts.astype(np.int64), first)
-    return ordered[first], totals
 
 
 class PixelAccumulator:
@@ -138,7 +107,7 @@ class PixelAccumulator:
             hist = self._narrow.setdefault(key, np.zeros(65536, np.int64))
             hist += np.bincount(_narrow_codes(normal), minlength=65536)
         else:
-            u, c = _distinct_counts(order_keys(normal))
+            u, c = distinct_counts(order_keys(normal))
             self._wide_keys.append(u)
             self._wide_counts.append(c)
             self._wide_pending += u.size
@@ -151,7 +120,7 @@ class PixelAccumulator:
             return
         keys = np.concatenate(self._wide_keys)
         counts = np.concatenate(self._wide_counts)
-        u, c = _distinct_counts(keys, counts)
+        u, c = distinct_counts(keys, counts)
         self._wide_keys = [u]
         self._wide_counts = [c]
 

@@ -34,7 +34,7 @@ from numba import njit
 from threecad.regions import MEDIUM_MAX_AREA, SIZE_CLASSES, SMALL_MAX_AREA, region_labels
 
 from .curves import ThresholdCounts, aupro_from, average_precision_from, roc_auc_from
-from .engine import NegativeCounter, NegativeCounts, PositiveIndex, distinct_positions, order_keys
+from .engine import NegativeCounter, NegativeCounts, PositiveIndex, distinct_counts, distinct_positions, order_keys
 
 __all__ = ["ImagePositives", "extract_positives", "PixelCounts", "PixelStats", "NegativeTally", "PixelResult"]
 
@@ -154,8 +154,10 @@ class NegativeTally:
         self._counts: dict[int, NegativeCounts] = dict(counts or {})
         self._counters: dict[int, NegativeCounter] = {}
 
-    def add(self, values: np.ndarray, *, skip: np.ndarray | None = None, group: int = 0) -> None:
-        """Count ``values`` (except ``skip``) into ``group``."""
+    def add(self, values: np.ndarray, *, skip: np.ndarray | None = None, skip_index: np.ndarray | None = None,
+            group: int = 0) -> None:
+        """Count ``values`` (except ``skip``, or the flat indices ``skip_index``) into ``group``
+        (see :meth:`eval.engine.NegativeCounter.add`)."""
         counter = self._counters.get(group)
         if counter is None:
             if self.index is None:
@@ -164,7 +166,7 @@ class NegativeTally:
                 for g in [g for g in self._counts if g != group]:
                     self.release(g)
             counter = self._counters[group] = NegativeCounter(self.index, self.for_group(group))
-        counter.add(values, skip=skip)
+        counter.add(values, skip=skip, skip_index=skip_index)
         if len(self._counters) > 1 and sum(c.buffer_bytes for c in self._counters.values()) > _TALLY_BUFFER_BYTES:
             for g in [g for g in self._counters if g != group]:  # bound the memory of many groups
                 self._counters.pop(g).flush(release=True)
@@ -340,15 +342,6 @@ def _add_restricted(below, on, index_map, sub_below, sub_on):  # pragma: no cove
     sub_below[k_sub] += acc + below[k] - prev
 
 
-def _sorted_distinct(values: np.ndarray) -> np.ndarray:
-    """Sorted distinct values of an integer array (one sort; no hashing)."""
-    s = np.sort(values)
-    keep = np.empty(s.size, np.bool_)
-    keep[:1] = True
-    np.not_equal(s[1:], s[:-1], out=keep[1:])
-    return s[keep]
-
-
 class PixelStats:
     """Exact pixel statistics of a set of images, built in two passes (see module doc).
 
@@ -415,7 +408,7 @@ class PixelStats:
             if key in self._sets or key >= self.groups:  # every group: that is the whole
                 continue
             own = [self._positives[g].positions for g in sorted(key) if g in self._positives]
-            at = _sorted_distinct(np.concatenate(own)) if own else np.zeros(0, np.int32)
+            at = distinct_counts(np.concatenate(own))[0] if own else np.zeros(0, np.int32)
             self._sets[key] = _SetCounts(at, NegativeCounts.zeros(at.size))
         return index
 
@@ -430,11 +423,8 @@ class PixelStats:
     def add_negatives(self, tally: NegativeTally, amap: np.ndarray, flat_positive: np.ndarray | None,
                       *, group: int = 0) -> None:
         """Count the normal pixels of one image (all pixels except ``flat_positive``)."""
-        skip = None
-        if flat_positive is not None and flat_positive.size:
-            skip = np.zeros(amap.size, np.bool_)
-            skip[flat_positive] = True
-        tally.add(amap, skip=skip, group=group)
+        skip_index = flat_positive if flat_positive is not None and flat_positive.size else None
+        tally.add(amap, skip_index=skip_index, group=group)
 
     def fold(self, group: int, counts: NegativeCounts) -> None:
         """Add the normal-pixel counts of ``group`` (against ``U``; thread-safe).
