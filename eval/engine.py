@@ -523,6 +523,19 @@ def distinct_positions(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return _distinct_of_sorted(*_radix_sort(keys))
 
 
+def _linear_buckets(uvals: np.ndarray, scale: float, nb: int) -> np.ndarray:
+    """Bucket of each value of ``U`` (ascending float64) for buckets linear in the value: the
+    table side of :func:`_linear_bucket` (the same arithmetic, so a score equal to ``U[i]``
+    lands in ``U[i]``'s bucket)."""
+    return np.minimum(((uvals - uvals[0]) * scale).astype(np.int64), nb - 1)
+
+
+def _key_buckets(ukeys: np.ndarray, kmin, shift) -> np.ndarray:
+    """Bucket of each order key (uint64 or uint32, ascending) for buckets on the key:
+    ``(key - kmin) >> shift``."""
+    return ((ukeys - ukeys.dtype.type(kmin)) >> ukeys.dtype.type(shift)).astype(np.int64)
+
+
 @njit(nogil=True, cache=True)
 def _run_cost(buckets):
     """Sum of squared bucket sizes (the expected search length) of sorted ``buckets``."""
@@ -579,7 +592,7 @@ class PositiveIndex:
         nb = 1 << bits
         kmin, kmax = int(ukeys[0]), int(ukeys[-1])
         shift = max(0, (kmax - kmin).bit_length() - bits)
-        key_buckets = ((ukeys - np.uint64(kmin)) >> np.uint64(shift)).astype(np.int64)
+        key_buckets = _key_buckets(ukeys, kmin, shift)
         self.kmin, self.kmax, self.shift = np.uint64(kmin), np.uint64(kmax), np.uint64(shift)
         # Two bucket functions, both monotone in the score: on the order key (good for
         # scores spread over many orders of magnitude) and linear in the value (good for
@@ -588,7 +601,7 @@ class PositiveIndex:
         self.uvals = keys_to_values(ukeys)
         span = float(self.uvals[-1] - self.uvals[0])
         self.scale = (nb / span) * (1 - 1e-12) if span > 0 and np.isfinite(span) else 0.0
-        lin_buckets = np.minimum(((self.uvals - self.uvals[0]) * self.scale).astype(np.int64), nb - 1)
+        lin_buckets = _linear_buckets(self.uvals, self.scale, nb)
         self.linear = self.scale > 0 and _run_cost(lin_buckets) < _run_cost(key_buckets)
         self.nb = nb
         self._fine: _FineTable | None = None
@@ -601,9 +614,9 @@ class PositiveIndex:
         """``start[b]``: how many values of ``U`` lie in buckets below ``b``; shape (nb + 1,), int32."""
         if self._start is None:
             if self.linear:
-                buckets = np.minimum(((self.uvals - self.uvals[0]) * self.scale).astype(np.int64), self.nb - 1)
+                buckets = _linear_buckets(self.uvals, self.scale, self.nb)
             else:
-                buckets = ((self.ukeys - self.kmin) >> self.shift).astype(np.int64)
+                buckets = _key_buckets(self.ukeys, self.kmin, self.shift)
             self._start = _bucket_starts(buckets, self.nb)
         return self._start
 
@@ -729,10 +742,10 @@ class _FineTable:
         if index.linear:
             span = float(index.uvals[-1] - index.uvals[0])
             scale = (nb / span) * (1 - 1e-12)
-            buckets = np.minimum(((index.uvals - index.uvals[0]) * scale).astype(np.int64), nb - 1)
+            buckets = _linear_buckets(index.uvals, scale, nb)
         else:
             shift = max(0, (int(index.kmax) - int(index.kmin)).bit_length() - bits)
-            buckets = ((index.ukeys - index.kmin) >> np.uint64(shift)).astype(np.int64)
+            buckets = _key_buckets(index.ukeys, index.kmin, shift)
         start = np.full(nb + 3, k, np.int32)
         start[0] = 0
         start[1:nb + 2] = _bucket_starts(buckets, nb)
@@ -768,10 +781,10 @@ class _Fine32:
         nb = fine.nb
         kmin, shift = np.uint32(keys[0]), 0
         if index.linear:
-            buckets = np.minimum(((index.uvals - index.uvals[0]) * fine.scale).astype(np.int64), nb - 1)
+            buckets = _linear_buckets(index.uvals, fine.scale, nb)
         else:
             shift = max(0, (int(keys[-1]) - int(kmin)).bit_length() - int(np.log2(nb)))
-            buckets = ((keys - kmin) >> np.uint32(shift)).astype(np.int64)
+            buckets = _key_buckets(keys, kmin, shift)
         start = np.full(nb + 3, buckets.size, np.int32)
         start[0] = 0
         start[1:nb + 2] = _bucket_starts(buckets, nb)
