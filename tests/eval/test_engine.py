@@ -262,3 +262,47 @@ def test_large_index_settings_count_the_same(dtype, partition_everything, monkey
     got = counter.result()
     below, on = brute_counts(values[positive], values[~positive])
     assert np.array_equal(got.below, below) and np.array_equal(got.on, on)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("per_bucket", [1, 2, 3, 4, 5, 6, 9])
+def test_buckets_of_every_size_around_the_window(dtype, per_bucket, partition_everything, monkeypatch):
+    """Fine buckets holding exactly ``per_bucket`` positive values (the branch-free window of
+    ``_WINDOW`` comparisons and the search beyond it), with normal scores equal to each value,
+    between them, and beyond both ends."""
+    monkeypatch.setattr(engine, "_FINE_PER_VALUE", 1)
+    groups = 512  # fine buckets are linear in the value: evenly spaced groups of close values
+    centres = np.arange(groups, dtype=np.float64) / groups + 1.0
+    offsets = np.arange(per_bucket) * 2.0 * float(np.finfo(dtype).eps)  # a few ulps apart
+    positive_values = (centres[:, None] + offsets[None, :]).astype(dtype).ravel()
+    between = (positive_values[:-1] + np.diff(positive_values) / 2).astype(dtype)
+    above = np.nextafter(positive_values, dtype(np.inf))  # in the same bucket, past its last value
+    below_ = np.nextafter(positive_values, dtype(-np.inf))
+    normal = np.concatenate([positive_values, between, above, below_, np.array([0.0, 1.0, 2.0, 5.0], dtype)])
+    index = PositiveIndex(order_keys(positive_values))
+    assert index.size == positive_values.size
+    table = index.fine32() if dtype == np.float32 else index.fine_table()
+    assert np.diff(table.start.astype(np.int64)).max() == per_bucket  # the buckets meant
+    counter = NegativeCounter(index)
+    counter.add(normal)
+    got = counter.result()
+    below, on = brute_counts(positive_values, normal)
+    assert np.array_equal(got.below, below) and np.array_equal(got.on, on)
+
+
+def test_counts_made_elsewhere_are_added_to(partition_everything):
+    """A counter given counts that are not interleaved (e.g. unpacked from the network) adds
+    its pixels to them, the same as to counts it made."""
+    rng = np.random.default_rng(8)
+    values = rng.random(20000).astype(np.float32)
+    positive = rng.random(values.size) < 0.2
+    index = PositiveIndex(order_keys(values[positive]))
+    start = engine.NegativeCounts(np.arange(index.size + 1, dtype=np.int64), np.ones(index.size, np.int64))
+    assert start.interleaved() is None and index.empty_counts().interleaved() is not None
+    counter = NegativeCounter(index, start.copy())
+    counter.add(values, skip=positive)
+    got = counter.result()
+    below, on = brute_counts(values[positive], values[~positive])
+    assert np.array_equal(got.below, below + start.below) and np.array_equal(got.on, on + start.on)
+    shipped = pickle.loads(pickle.dumps(got))
+    assert np.array_equal(shipped.below, got.below) and np.array_equal(shipped.on, got.on)
