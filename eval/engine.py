@@ -783,18 +783,28 @@ class _FineTable:
         """Number of partitions (the fine buckets, both end buckets included, ``>> pshift``)."""
         return ((self.nb + 1) >> self.pshift) + 1
 
-    @classmethod
-    def build(cls, index: "PositiveIndex") -> "_FineTable":
+    @staticmethod
+    def layout(index: "PositiveIndex") -> tuple[int, int, float]:
+        """``(bits, partition bits, scale)`` of the fine buckets of ``index`` (``nb = 2**bits``;
+        ``scale`` of the linear buckets, 0 for key buckets)."""
         k = index.size
         large = k >= _LARGE_K
         pbits = _LARGE_PARTITION_BITS if large else _PARTITION_BITS
         fine_max = _LARGE_FINE_MAX_BITS if large else _FINE_MAX_BITS
         bits = int(min(fine_max, max(pbits, int(np.ceil(np.log2(k * _FINE_PER_VALUE))))))
-        nb = 1 << bits
-        scale, shift = 0.0, 0
+        scale = 0.0
         if index.linear:
             span = float(index.uvals[-1] - index.uvals[0])
-            scale = (nb / span) * (1 - 1e-12)
+            scale = ((1 << bits) / span) * (1 - 1e-12)
+        return bits, pbits, scale
+
+    @classmethod
+    def build(cls, index: "PositiveIndex") -> "_FineTable":
+        k = index.size
+        bits, pbits, scale = cls.layout(index)
+        nb = 1 << bits
+        shift = 0
+        if index.linear:
             buckets = _linear_buckets(index.uvals, scale, nb)
         else:
             shift = max(0, (int(index.kmax) - int(index.kmin)).bit_length() - bits)
@@ -829,21 +839,21 @@ class _Fine32:
         u32 = index.uvals.astype(np.float32)
         if not np.array_equal(u32.astype(np.float64), index.uvals):
             return None
-        fine = index.fine_table()
         keys = order_keys32(u32)
-        nb = fine.nb
+        bits, pbits, scale = _FineTable.layout(index)
+        nb = 1 << bits
         kmin, shift = np.uint32(keys[0]), 0
-        if index.linear:
-            buckets = _linear_buckets(index.uvals, fine.scale, nb)
-        else:
-            shift = max(0, (int(keys[-1]) - int(kmin)).bit_length() - int(np.log2(nb)))
+        if index.linear:  # the same buckets as the 64-bit table's: share it
+            start = index.fine_table().start
+        else:  # buckets on the 32-bit keys (the 64-bit table is not built)
+            shift = max(0, (int(keys[-1]) - int(kmin)).bit_length() - bits)
             buckets = _key_buckets(keys, kmin, shift)
-        start = np.full(nb + 3, buckets.size, np.int32)
-        start[0] = 0
-        start[1:nb + 2] = _bucket_starts(buckets, nb)
+            start = np.full(nb + 3, buckets.size, np.int32)
+            start[0] = 0
+            start[1:nb + 2] = _bucket_starts(buckets, nb)
         ukeys = np.append(keys, np.full(_WINDOW, 0xFFFFFFFF, np.uint32))
-        return cls(ukeys, start, bool(index.linear), float(index.uvals[0]), fine.scale, kmin, np.int64(shift), nb,
-                   fine.pshift)
+        return cls(ukeys, start, bool(index.linear), float(index.uvals[0]), scale, kmin, np.int64(shift), nb,
+                   bits - pbits)
 
     @property
     def partitions(self) -> int:
