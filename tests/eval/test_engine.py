@@ -289,20 +289,3 @@ def test_buckets_of_every_size_around_the_window(dtype, per_bucket, partition_ev
     below, on = brute_counts(positive_values, normal)
     assert np.array_equal(got.below, below) and np.array_equal(got.on, on)
 
-
-def test_counts_made_elsewhere_are_added_to(partition_everything):
-    """A counter given counts that are not interleaved (e.g. unpacked from the network) adds
-    its pixels to them, the same as to counts it made."""
-    rng = np.random.default_rng(8)
-    values = rng.random(20000).astype(np.float32)
-    positive = rng.random(values.size) < 0.2
-    index = PositiveIndex(order_keys(values[positive]))
-    start = engine.NegativeCounts(np.arange(index.size + 1, dtype=np.int64), np.ones(index.size, np.int64))
-    assert start.interleaved() is None and index.empty_counts().interleaved() is not None
-    counter = NegativeCounter(index, start.copy())
-    counter.add(values, skip=positive)
-    got = counter.result()
-    below, on = brute_counts(values[positive], values[~positive])
-    assert np.array_equal(got.below, below + start.below) and np.array_equal(got.on, on + start.on)
-    shipped = pickle.loads(pickle.dumps(got))
-    assert np.array_equal(shipped.below, got.below) and np.array_equal(shipped.on, got.on)
