@@ -135,6 +135,32 @@ def test_distinct_positions():
     assert empty.size == 0 and where.size == 0
 
 
+@pytest.mark.parametrize("kind", ["float64", "float32", "ties", "narrow", "skewed", "tiny-range"])
+def test_radix_sort_of_many_keys(kind):
+    """Enough keys for the most-significant-digit pass (``_MSD_MIN``): sorted, stable, and the
+    same positions as numpy's sort, whatever bits vary."""
+    rng = np.random.default_rng(2)
+    n = engine._MSD_MIN * 3 + 17
+    if kind == "float64":
+        values = rng.standard_normal(n) * 10.0 ** rng.integers(-5, 5, n)
+    elif kind == "float32":
+        values = rng.random(n).astype(np.float32).astype(np.float64)
+    elif kind == "ties":
+        values = rng.integers(0, 300, n).astype(np.float64)
+    elif kind == "narrow":  # only the low bits vary
+        values = 1.0 + rng.integers(0, 1 << 20, n) * np.finfo(np.float64).eps
+    elif kind == "skewed":  # nearly every key in one top-digit part
+        values = np.where(rng.random(n) < 0.99, 0.5 + rng.random(n) * 1e-9, rng.random(n) * 100)
+    else:  # fewer varying bits than one digit
+        values = 1.0 + rng.integers(0, 1000, n) * np.finfo(np.float64).eps
+    keys = order_keys(values)
+    ordered, order = engine._radix_sort(keys)
+    assert np.array_equal(ordered, np.sort(keys))
+    assert np.array_equal(order, np.argsort(keys, kind="stable"))
+    distinct, positions = distinct_positions(keys)
+    assert np.array_equal(distinct, np.unique(keys)) and np.array_equal(distinct[positions], keys)
+
+
 def test_order_keys_round_trip_and_order():
     v = np.array([-np.inf, -1e300, -1.0, -0.0, 0.0, 1e-300, 1.0, np.inf])
     k = order_keys(v)
