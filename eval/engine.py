@@ -45,6 +45,7 @@ _LARGE_FINE_MAX_BITS = 24      # and finer buckets (measured 18 % faster at K = 
 _BUFFER = 1 << 21              # normal pixels buffered per counter before a partitioned pass...
 _BUFFER_PER_VALUE = 4          # ...or this many per distinct positive value (each pass walks U once)
 _MAX_BUFFER = 1 << 23
+_FILL_BLOCK = 2048             # keys computed (vectorised) before their partitions are histogrammed
 _FIRST_BUFFER = 1 << 16        # the buffer starts this small and doubles up to _BUFFER
 
 
@@ -198,33 +199,56 @@ def _fine_bucket(k, linear, u0, scale, kmin, shift, nb):
     return b if k >= kmin else np.int64(0)
 
 
+@njit(inline="always")
+def _key64(x):
+    """Order key of ``x`` (float64, ``+ 0.0`` applied), NaN at -inf's key; with selects."""
+    bits = np.float64(x).view(np.uint64)
+    k = ~bits if bits & _SIGN_N else bits | _SIGN_N
+    return _NAN_KEY if x != x else k
+
+
 @njit(nogil=True, cache=True)
 def _partition_fill(values, skip, use_skip, first, kbuf, pos, hist, linear, u0, scale, kmin, shift, nb, pshift):
     """Append the order keys of ``values[first:]`` (not ``skip``ped) to ``kbuf[pos:]`` and
-    histogram their partitions (NaN as -inf). Stops when the buffer is
-    full; returns ``(next index, next pos, NaN or infinite values seen)``."""
+    histogram their partitions (NaN as -inf). Block by block: the keys and buckets first (no
+    branch: vector instructions), then the partitions, dropping skipped pixels. Stops when the
+    buffer is full; returns ``(next index, next pos, NaN or infinite values seen)``."""
     n = values.size
     cap = kbuf.size
+    buckets = np.empty(_FILL_BLOCK, np.int64)
+    finite = np.empty(_FILL_BLOCK, np.bool_)
     i = first
     bad = 0
     while i < n and pos < cap:
-        j = i
-        i += 1
-        if use_skip and skip[j]:
-            continue
-        x = np.float64(values[j]) + 0.0
-        bits = np.float64(x).view(np.uint64)
-        k = ~bits if bits & _SIGN_N else bits | _SIGN_N
-        if not (x - x == 0.0):
-            bad += 1
-            if x != x:
-                k = _NAN_KEY
-                x = -np.inf
-        # the bucket of the key, as the scatter will compute it (from ``x`` when linear: the same value)
-        b = _linear_bucket(x, u0, scale, nb) if linear else _fine_bucket(k, linear, u0, scale, kmin, shift, nb)
-        hist[b >> pshift] += 1
-        kbuf[pos] = k
-        pos += 1
+        e = min(n, i + _FILL_BLOCK, i + (cap - pos))
+        if linear:  # the bucket rule a constant in each loop, so that both vectorise
+            for j in range(i, e):
+                x = np.float64(values[j]) + 0.0
+                finite[j - i] = x - x == 0.0
+                kbuf[pos + j - i] = _key64(x)
+                buckets[j - i] = _linear_bucket(x, u0, scale, nb)
+        else:
+            for j in range(i, e):
+                x = np.float64(values[j]) + 0.0
+                finite[j - i] = x - x == 0.0
+                k = _key64(x)
+                kbuf[pos + j - i] = k
+                buckets[j - i] = _fine_bucket(k, False, u0, scale, kmin, shift, nb)
+        if use_skip:  # drop the skipped pixels, moving the kept keys down in place
+            at = pos
+            for j in range(i, e):
+                keep = not skip[j]
+                kbuf[at] = kbuf[pos + j - i]
+                hist[buckets[j - i] >> pshift] += keep
+                bad += 0 if finite[j - i] else np.int64(keep)
+                at += keep
+            pos = at
+        else:
+            for j in range(e - i):
+                hist[buckets[j] >> pshift] += 1
+                bad += not finite[j]
+            pos += e - i
+        i = e
     return i, pos, bad
 
 
@@ -359,9 +383,6 @@ def _partition_offsets(hist):
         total += hist[p]
         hist[p] = 0
     return offset
-
-
-_FILL_BLOCK = 2048  # words computed (vectorised) before their partitions are histogrammed
 
 
 @njit(nogil=True, cache=True)
