@@ -30,7 +30,7 @@ import numpy as np
 from numba import njit
 
 __all__ = ["order_keys", "order_keys32", "keys_to_values", "distinct_counts", "distinct_positions", "PositiveIndex",
-           "NegativeCounts", "NegativeCounter", "NonFiniteScoresError"]
+           "NegativeCounts", "NegativeCounter", "CounterBuffers", "NonFiniteScoresError"]
 
 _SIGN = np.uint64(1 << 63)
 _ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -955,6 +955,16 @@ def order_keys32(values: np.ndarray) -> np.ndarray:
     return np.where(bits & _S32, ~bits, bits | _S32)
 
 
+@dataclass
+class CounterBuffers:
+    """A counter's buffers, handed from one counter to the next (:meth:`NegativeCounter.take_buffers`)."""
+
+    index: "PositiveIndex"
+    keys: np.ndarray
+    scratch: np.ndarray | None
+    words32: bool
+
+
 class NegativeCounter:
     """Normal pixels counted against a :class:`PositiveIndex`, image after image.
 
@@ -1023,6 +1033,22 @@ class NegativeCounter:
             self._use_buffer(False, index.fine_table().partitions)
             bad = self._append64(flat, skip_flat, use_skip)
         _raise_non_finite(bad)
+
+    def take_buffers(self) -> "CounterBuffers | None":
+        """Count what is buffered and hand the buffers out (for :meth:`adopt_buffers` of the
+        next counter against the same index, so that it need not grow its own from small)."""
+        self.flush()
+        spare = None if self._keys is None else CounterBuffers(self.index, self._keys, self._scratch, self._words32)
+        self._keys = self._scratch = self._hist = None
+        return spare
+
+    def adopt_buffers(self, spare: "CounterBuffers | None") -> None:
+        """Use the buffers of :meth:`take_buffers` (when they were made for this index and
+        this counter has none yet)."""
+        if spare is not None and self._keys is None and spare.index is self.index:
+            self._keys, self._scratch, self._words32 = spare.keys, spare.scratch, spare.words32
+            self._hist = np.zeros(self.index.fine32().partitions if spare.words32 else
+                                  self.index.fine_table().partitions, np.int64)
 
     def _use_buffer(self, words32: bool, partitions: int) -> None:
         """Make the buffer hold ``words32`` entries (what it held is counted first)."""

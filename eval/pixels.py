@@ -34,7 +34,8 @@ from numba import njit
 from threecad.regions import MEDIUM_MAX_AREA, SIZE_CLASSES, SMALL_MAX_AREA, region_labels
 
 from .curves import ThresholdCounts, aupro_from, average_precision_from, roc_auc_from
-from .engine import NegativeCounter, NegativeCounts, PositiveIndex, distinct_counts, distinct_positions, order_keys
+from .engine import (CounterBuffers, NegativeCounter, NegativeCounts, PositiveIndex, distinct_counts, distinct_positions,
+                     order_keys)
 
 __all__ = ["ImagePositives", "extract_positives", "PixelCounts", "PixelStats", "NegativeTally", "PixelResult"]
 
@@ -162,23 +163,32 @@ class NegativeTally:
         if counter is None:
             if self.index is None:
                 raise RuntimeError("this tally has no index to count against")
-            if self.sink is not None:
+            spare = None
+            if self.sink is not None:  # the other groups' counts go first (memory), their buffers stay
                 for g in [g for g in self._counts if g != group]:
-                    self.release(g)
+                    spare = self.release(g, keep_buffers=True) or spare
             counter = self._counters[group] = NegativeCounter(self.index, self.for_group(group))
+            counter.adopt_buffers(spare)
         counter.add(values, skip=skip, skip_index=skip_index)
         if len(self._counters) > 1 and sum(c.buffer_bytes for c in self._counters.values()) > _TALLY_BUFFER_BYTES:
             for g in [g for g in self._counters if g != group]:  # bound the memory of many groups
                 self._counters.pop(g).flush(release=True)
 
-    def release(self, group: int) -> None:
-        """Hand ``group``'s counts (flushed) to the sink and forget them."""
+    def release(self, group: int, *, keep_buffers: bool = False) -> CounterBuffers | None:
+        """Hand ``group``'s counts (flushed) to the sink and forget them. Its buffers are freed,
+        or returned with ``keep_buffers`` (for the next group's counter)."""
         counter = self._counters.pop(group, None)
+        spare = None
         if counter is not None:
-            counter.flush(release=True)
+            if keep_buffers:
+                spare = counter.take_buffers()
+            else:
+                counter.flush(release=True)
+        del counter
         counts = self._counts.pop(group, None)
         if counts is not None and self.sink is not None:
             self.sink(group, counts)
+        return spare
 
     def flush(self) -> None:
         """Count every buffered pixel (frees the buffers)."""

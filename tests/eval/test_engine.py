@@ -187,6 +187,31 @@ def test_tally_bounds_the_buffers_of_many_groups(partition_everything, monkeypat
         assert np.array_equal(tally.counts[g].below, below) and np.array_equal(tally.counts[g].on, on)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_tally_in_group_order_hands_its_buffers_on(dtype, partition_everything):
+    """Fed group after group (with a sink), a tally gives each finished group's buffers to the
+    next group's counter instead of growing new ones, and every group's counts stay exact."""
+    rng = np.random.default_rng(12)
+    values = rng.random(60000).astype(dtype)
+    positive = rng.random(values.size) < 0.1
+    index = PositiveIndex(order_keys(values[positive]))
+    received = {}
+    tally = NegativeTally(index.size, index=index, sink=lambda g, c: received.setdefault(g, c))
+    chunks = np.array_split(np.arange(values.size), 12)
+    buffers = []
+    for i, chunk in enumerate(chunks):
+        group = i // 4  # groups 0, 1, 2 in order
+        tally.add(values[chunk], skip=positive[chunk], group=group)
+        buffers.append(tally._counters[group]._keys)
+    assert buffers[4] is buffers[3] and buffers[8] is buffers[7]  # handed on, not regrown
+    for g, c in tally.counts.items():
+        received[g] = c
+    for g in range(3):
+        sel = np.concatenate(chunks[4 * g:4 * g + 4])
+        below, on = brute_counts(values[positive], values[sel][~positive[sel]])
+        assert np.array_equal(received[g].below, below) and np.array_equal(received[g].on, on)
+
+
 @pytest.mark.parametrize("partitioned", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
