@@ -171,14 +171,6 @@ def average_precision_from(tc: ThresholdCounts, *, name: str = "AP") -> float:
     return _unit(np.sum((pos[has] / tc.n_pos * precision)[::-1]))
 
 
-def _pro_steps(tc: ThresholdCounts) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """The PRO curve as runs, from high thresholds to low: before each threshold a flat run
-    of ``flat`` normal pixels, then a diagonal (or vertical) step of ``dx`` normal pixels and
-    ``dy`` PRO weight at it; then the final flat run ``tail`` below the lowest threshold."""
-    flat = (tc.fps_above - np.concatenate([[0], tc.fps[:-1]])).astype(np.float64)
-    return flat, tc.on.astype(np.float64), tc.pro_weight, float(tc.n_neg - (tc.fps[-1] if tc.fps.size else 0))
-
-
 def aupro_from(tc: ThresholdCounts, *, fpr_limit: float = 0.3, name: str = "AUPRO") -> float:
     """Normalised area under the PRO curve up to ``fpr_limit`` (MVTec AD definition), exact.
 
@@ -192,30 +184,36 @@ def aupro_from(tc: ThresholdCounts, *, fpr_limit: float = 0.3, name: str = "AUPR
         return _undefined(name, "no anomalous regions")
     if n == 0:
         return _undefined(name, "no normal pixels")
-    flat, dx, dy, _ = _pro_steps(tc)
-    area = _pro_area(flat, dx, dy, fpr_limit * n)
+    area = _pro_area(tc.fps_above, tc.fps, tc.pro_weight, fpr_limit * n)
     return _unit(area / tc.n_regions / n / fpr_limit)
 
 
 @njit(nogil=True, cache=True)
-def _pro_area(flat, dx, dy, limit):
-    """Area under the (unnormalised) PRO curve up to ``limit`` normal pixels: the runs of
-    :func:`_pro_steps` walked from high thresholds to low, stopping at the limit, where the
-    last run is interpolated (the flat tail below the lowest threshold, or a curve that ends
-    short of the limit by rounding, extends flat to it)."""
+def _pro_area(fps_above, fps, dy, limit):
+    """Area under the (unnormalised) PRO curve up to ``limit`` normal pixels, walked from high
+    thresholds to low and stopped at the limit (no array as long as the curve is made).
+
+    Before threshold ``i`` lies a flat run of ``fps_above[i] - fps[i - 1]`` normal pixels, then
+    a diagonal (or vertical) step of ``fps[i] - fps_above[i]`` normal pixels (its ties) and
+    ``dy[i]`` PRO weight. The last run is interpolated at the limit; the flat tail below the
+    lowest threshold, or a curve that ends short of the limit by rounding, extends flat to it."""
     x = 0.0
     y = 0.0
     area = 0.0
-    for i in range(flat.size):
-        if x + flat[i] >= limit:
+    before = 0
+    for i in range(fps.size):
+        flat = np.float64(fps_above[i] - before)
+        dx = np.float64(fps[i] - fps_above[i])
+        before = fps[i]
+        if x + flat >= limit:
             return area + (limit - x) * y
-        area += flat[i] * y
-        x += flat[i]
-        if dx[i] > 0 and x + dx[i] >= limit:
-            frac = (limit - x) / dx[i]
+        area += flat * y
+        x += flat
+        if dx > 0 and x + dx >= limit:
+            frac = (limit - x) / dx
             return area + (limit - x) * (y + 0.5 * frac * dy[i])
-        area += dx[i] * (y + 0.5 * dy[i])
-        x += dx[i]
+        area += dx * (y + 0.5 * dy[i])
+        x += dx
         y += dy[i]
     return area + (limit - x) * y
 

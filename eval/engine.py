@@ -29,7 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-__all__ = ["order_keys", "order_keys32", "keys_to_values", "distinct_counts", "distinct_positions", "PositiveIndex",
+__all__ = ["order_keys", "order_keys32", "keys_to_values", "distinct_counts", "distinct_positions", "stable_order",
+           "PositiveIndex",
            "NegativeCounts", "NegativeCounter", "CounterBuffers", "NonFiniteScoresError"]
 
 _SIGN = np.uint64(1 << 63)
@@ -662,6 +663,12 @@ def distinct_positions(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     keys = np.ascontiguousarray(keys, dtype=np.uint64).reshape(-1)
     return _distinct_of_sorted(*_radix_sort(keys))
+
+
+def stable_order(keys: np.ndarray) -> np.ndarray:
+    """The stable order that sorts ``keys`` (unsigned, or non-negative integers), by the radix
+    sort of :func:`distinct_positions`; shape (n,), int64."""
+    return _radix_sort(np.ascontiguousarray(keys, dtype=np.uint64).reshape(-1))[1]
 
 
 def _linear_buckets(uvals: np.ndarray, scale: float, nb: int) -> np.ndarray:

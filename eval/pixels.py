@@ -35,7 +35,7 @@ from threecad.regions import MEDIUM_MAX_AREA, SIZE_CLASSES, SMALL_MAX_AREA, regi
 
 from .curves import ThresholdCounts, aupro_from, average_precision_from, roc_auc_from
 from .engine import (CounterBuffers, NegativeCounter, NegativeCounts, PositiveIndex, distinct_counts, distinct_positions,
-                     order_keys)
+                     order_keys, stable_order)
 
 __all__ = ["ImagePositives", "extract_positives", "PixelCounts", "PixelStats", "NegativeTally", "PixelResult"]
 
@@ -317,7 +317,8 @@ def positive_counts(k: int, positions: np.ndarray, weights: np.ndarray,
 
 @dataclass
 class _GroupPositives:
-    """The anomalous pixels of one group, in the order they were added."""
+    """The anomalous pixels of one group, by index in ``U`` (a value's pixels in the order they
+    were added)."""
 
     positions: np.ndarray  # (p,) int32 or int64, index in U
     weights: np.ndarray    # (p,) float64, 1 / region area
@@ -330,6 +331,39 @@ class _SetCounts:
 
     positions: np.ndarray  # (K_s,) sorted indices into U: the distinct values of the set's positives
     neg: NegativeCounts
+
+
+@njit(nogil=True, cache=True)
+def _add_group_positives(positions, classes, weights, lookup, use_lookup, pos_count,
+                         pos_weight):  # pragma: no cover - compiled
+    """Add one group's anomalous pixels (``positions`` in ``U``, ascending; mapped through
+    ``lookup`` when ``use_lookup``) to ``pos_count`` (K,) and ``pos_weight`` (3, K), in place.
+
+    The weights of each (class, value) are summed in the group's pixel order, then added to the
+    total once, as ``pos_weight[c] += np.bincount(..., weights=...)`` per group would (the same
+    floating-point sums, bit for bit): one pass in memory order, with no K-long temporaries."""
+    n = positions.size
+    i = 0
+    while i < n:
+        at = positions[i]
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        first = i
+        while i < n and positions[i] == at:
+            c = classes[i]
+            if c == 0:
+                s0 += weights[i]
+            elif c == 1:
+                s1 += weights[i]
+            else:
+                s2 += weights[i]
+            i += 1
+        j = lookup[at] if use_lookup else at
+        pos_count[j] += i - first
+        pos_weight[0, j] += s0  # adding 0.0 to a class without pixels here changes nothing
+        pos_weight[1, j] += s1
+        pos_weight[2, j] += s2
 
 
 @njit(nogil=True, cache=True)
@@ -408,9 +442,13 @@ class PixelStats:
         ends = np.cumsum(sizes).tolist()
         for g, start, end in zip(order, [0, *ends[:-1]], ends):
             images = self._pending.pop(g)
-            self._positives[g] = _GroupPositives(positions[start:end],
-                                                 np.concatenate([p.weights for p in images]),
-                                                 np.concatenate([p.size_class for p in images]))
+            # by value, pixels of a value in the order they were added: the sums of total()
+            # then walk memory in order, and add the same terms in the same order
+            by_value = stable_order(positions[start:end])
+            self._positives[g] = _GroupPositives(positions[start:end][by_value],
+                                                 np.concatenate([p.weights for p in images])[by_value],
+                                                 np.concatenate([p.size_class for p in images])[by_value])
+            del by_value
         del positions
         self._neg = NegativeCounts.zeros(index.size)
         for s in sets:
@@ -497,22 +535,17 @@ class PixelStats:
         k = self.index.size if at is None else at.size
         out = PixelCounts(np.zeros(k, np.int64), np.zeros((3, k)), np.zeros(3, np.int64),
                           self._neg if key is None else self._sets[key].neg)  # shared: do not add to it
-        lookup = None
-        if at is not None:  # U index -> index among the set's values (a gather, not a search)
-            lookup = np.zeros(self.index.size, np.int32 if k < 2**31 else np.int64)
+        # U index -> index among the set's values (a gather, not a search); the identity for the whole
+        lookup = np.zeros(self.index.size if at is not None else 0, np.int32 if k < 2**31 else np.int64)
+        if at is not None:
             lookup[at] = np.arange(k, dtype=lookup.dtype)
         for g in members:
             if g in self._regions:
                 out.regions += self._regions[g]
             pos = self._positives.get(g)
-            if pos is None:
-                continue
-            local = pos.positions if lookup is None else lookup[pos.positions]
-            out.pos_count += np.bincount(local, minlength=k)
-            for c in range(3):  # one class at a time: a transient of K, not 3K
-                sel = pos.classes == c
-                if sel.any():
-                    out.pos_weight[c] += np.bincount(local[sel], weights=pos.weights[sel], minlength=k)
+            if pos is not None:
+                _add_group_positives(pos.positions, pos.classes, pos.weights, lookup, at is not None,
+                                     out.pos_count, out.pos_weight)
         return out
 
     def compute(self, groups: Iterable[int] | None = None, *, fpr_limit: float = 0.3,
