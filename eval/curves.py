@@ -155,9 +155,19 @@ def roc_auc_from(tc: ThresholdCounts, *, name: str = "AUROC") -> float:
         return _undefined(name, "no positive samples")
     if tc.n_neg == 0:
         return _undefined(name, "no negative samples")
-    below = tc.n_neg - tc.fps  # negatives < threshold
-    numerator2 = int(np.dot(tc.pos[::-1], (2 * below + tc.on)[::-1]))
+    numerator2 = int(_mann_whitney2(tc.pos, tc.fps, tc.fps_above, tc.n_neg))
     return _unit(numerator2 / (2.0 * tc.n_pos * tc.n_neg))
+
+
+@njit(nogil=True, cache=True)
+def _mann_whitney2(pos, fps, fps_above, n_neg):
+    """Twice the Mann-Whitney count: each positive scores 2 per negative below it and 1 per
+    negative tied with it (integers, exact; one pass, no temporaries)."""
+    total = np.int64(0)
+    for i in range(pos.size):
+        below = n_neg - fps[i]
+        total += pos[i] * (2 * below + fps[i] - fps_above[i])
+    return total
 
 
 def average_precision_from(tc: ThresholdCounts, *, name: str = "AP") -> float:
