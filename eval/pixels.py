@@ -34,8 +34,8 @@ from numba import njit
 from threecad.regions import MEDIUM_MAX_AREA, SIZE_CLASSES, SMALL_MAX_AREA, region_labels
 
 from .curves import ThresholdCounts, aupro_from, average_precision_from, roc_auc_from
-from .engine import (CounterBuffers, NegativeCounter, NegativeCounts, PositiveIndex, distinct_counts, distinct_positions,
-                     order_keys, stable_order)
+from .engine import (CounterBuffers, NegativeCounter, NegativeCounts, PositiveIndex, distinct_positions, order_keys,
+                     stable_order)
 
 __all__ = ["ImagePositives", "extract_positives", "PixelCounts", "PixelStats", "NegativeTally", "PixelResult"]
 
@@ -456,7 +456,10 @@ class PixelStats:
             if key in self._sets or key >= self.groups:  # every group: that is the whole
                 continue
             own = [self._positives[g].positions for g in sorted(key) if g in self._positives]
-            at = distinct_counts(np.concatenate(own))[0] if own else np.zeros(0, np.int32)
+            # each group's positions are sorted: a stable sort merges the runs
+            merged = np.sort(np.concatenate(own), kind="stable") if own else np.zeros(0, np.int32)
+            at = merged[np.concatenate([[True], merged[1:] != merged[:-1]])] if merged.size else merged
+            del merged
             self._sets[key] = _SetCounts(at, NegativeCounts.zeros(at.size))
         return index
 
