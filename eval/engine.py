@@ -69,11 +69,20 @@ def order_keys(values: np.ndarray) -> np.ndarray:
 
 
 def keys_to_values(keys: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`order_keys`: the float64 values of the keys."""
+    """Inverse of :func:`order_keys`: the float64 values of the keys (same shape)."""
     keys = np.asarray(keys, dtype=np.uint64)
-    positive = (keys & _SIGN) != 0
-    bits = np.where(positive, keys & ~_SIGN, ~keys)
-    return bits.view(np.float64)
+    return _keys_to_values(np.ascontiguousarray(keys).reshape(-1)).reshape(keys.shape)
+
+
+@njit(nogil=True, cache=True)
+def _keys_to_values(keys):
+    """:func:`keys_to_values` in one pass (numpy's takes four over temporaries)."""
+    out = np.empty(keys.size, np.uint64)
+    sign = np.uint64(1 << 63)
+    for i in range(keys.size):
+        k = keys[i]
+        out[i] = k & ~sign if k & sign else ~k
+    return out.view(np.float64)
 
 
 @njit(nogil=True, cache=True)
@@ -685,16 +694,32 @@ def _key_buckets(ukeys: np.ndarray, kmin, shift) -> np.ndarray:
 
 
 @njit(nogil=True, cache=True)
-def _run_cost(buckets):
-    """Sum of squared bucket sizes (the expected search length) of sorted ``buckets``."""
-    cost = 0.0
-    run = 0
-    for i in range(buckets.size):
-        if i and buckets[i] != buckets[i - 1]:
-            cost += run * run
-            run = 0
-        run += 1
-    return cost + run * run
+def _run_costs(ukeys, uvals, scale, nb, kmin, shift):
+    """Sum of squared bucket sizes (the expected search length) of ``U`` under the linear
+    buckets (as :func:`_linear_buckets`) and under the key buckets (as :func:`_key_buckets`),
+    in one pass without the bucket arrays."""
+    u0 = uvals[0]
+    linear = 0.0
+    keyed = 0.0
+    run_l = 0
+    run_k = 0
+    prev_l = np.int64(-1)
+    prev_k = np.uint64(0)
+    for i in range(ukeys.size):
+        bl = np.int64((uvals[i] - u0) * scale)
+        bl = bl if bl < nb - 1 else np.int64(nb - 1)
+        bk = (ukeys[i] - kmin) >> shift
+        if i and bl != prev_l:
+            linear += run_l * run_l
+            run_l = 0
+        if i and bk != prev_k:
+            keyed += run_k * run_k
+            run_k = 0
+        run_l += 1
+        run_k += 1
+        prev_l = bl
+        prev_k = bk
+    return linear + run_l * run_l, keyed + run_k * run_k
 
 
 def _bucket_starts(buckets: np.ndarray, nb: int) -> np.ndarray:
@@ -740,7 +765,6 @@ class PositiveIndex:
         nb = 1 << bits
         kmin, kmax = int(ukeys[0]), int(ukeys[-1])
         shift = max(0, (kmax - kmin).bit_length() - bits)
-        key_buckets = _key_buckets(ukeys, kmin, shift)
         self.kmin, self.kmax, self.shift = np.uint64(kmin), np.uint64(kmax), np.uint64(shift)
         # Two bucket functions, both monotone in the score: on the order key (good for
         # scores spread over many orders of magnitude) and linear in the value (good for
@@ -749,8 +773,8 @@ class PositiveIndex:
         self.uvals = keys_to_values(ukeys)
         span = float(self.uvals[-1] - self.uvals[0])
         self.scale = (nb / span) * (1 - 1e-12) if span > 0 and np.isfinite(span) else 0.0
-        lin_buckets = _linear_buckets(self.uvals, self.scale, nb)
-        self.linear = self.scale > 0 and _run_cost(lin_buckets) < _run_cost(key_buckets)
+        linear_cost, key_cost = _run_costs(ukeys, self.uvals, self.scale, nb, self.kmin, self.shift)
+        self.linear = self.scale > 0 and linear_cost < key_cost
         self.nb = nb
         self._fine: _FineTable | None = None
         self._fine32: _Fine32 | bool | None = None  # None: not built yet; False: U is not float32
