@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from .timing import PhaseTimer
 
 __all__ = ["Evaluator", "Results", "CategoryResult", "ImageResult", "Metric", "ImageTableObserver",
-           "ObserverGroup", "PhaseObserver"]
+           "ObserverGroup", "PhaseObserver", "start_engine_warm_up"]
 
 log = logging.getLogger(__name__)
 
@@ -184,15 +184,57 @@ class PhaseObserver(ImageObserver):
         self.timer.begin(f"{self._code} metrics")
 
 
-def _warm_up_engine() -> None:
-    """Count a 2x2 map once, so that the engine's compiled kernels are loaded (numba's
-    first call in a process takes about half a second of CPU, holding the interpreter).
+_NUMBA_UNUSED_IMPORTS = ("scipy.linalg.cython_blas", "cffi")
+"""Modules numba imports on its first compiled call in a process and the engine never uses."""
 
-    :meth:`Evaluator.score` runs it in a background thread while pass 1 reads and hashes
-    maps and decodes masks (work that mostly runs outside the interpreter lock), instead of
-    at the start of pass 2, where every counting thread would wait for it. Any failure is
-    ignored: scoring then loads the kernels itself.
+_warm_up_lock = threading.Lock()
+_warm_up_started = False
+
+
+def start_engine_warm_up(*, lean: bool = False) -> bool:
+    """Load the engine's compiled kernels in a background thread, once per process.
+
+    numba's first compiled call in a process takes about half a second of CPU, holding the
+    interpreter: it imports every implementation it has, then loads the cached kernels.
+    :meth:`Evaluator.score` starts this while pass 1 reads and hashes maps and decodes masks
+    (work that mostly runs outside the interpreter lock), so that no counting thread waits
+    for it in pass 2. A caller may start it earlier; later calls do nothing.
+
+    Parameters
+    ----------
+    lean : bool
+        Also keep numba from importing :data:`_NUMBA_UNUSED_IMPORTS` for that first call:
+        ``scipy.linalg.cython_blas`` (numba checks once whether ``np.dot`` inside compiled
+        code can call BLAS; the import brings SciPy's linear algebra and OpenBLAS, whose
+        threads start spinning: ~0.25 s of CPU, measured with scripts/bench_eval_cli.py) and
+        ``cffi``. The engine's kernels use neither. Only for a process in which no other
+        thread may import those modules during the warm-up (``threecad eval``): an import
+        there would fail. Without ``lean``, nothing is kept from importing.
+
+    Returns
+    -------
+    bool
+        Whether this call started the warm-up.
     """
+    global _warm_up_started
+    with _warm_up_lock:
+        if _warm_up_started:
+            return False
+        _warm_up_started = True
+    threading.Thread(target=_warm_up_engine, kwargs={"lean": lean}, name="threecad-engine-warm-up",
+                     daemon=True).start()
+    return True
+
+
+def _warm_up_engine(*, lean: bool = False) -> None:
+    """Count a 2x2 map once, so that the engine's compiled kernels are loaded (see
+    :func:`start_engine_warm_up`). Any failure is ignored: scoring then loads the kernels
+    itself."""
+    if lean:
+        try:
+            _load_numba_implementations(_NUMBA_UNUSED_IMPORTS)
+        except Exception:  # noqa: BLE001 - numba's first compiled call below loads them as usual
+            log.debug("numba's implementations could not be loaded lean", exc_info=True)
     try:
         from .engine import order_keys
 
@@ -209,6 +251,30 @@ def _warm_up_engine() -> None:
         aupro_from(stats.total().threshold_counts(index.values))
     except Exception:  # noqa: BLE001 - only a warm-up
         log.debug("engine warm-up failed", exc_info=True)
+
+
+def _load_numba_implementations(unused: Sequence[str]) -> None:
+    """numba's implementation registries, loaded with the modules ``unused`` not importable.
+
+    A ``None`` entry in ``sys.modules`` makes ``import name`` raise ImportError (Python's
+    import system documents it); numba then takes its fallbacks (it records that compiled
+    ``np.correlate``/``np.convolve`` cannot call BLAS, and knows no cffi types). The entries
+    are removed afterwards, so later imports of those modules work as usual (``np.dot`` in
+    code compiled later imports SciPy then). Modules already imported are left alone.
+    """
+    import sys
+
+    blocked = [name for name in unused if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        from numba.core.registry import cpu_target
+
+        cpu_target.target_context.refresh()  # what numba's first compiled call does
+    finally:
+        for name in blocked:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
 
 
 def _max_normal(flat: np.ndarray, flat_positive: np.ndarray) -> float:
@@ -381,7 +447,7 @@ class Evaluator:
                     timer: "PhaseTimer | None" = None) -> Results:
         from .evaluate import evaluate_submission
 
-        threading.Thread(target=_warm_up_engine, name="threecad-engine-warm-up", daemon=True).start()
+        start_engine_warm_up()
         table = ImageTableObserver(self.protocol, threads=self.threads) if self.per_image else None
         phases = PhaseObserver(timer) if timer is not None else None
         evaluations = evaluate_submission(submission, self.manifest, self.protocol, workers=self.threads,

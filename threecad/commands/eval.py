@@ -70,7 +70,7 @@ def run(args) -> int:
 
         timer = PhaseTimer(origin=_process_start())
         timer.begin("imports")
-    from threecad.eval.api import Evaluator
+    from threecad.eval.api import Evaluator, start_engine_warm_up
     from threecad.eval.archive import is_archive
     from threecad.eval.results import check_output_folder, write_results
 
@@ -102,6 +102,8 @@ def run(args) -> int:
         from threecad.eval.figures import CurveCollector
 
         curves = CurveCollector(fpr_limit=evaluator.protocol.fpr_limit)
+    if not evaluator.on_cluster:  # no thread of this command imports SciPy or cffi: a lean warm-up
+        start_engine_warm_up(lean=True)
     results = evaluator.score(preds, command=["threecad", *sys.argv[1:]], observer=curves, timer=timer)
     if timer is not None:
         timer.begin("write the results")
