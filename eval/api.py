@@ -120,18 +120,11 @@ class ImageTableObserver(ImageObserver):
         future.add_done_callback(lambda _: self._slots.release())
 
     def _image_aupro(self, positives: ImagePositives, on_grid: np.ndarray, flat_positive: np.ndarray) -> float:
-        """The exact MVTec AUPRO of one image (the engine's tallies over this image alone;
-        only the AUPRO is computed from them)."""
-        from .curves import aupro_from
-
-        stats = PixelStats()
-        stats.add_positives(positives)
-        index = stats.finalize_positives()
-        tally = stats.new_tally()
-        stats.add_negatives(tally, on_grid, flat_positive)
-        stats.merge(tally)
-        counts = stats.total().threshold_counts(index.values)
-        return aupro_from(counts, fpr_limit=self.protocol.fpr_limit)
+        """The exact MVTec AUPRO of one image (:func:`image_aupro` of its thresholds that the
+        area reaches)."""
+        fpr_limit = self.protocol.fpr_limit
+        return image_aupro(aupro_positives(positives, on_grid, fpr_limit), on_grid, flat_positive,
+                           fpr_limit=fpr_limit)
 
     def end_pass1(self) -> None:
         """Nothing to do between the passes."""
@@ -150,6 +143,88 @@ class ImageTableObserver(ImageObserver):
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
         self._pending = []
+
+
+def image_aupro(positives: ImagePositives, on_grid: np.ndarray, flat_positive: np.ndarray, *,
+                fpr_limit: float) -> float:
+    """The exact MVTec AUPRO of one image: the engine's tallies over this image alone (only
+    the AUPRO is computed from them).
+
+    Parameters
+    ----------
+    positives : ImagePositives
+        The image's anomalous pixels with their keys, or those of them at or above a cut
+        (:func:`aupro_positives`); ``n_regions`` and ``regions_per_class`` are the image's.
+    on_grid : ndarray of shape (H, W)
+        The map on the grid.
+    flat_positive : ndarray of shape (p,)
+        Flat indices of every anomalous pixel (all of them are left out of the normal count).
+    fpr_limit : float
+    """
+    from .curves import aupro_from
+
+    stats = PixelStats()
+    stats.add_positives(positives)
+    index = stats.finalize_positives()
+    tally = stats.new_tally()
+    stats.add_negatives(tally, on_grid, flat_positive)
+    stats.merge(tally)
+    counts = stats.total().threshold_counts(index.values)
+    return aupro_from(counts, fpr_limit=fpr_limit)
+
+
+_CUT_SAMPLE = 2048          # pixels sampled to place the cut of :func:`aupro_positives`
+_CUT_MARGIN = 1.3           # the cut aims at this many times the normal pixels the area needs
+
+
+def aupro_positives(positives: ImagePositives, on_grid: np.ndarray, fpr_limit: float) -> ImagePositives:
+    """The anomalous pixels of one image that its own AUPRO needs as thresholds.
+
+    The area walks the thresholds (the distinct anomalous scores) from high to low and stops
+    at the first threshold ``t`` with at least ``fpr_limit * n_neg`` normal pixels ``>= t``
+    (:func:`eval.curves.aupro_from`); every lower threshold is never read. So the
+    thresholds down to such a ``t`` give the same area, bit for bit: the counts at each
+    kept threshold (normal pixels above, on, PRO weight summed in pixel order) do not depend
+    on the others, the normal pixels below ``t`` are still counted (all in the lowest
+    bucket, where the engine's count takes its fast path) and the regions are the image's.
+    ``t`` is placed from a sample of the map, then checked exactly; when the check fails,
+    or for maps that are not floating point of at most 64 bits (the engine compares
+    scores as float64, so only those compare the same here), every pixel is kept.
+
+    Parameters
+    ----------
+    positives : ImagePositives
+        The image's anomalous pixels with keys (in the order of ``flat_index``).
+    on_grid : ndarray of shape (H, W)
+        The map on the grid (the keys are of its values at ``flat_index``).
+    fpr_limit : float
+
+    Returns
+    -------
+    ImagePositives
+        ``positives``, or those with a score ``>= t`` (same regions).
+    """
+    flat = np.asarray(on_grid).reshape(-1)
+    p = positives.flat_index.size
+    if flat.dtype.kind != "f" or flat.dtype.itemsize > 8 or p < 2 or p >= flat.size:
+        return positives
+    values = flat[positives.flat_index]
+    need = fpr_limit * (flat.size - p)
+    sample = flat[::max(1, flat.size // _CUT_SAMPLE)]
+    rank = int(sample.size * max(0.0, 1.0 - _CUT_MARGIN * fpr_limit))
+    if rank == 0:
+        return positives
+    estimate = np.partition(sample, rank)[rank]  # about the score above which the area stops
+    below = values[values <= estimate]
+    if below.size == 0:  # every anomalous score above it: nothing to leave out
+        return positives
+    cut = below.max()
+    normal_at_or_above = int(np.count_nonzero(flat >= cut)) - int(np.count_nonzero(values >= cut))
+    if normal_at_or_above < need:  # the sample misled: keep every threshold
+        return positives
+    keep = values >= cut
+    return ImagePositives(positives.flat_index[keep], positives.keys[keep], positives.weights[keep],
+                          positives.size_class[keep], positives.n_regions, positives.regions_per_class)
 
 
 class PhaseObserver(ImageObserver):
