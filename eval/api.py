@@ -273,7 +273,9 @@ def start_engine_warm_up(*, lean: bool = False) -> bool:
     interpreter: it imports every implementation it has, then loads the cached kernels.
     :meth:`Evaluator.score` starts this while pass 1 reads and hashes maps and decodes masks
     (work that mostly runs outside the interpreter lock), so that no counting thread waits
-    for it in pass 2. A caller may start it earlier; later calls do nothing.
+    for it in pass 2. (Started before the scan instead, it competes with the scan and the
+    validation for the interpreter: measured slower with scripts/bench_eval_cli.py.) Later
+    calls do nothing.
 
     Parameters
     ----------
@@ -283,8 +285,9 @@ def start_engine_warm_up(*, lean: bool = False) -> bool:
         code can call BLAS; the import brings SciPy's linear algebra and OpenBLAS, whose
         threads start spinning: ~0.25 s of CPU, measured with scripts/bench_eval_cli.py) and
         ``cffi``. The engine's kernels use neither. Only for a process in which no other
-        thread may import those modules during the warm-up (``threecad eval``): an import
-        there would fail. Without ``lean``, nothing is kept from importing.
+        thread may import those modules during the warm-up (``threecad eval``, through
+        ``Evaluator(lean_warm_up=True)``): an import there would fail. Without ``lean``,
+        nothing is kept from importing.
 
     Returns
     -------
@@ -423,6 +426,11 @@ class Evaluator:
     per_image : bool
         Measure the per-image table's pass-2 columns (highest normal score, the image's
         own AUPRO); in this process only.
+    lean_warm_up : bool
+        Warm the engine up without letting numba import SciPy's linear algebra or cffi
+        (:func:`start_engine_warm_up` with ``lean``; about 0.25 s of CPU less). Only for a
+        process in which no other thread imports those modules while :meth:`score` runs
+        (``threecad eval``).
 
     Raises
     ------
@@ -433,7 +441,8 @@ class Evaluator:
     def __init__(self, root: str | os.PathLike[str], *, protocol: str | Protocol = "standard",
                  categories: Sequence[str] | None = None, label_map: Any = None, threads: int | None = None,
                  progress: bool = False, client: Any = None, scheduler: str | None = None,
-                 n_workers: int | None = None, chunk_size: int | None = None, per_image: bool = True) -> None:
+                 n_workers: int | None = None, chunk_size: int | None = None, per_image: bool = True,
+                 lean_warm_up: bool = False) -> None:
         self.root = Path(root)
         self.protocol = protocol if isinstance(protocol, Protocol) else get_protocol(protocol)
         self.categories = list(categories) if categories else None
@@ -445,6 +454,7 @@ class Evaluator:
         self.n_workers = n_workers
         self.chunk_size = chunk_size
         self.per_image = per_image
+        self.lean_warm_up = lean_warm_up
         self.last_report: dict[str, Any] = {}
         self._scan: Any = None
         if n_workers is not None and n_workers < 1:
@@ -522,7 +532,7 @@ class Evaluator:
                     timer: "PhaseTimer | None" = None) -> Results:
         from .evaluate import evaluate_submission
 
-        start_engine_warm_up()
+        start_engine_warm_up(lean=self.lean_warm_up)
         table = ImageTableObserver(self.protocol, threads=self.threads) if self.per_image else None
         phases = PhaseObserver(timer) if timer is not None else None
         evaluations = evaluate_submission(submission, self.manifest, self.protocol, workers=self.threads,

@@ -70,7 +70,7 @@ def run(args) -> int:
 
         timer = PhaseTimer(origin=_process_start())
         timer.begin("imports")
-    from threecad.eval.api import Evaluator, start_engine_warm_up
+    from threecad.eval.api import Evaluator
     from threecad.eval.archive import is_archive
     from threecad.eval.results import check_output_folder, write_results
 
@@ -96,14 +96,13 @@ def run(args) -> int:
     start = time.perf_counter()
     evaluator = Evaluator(data_root, protocol=args.protocol, categories=categories_from_args(args),
                           label_map=label_map_from_args(args), threads=args.threads, progress=show_progress(args),
-                          scheduler=scheduler, n_workers=n_workers)
+                          scheduler=scheduler, n_workers=n_workers,
+                          lean_warm_up=True)  # no thread of this command imports SciPy or cffi
     curves = None
     if args.plots:  # the curves are kept while each category is scored, in this process
         from threecad.eval.figures import CurveCollector
 
         curves = CurveCollector(fpr_limit=evaluator.protocol.fpr_limit)
-    if not evaluator.on_cluster:  # no thread of this command imports SciPy or cffi: a lean warm-up
-        start_engine_warm_up(lean=True)
     results = evaluator.score(preds, command=["threecad", *sys.argv[1:]], observer=curves, timer=timer)
     if timer is not None:
         timer.begin("write the results")
