@@ -346,9 +346,11 @@ def _load_numba_implementations(unused: Sequence[str]) -> None:
     for name in blocked:
         sys.modules[name] = None  # type: ignore[assignment]
     try:
+        from numba.core.compiler_lock import global_compiler_lock
         from numba.core.registry import cpu_target
 
-        cpu_target.target_context.refresh()  # what numba's first compiled call does
+        with global_compiler_lock:  # as numba's own compiling and cache loading do
+            cpu_target.target_context.refresh()  # what numba's first compiled call does
     finally:
         for name in blocked:
             if name in sys.modules and sys.modules[name] is None:
