@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from .timing import PhaseTimer
 
 __all__ = ["Evaluator", "Results", "CategoryResult", "ImageResult", "Metric", "ImageTableObserver",
-           "ObserverGroup", "PhaseObserver"]
+           "ObserverGroup", "PhaseObserver", "start_engine_warm_up"]
 
 log = logging.getLogger(__name__)
 
@@ -120,18 +120,11 @@ class ImageTableObserver(ImageObserver):
         future.add_done_callback(lambda _: self._slots.release())
 
     def _image_aupro(self, positives: ImagePositives, on_grid: np.ndarray, flat_positive: np.ndarray) -> float:
-        """The exact MVTec AUPRO of one image (the engine's tallies over this image alone;
-        only the AUPRO is computed from them)."""
-        from .curves import aupro_from
-
-        stats = PixelStats()
-        stats.add_positives(positives)
-        index = stats.finalize_positives()
-        tally = stats.new_tally()
-        stats.add_negatives(tally, on_grid, flat_positive)
-        stats.merge(tally)
-        counts = stats.total().threshold_counts(index.values)
-        return aupro_from(counts, fpr_limit=self.protocol.fpr_limit)
+        """The exact MVTec AUPRO of one image (:func:`image_aupro` of its thresholds that the
+        area reaches)."""
+        fpr_limit = self.protocol.fpr_limit
+        return image_aupro(aupro_positives(positives, on_grid, fpr_limit), on_grid, flat_positive,
+                           fpr_limit=fpr_limit)
 
     def end_pass1(self) -> None:
         """Nothing to do between the passes."""
@@ -150,6 +143,88 @@ class ImageTableObserver(ImageObserver):
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
         self._pending = []
+
+
+def image_aupro(positives: ImagePositives, on_grid: np.ndarray, flat_positive: np.ndarray, *,
+                fpr_limit: float) -> float:
+    """The exact MVTec AUPRO of one image: the engine's tallies over this image alone (only
+    the AUPRO is computed from them).
+
+    Parameters
+    ----------
+    positives : ImagePositives
+        The image's anomalous pixels with their keys, or those of them at or above a cut
+        (:func:`aupro_positives`); ``n_regions`` and ``regions_per_class`` are the image's.
+    on_grid : ndarray of shape (H, W)
+        The map on the grid.
+    flat_positive : ndarray of shape (p,)
+        Flat indices of every anomalous pixel (all of them are left out of the normal count).
+    fpr_limit : float
+    """
+    from .curves import aupro_from
+
+    stats = PixelStats()
+    stats.add_positives(positives)
+    index = stats.finalize_positives()
+    tally = stats.new_tally()
+    stats.add_negatives(tally, on_grid, flat_positive)
+    stats.merge(tally)
+    counts = stats.total().threshold_counts(index.values)
+    return aupro_from(counts, fpr_limit=fpr_limit)
+
+
+_CUT_SAMPLE = 2048          # pixels sampled to place the cut of :func:`aupro_positives`
+_CUT_MARGIN = 1.3           # the cut aims at this many times the normal pixels the area needs
+
+
+def aupro_positives(positives: ImagePositives, on_grid: np.ndarray, fpr_limit: float) -> ImagePositives:
+    """The anomalous pixels of one image that its own AUPRO needs as thresholds.
+
+    The area walks the thresholds (the distinct anomalous scores) from high to low and stops
+    at the first threshold ``t`` with at least ``fpr_limit * n_neg`` normal pixels ``>= t``
+    (:func:`eval.curves.aupro_from`); every lower threshold is never read. So the
+    thresholds down to such a ``t`` give the same area, bit for bit: the counts at each
+    kept threshold (normal pixels above, on, PRO weight summed in pixel order) do not depend
+    on the others, the normal pixels below ``t`` are still counted (all in the lowest
+    bucket, where the engine's count takes its fast path) and the regions are the image's.
+    ``t`` is placed from a sample of the map, then checked exactly; when the check fails,
+    or for maps that are not floating point of at most 64 bits (the engine compares
+    scores as float64, so only those compare the same here), every pixel is kept.
+
+    Parameters
+    ----------
+    positives : ImagePositives
+        The image's anomalous pixels with keys (in the order of ``flat_index``).
+    on_grid : ndarray of shape (H, W)
+        The map on the grid (the keys are of its values at ``flat_index``).
+    fpr_limit : float
+
+    Returns
+    -------
+    ImagePositives
+        ``positives``, or those with a score ``>= t`` (same regions).
+    """
+    flat = np.asarray(on_grid).reshape(-1)
+    p = positives.flat_index.size
+    if flat.dtype.kind != "f" or flat.dtype.itemsize > 8 or p < 2 or p >= flat.size:
+        return positives
+    values = flat[positives.flat_index]
+    need = fpr_limit * (flat.size - p)
+    sample = flat[::max(1, flat.size // _CUT_SAMPLE)]
+    rank = int(sample.size * max(0.0, 1.0 - _CUT_MARGIN * fpr_limit))
+    if rank == 0:
+        return positives
+    estimate = np.partition(sample, rank)[rank]  # about the score above which the area stops
+    below = values[values <= estimate]
+    if below.size == 0:  # every anomalous score above it: nothing to leave out
+        return positives
+    cut = below.max()
+    normal_at_or_above = int(np.count_nonzero(flat >= cut)) - int(np.count_nonzero(values >= cut))
+    if normal_at_or_above < need:  # the sample misled: keep every threshold
+        return positives
+    keep = values >= cut
+    return ImagePositives(positives.flat_index[keep], positives.keys[keep], positives.weights[keep],
+                          positives.size_class[keep], positives.n_regions, positives.regions_per_class)
 
 
 class PhaseObserver(ImageObserver):
@@ -184,15 +259,60 @@ class PhaseObserver(ImageObserver):
         self.timer.begin(f"{self._code} metrics")
 
 
-def _warm_up_engine() -> None:
-    """Count a 2x2 map once, so that the engine's compiled kernels are loaded (numba's
-    first call in a process takes about half a second of CPU, holding the interpreter).
+_NUMBA_UNUSED_IMPORTS = ("scipy.linalg.cython_blas", "cffi")
+"""Modules numba imports on its first compiled call in a process and the engine never uses."""
 
-    :meth:`Evaluator.score` runs it in a background thread while pass 1 reads and hashes
-    maps and decodes masks (work that mostly runs outside the interpreter lock), instead of
-    at the start of pass 2, where every counting thread would wait for it. Any failure is
-    ignored: scoring then loads the kernels itself.
+_warm_up_lock = threading.Lock()
+_warm_up_started = False
+
+
+def start_engine_warm_up(*, lean: bool = False) -> bool:
+    """Load the engine's compiled kernels in a background thread, once per process.
+
+    numba's first compiled call in a process takes about half a second of CPU, holding the
+    interpreter: it imports every implementation it has, then loads the cached kernels.
+    :meth:`Evaluator.score` starts this while pass 1 reads and hashes maps and decodes masks
+    (work that mostly runs outside the interpreter lock), so that no counting thread waits
+    for it in pass 2. (Started before the scan instead, it competes with the scan and the
+    validation for the interpreter: measured slower with scripts/bench_eval_cli.py.) Later
+    calls do nothing.
+
+    Parameters
+    ----------
+    lean : bool
+        Also keep numba from importing :data:`_NUMBA_UNUSED_IMPORTS` for that first call:
+        ``scipy.linalg.cython_blas`` (numba checks once whether ``np.dot`` inside compiled
+        code can call BLAS; the import brings SciPy's linear algebra and OpenBLAS, whose
+        threads start spinning: ~0.25 s of CPU, measured with scripts/bench_eval_cli.py) and
+        ``cffi``. The engine's kernels use neither. Only for a process in which no other
+        thread may import those modules during the warm-up (``threecad eval``, through
+        ``Evaluator(lean_warm_up=True)``): an import there would fail. Without ``lean``,
+        nothing is kept from importing.
+
+    Returns
+    -------
+    bool
+        Whether this call started the warm-up.
     """
+    global _warm_up_started
+    with _warm_up_lock:
+        if _warm_up_started:
+            return False
+        _warm_up_started = True
+    threading.Thread(target=_warm_up_engine, kwargs={"lean": lean}, name="threecad-engine-warm-up",
+                     daemon=True).start()
+    return True
+
+
+def _warm_up_engine(*, lean: bool = False) -> None:
+    """Count a 2x2 map once, so that the engine's compiled kernels are loaded (see
+    :func:`start_engine_warm_up`). Any failure is ignored: scoring then loads the kernels
+    itself."""
+    if lean:
+        try:
+            _load_numba_implementations(_NUMBA_UNUSED_IMPORTS)
+        except Exception:  # noqa: BLE001 - numba's first compiled call below loads them as usual
+            log.debug("numba's implementations could not be loaded lean", exc_info=True)
     try:
         from .engine import order_keys
 
@@ -209,6 +329,32 @@ def _warm_up_engine() -> None:
         aupro_from(stats.total().threshold_counts(index.values))
     except Exception:  # noqa: BLE001 - only a warm-up
         log.debug("engine warm-up failed", exc_info=True)
+
+
+def _load_numba_implementations(unused: Sequence[str]) -> None:
+    """numba's implementation registries, loaded with the modules ``unused`` not importable.
+
+    A ``None`` entry in ``sys.modules`` makes ``import name`` raise ImportError (Python's
+    import system documents it); numba then takes its fallbacks (it records that compiled
+    ``np.correlate``/``np.convolve`` cannot call BLAS, and knows no cffi types). The entries
+    are removed afterwards, so later imports of those modules work as usual (``np.dot`` in
+    code compiled later imports SciPy then). Modules already imported are left alone.
+    """
+    import sys
+
+    blocked = [name for name in unused if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        from numba.core.compiler_lock import global_compiler_lock
+        from numba.core.registry import cpu_target
+
+        with global_compiler_lock:  # as numba's own compiling and cache loading do
+            cpu_target.target_context.refresh()  # what numba's first compiled call does
+    finally:
+        for name in blocked:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
 
 
 def _max_normal(flat: np.ndarray, flat_positive: np.ndarray) -> float:
@@ -282,6 +428,11 @@ class Evaluator:
     per_image : bool
         Measure the per-image table's pass-2 columns (highest normal score, the image's
         own AUPRO); in this process only.
+    lean_warm_up : bool
+        Warm the engine up without letting numba import SciPy's linear algebra or cffi
+        (:func:`start_engine_warm_up` with ``lean``; about 0.25 s of CPU less). Only for a
+        process in which no other thread imports those modules while :meth:`score` runs
+        (``threecad eval``).
 
     Raises
     ------
@@ -292,7 +443,8 @@ class Evaluator:
     def __init__(self, root: str | os.PathLike[str], *, protocol: str | Protocol = "standard",
                  categories: Sequence[str] | None = None, label_map: Any = None, threads: int | None = None,
                  progress: bool = False, client: Any = None, scheduler: str | None = None,
-                 n_workers: int | None = None, chunk_size: int | None = None, per_image: bool = True) -> None:
+                 n_workers: int | None = None, chunk_size: int | None = None, per_image: bool = True,
+                 lean_warm_up: bool = False) -> None:
         self.root = Path(root)
         self.protocol = protocol if isinstance(protocol, Protocol) else get_protocol(protocol)
         self.categories = list(categories) if categories else None
@@ -304,6 +456,7 @@ class Evaluator:
         self.n_workers = n_workers
         self.chunk_size = chunk_size
         self.per_image = per_image
+        self.lean_warm_up = lean_warm_up
         self.last_report: dict[str, Any] = {}
         self._scan: Any = None
         if n_workers is not None and n_workers < 1:
@@ -381,7 +534,7 @@ class Evaluator:
                     timer: "PhaseTimer | None" = None) -> Results:
         from .evaluate import evaluate_submission
 
-        threading.Thread(target=_warm_up_engine, name="threecad-engine-warm-up", daemon=True).start()
+        start_engine_warm_up(lean=self.lean_warm_up)
         table = ImageTableObserver(self.protocol, threads=self.threads) if self.per_image else None
         phases = PhaseObserver(timer) if timer is not None else None
         evaluations = evaluate_submission(submission, self.manifest, self.protocol, workers=self.threads,

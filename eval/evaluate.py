@@ -687,16 +687,24 @@ def summarize_category(ev: CategoryEvaluation, protocol: Protocol, *, progress: 
     if ev.summary is not None:
         return ev.summary
     breakdowns = type_breakdowns(ev.groups)
+    every = set(ev.groups.values())
     with _progress(1 + len(breakdowns), f"{ev.code} metrics", progress, unit="set") as bar:
         by_type = {}
+        whole = None
         for t, groups in breakdowns.items():  # each breakdown's counts are freed once used
-            recs = [r for r in ev.records if r.group in groups]
-            block = _block(ev, recs, groups, protocol, f"{ev.code} {t}")
-            ev.pixels.release(groups)
+            if groups >= every:  # e.g. a category of one defect type: its breakdown is the whole
+                if whole is None:
+                    whole = _block(ev, ev.records, every, protocol, ev.code)
+                block = dict(whole)  # the same images and counts: the same values
+            else:
+                recs = [r for r in ev.records if r.group in groups]
+                block = _block(ev, recs, groups, protocol, f"{ev.code} {t}")
+                ev.pixels.release(groups)
             block.pop("_by_size")
             by_type[t] = block
             bar.update()
-        whole = _block(ev, ev.records, set(ev.groups.values()), protocol, ev.code)
+        if whole is None:
+            whole = _block(ev, ev.records, every, protocol, ev.code)
         bar.update()
         by_size = whole.pop("_by_size")
     ev.summary = {"code": ev.code, **whole, "by_type": by_type, "by_size": by_size}

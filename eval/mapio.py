@@ -330,9 +330,11 @@ def _read_npy(path: Path, fh: IO[bytes], mmap: bool, digest=None) -> np.ndarray:
             arr = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape,
                             order="F" if fortran else "C")
             return np.asarray(arr) if arr.size == 0 else arr
-        data = bytearray(count * dtype.itemsize)
-        got = fh.readinto(data) if data else 0
-        if digest is not None and got == len(data):  # header, data, then anything after the data
+        # read straight into the array's memory (uninitialised: readinto fills it, and a
+        # short read is refused below), not into a zero-filled bytearray first
+        data = np.empty(count * dtype.itemsize, np.uint8)
+        got = fh.readinto(data) if data.size else 0
+        if digest is not None and got == data.size:  # header, data, then anything after the data
             fh.seek(0)
             digest.update(fh.read(offset))
             digest.update(data)
@@ -340,9 +342,9 @@ def _read_npy(path: Path, fh: IO[bytes], mmap: bool, digest=None) -> np.ndarray:
             update_from_file(digest, fh, limit=MAX_MAP_FILE_BYTES)
     except OSError as exc:
         raise MapReadError(path, f"cannot read .npy data ({exc.strerror or exc})", UNREADABLE_MAP) from None
-    if got < len(data):
+    if got < data.size:
         raise MapReadError(path, "truncated .npy data", UNREADABLE_MAP)
-    arr = np.frombuffer(data, dtype=dtype, count=count)
+    arr = data.view(dtype)
     return arr.reshape(shape[::-1]).transpose() if fortran else arr.reshape(shape)
 
 

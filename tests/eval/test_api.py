@@ -245,3 +245,118 @@ def test_engine_warm_up_runs_the_engine_without_failing(caplog):
     with caplog.at_level(logging.DEBUG, logger="threecad.eval.api"):
         _warm_up_engine()
     assert "engine warm-up failed" not in caplog.text
+
+
+def test_lean_warm_up_skips_scipy_and_cffi_in_a_fresh_process():
+    """In a process of its own (numba loads its implementations once per process): the lean
+    warm-up loads the kernels without importing SciPy's linear algebra or cffi, leaves no
+    blocking entry behind (SciPy imports afterwards), and the engine still counts right."""
+    import subprocess
+    import sys
+
+    code = r"""
+import sys
+from threecad.eval.api import _warm_up_engine
+_warm_up_engine(lean=True)
+assert "scipy.linalg" not in sys.modules, "scipy.linalg was imported"
+assert sys.modules.get("cffi", 0) is not None and sys.modules.get("scipy.linalg.cython_blas", 0) is not None
+import numpy as np
+from threecad.eval.metrics import pixel_metrics
+rng = np.random.default_rng(0)
+masks = rng.random((3, 16, 16)) > 0.8
+maps = rng.random((3, 16, 16)).astype(np.float32)
+res = pixel_metrics(masks, maps)
+pos, neg = maps[masks], maps[~masks]
+brute = ((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (pos.size * neg.size)
+assert abs(res.auroc - brute) < 1e-12, (res.auroc, brute)
+try:
+    import scipy.linalg.cython_blas  # noqa: F401  (importable again)
+except ImportError:  # SciPy not installed: nothing to check
+    pass
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().endswith("ok")
+
+
+def test_engine_warm_up_starts_once_per_process():
+    from threecad.eval.api import start_engine_warm_up
+
+    start_engine_warm_up()  # started here or by an earlier scoring run
+    assert start_engine_warm_up() is False
+    assert start_engine_warm_up(lean=True) is False
+
+
+def _own_positives(amap, gt):
+    """The image's positives with keys, as the per-image table builds them (standard protocol)."""
+    from dataclasses import replace
+
+    from threecad.eval.engine import order_keys
+    from threecad.eval.evaluate import truth_positives
+    from threecad.eval.protocols import get_protocol
+
+    pos = truth_positives(gt.astype(np.uint8), get_protocol("standard"))
+    return replace(pos, keys=order_keys(amap.reshape(-1)[pos.flat_index]))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "quantised", "int32"])
+@pytest.mark.parametrize("fpr_limit", [0.3, 0.05, 1.0])
+def test_image_aupro_on_the_needed_thresholds_is_bit_identical(dtype, fpr_limit):
+    """The per-image AUPRO over the thresholds down to the cut equals the one over every
+    threshold exactly (==), and the brute-force definition; the cut is taken on some
+    images and refused on others."""
+    from threecad.eval.api import aupro_positives, image_aupro
+
+    rng = np.random.default_rng(hash((dtype, fpr_limit)) % 2**32)
+    cut_taken = 0
+    for i in range(24):
+        h, w = int(rng.integers(8, 90)), int(rng.integers(8, 90))
+        amap = rng.random((h, w))
+        if i % 3 == 0:  # anomalous pixels scored high: the lowest thresholds are not needed
+            amap = amap ** 3
+        gt = np.zeros((h, w), bool)
+        for _ in range(int(rng.integers(1, 4))):
+            y, x = int(rng.integers(0, h)), int(rng.integers(0, w))
+            gt[max(0, y - 3):y + 4, max(0, x - 5):x + 6] = True
+        amap = np.where(gt, amap + rng.uniform(0, 0.8), amap)
+        if dtype == "quantised":  # many ties between normal and anomalous scores
+            amap = (np.round(amap * 16) / 16).astype(np.float32)
+        elif dtype == "int32":
+            amap = (amap * 50).astype(np.int32)
+        else:
+            amap = amap.astype(dtype)
+        if gt.all():
+            continue
+        positives = _own_positives(amap, gt)
+        flat_positive = positives.flat_index
+        kept = aupro_positives(positives, amap, fpr_limit)
+        cut_taken += kept.keys.size < positives.keys.size
+        assert kept.n_regions == positives.n_regions and kept.regions_per_class == positives.regions_per_class
+        full = image_aupro(positives, amap, flat_positive, fpr_limit=fpr_limit)
+        assert image_aupro(kept, amap, flat_positive, fpr_limit=fpr_limit) == full
+        assert full == pytest.approx(brute_aupro([amap], [gt], fpr_limit), abs=1e-9)
+    if dtype == "int32" or fpr_limit == 1.0:
+        assert cut_taken == 0  # integers compare as float64 in the engine; a limit of 1 needs every threshold
+    else:
+        assert cut_taken > 0
+
+
+def test_image_aupro_cut_refused_when_the_sample_misleads():
+    """A map whose sampled pixels are all high while most normal pixels are low: the cut the
+    sample suggests is checked exactly and refused (every threshold kept)."""
+    from threecad.eval.api import _CUT_SAMPLE, aupro_positives, image_aupro
+
+    h = w = 128
+    stride = h * w // _CUT_SAMPLE
+    flat = np.zeros(h * w, np.float32)
+    flat[::stride] = 0.5                       # what the sample sees: 1 pixel in 8
+    gt = np.zeros(h * w, bool)
+    gt[1:400:3] = True                         # anomalous: spread from low to high scores
+    flat[gt] = np.linspace(0.05, 1.0, gt.sum(), dtype=np.float32)
+    amap, gt = flat.reshape(h, w), gt.reshape(h, w)
+    positives = _own_positives(amap, gt)
+    kept = aupro_positives(positives, amap, 0.3)
+    assert kept is positives
+    assert image_aupro(kept, amap, positives.flat_index, fpr_limit=0.3) == \
+        pytest.approx(brute_aupro([amap], [gt], 0.3), abs=1e-9)

@@ -105,6 +105,28 @@ def test_standard_protocol_matches_independent_computation(small_tree, tmp_path)
     assert np.isnan(cat["by_size"]["large"]["aupro"])  # no large region
 
 
+def test_a_single_type_category_breakdown_is_the_whole(tree, tmp_path):
+    """With one defect type, its breakdown holds every image: the same values as the whole
+    (computed once), and both match an independent computation."""
+    shape = (24, 32)
+    tree.image(AI, "test", "good", "000001", size=shape)
+    tree.defect(AI, "scratch", "000002", box_mask(shape, (2, 2, 6, 9)))
+    tree.defect(AI, "scratch", "000003", box_mask(shape, (10, 10, 20, 20)))
+    manifest = scan(tree.root).manifest
+    rng = np.random.default_rng(3)
+    maps = write_maps(tmp_path / "preds", manifest, lambda r: noisy_map(r, rng))
+    cat = score_submission(tmp_path / "preds", tree.root)["categories"][AI]
+    test = manifest[manifest["split"] == "test"]
+    y = np.concatenate([gt_of(r).ravel() for r in test.itertuples()])
+    s = np.concatenate([maps[r.image_id].ravel() for r in test.itertuples()])
+    block = cat["by_type"]["scratch"]
+    assert block["pixel_auroc"] == pytest.approx(roc_auc_score(y, s), abs=1e-9)
+    assert block["pixel_ap"] == pytest.approx(average_precision_score(y, s), abs=1e-9)
+    whole = {k: v for k, v in cat.items() if k not in ("code", "by_type", "by_size")}
+    assert list(block) == list(whole)
+    assert json.dumps(block) == json.dumps(whole)  # NaN-safe equality of every value
+
+
 def test_maps_of_another_size_are_resized_bilinearly(small_tree, tmp_path):
     manifest = scan(small_tree.root).manifest
     rng = np.random.default_rng(1)
