@@ -259,14 +259,11 @@ class PhaseObserver(ImageObserver):
         self.timer.begin(f"{self._code} metrics")
 
 
-_NUMBA_UNUSED_IMPORTS = ("scipy.linalg.cython_blas", "cffi")
-"""Modules numba imports on its first compiled call in a process and the engine never uses."""
-
 _warm_up_lock = threading.Lock()
 _warm_up_started = False
 
 
-def start_engine_warm_up(*, lean: bool = False) -> bool:
+def start_engine_warm_up() -> bool:
     """Load the engine's compiled kernels in a background thread, once per process.
 
     numba's first compiled call in a process takes about half a second of CPU, holding the
@@ -276,18 +273,6 @@ def start_engine_warm_up(*, lean: bool = False) -> bool:
     for it in pass 2. (Started before the scan instead, it competes with the scan and the
     validation for the interpreter: measured slower with scripts/bench_eval_cli.py.) Later
     calls do nothing.
-
-    Parameters
-    ----------
-    lean : bool
-        Also keep numba from importing :data:`_NUMBA_UNUSED_IMPORTS` for that first call:
-        ``scipy.linalg.cython_blas`` (numba checks once whether ``np.dot`` inside compiled
-        code can call BLAS; the import brings SciPy's linear algebra and OpenBLAS, whose
-        threads start spinning: ~0.25 s of CPU, measured with scripts/bench_eval_cli.py) and
-        ``cffi``. The engine's kernels use neither. Only for a process in which no other
-        thread may import those modules during the warm-up (``threecad eval``, through
-        ``Evaluator(lean_warm_up=True)``): an import there would fail. Without ``lean``,
-        nothing is kept from importing.
 
     Returns
     -------
@@ -299,20 +284,14 @@ def start_engine_warm_up(*, lean: bool = False) -> bool:
         if _warm_up_started:
             return False
         _warm_up_started = True
-    threading.Thread(target=_warm_up_engine, kwargs={"lean": lean}, name="threecad-engine-warm-up",
-                     daemon=True).start()
+    threading.Thread(target=_warm_up_engine, name="threecad-engine-warm-up", daemon=True).start()
     return True
 
 
-def _warm_up_engine(*, lean: bool = False) -> None:
+def _warm_up_engine() -> None:
     """Count a 2x2 map once, so that the engine's compiled kernels are loaded (see
     :func:`start_engine_warm_up`). Any failure is ignored: scoring then loads the kernels
     itself."""
-    if lean:
-        try:
-            _load_numba_implementations(_NUMBA_UNUSED_IMPORTS)
-        except Exception:  # noqa: BLE001 - numba's first compiled call below loads them as usual
-            log.debug("numba's implementations could not be loaded lean", exc_info=True)
     try:
         from .engine import order_keys
 
@@ -329,32 +308,6 @@ def _warm_up_engine(*, lean: bool = False) -> None:
         aupro_from(stats.total().threshold_counts(index.values))
     except Exception:  # noqa: BLE001 - only a warm-up
         log.debug("engine warm-up failed", exc_info=True)
-
-
-def _load_numba_implementations(unused: Sequence[str]) -> None:
-    """numba's implementation registries, loaded with the modules ``unused`` not importable.
-
-    A ``None`` entry in ``sys.modules`` makes ``import name`` raise ImportError (Python's
-    import system documents it); numba then takes its fallbacks (it records that compiled
-    ``np.correlate``/``np.convolve`` cannot call BLAS, and knows no cffi types). The entries
-    are removed afterwards, so later imports of those modules work as usual (``np.dot`` in
-    code compiled later imports SciPy then). Modules already imported are left alone.
-    """
-    import sys
-
-    blocked = [name for name in unused if name not in sys.modules]
-    for name in blocked:
-        sys.modules[name] = None  # type: ignore[assignment]
-    try:
-        from numba.core.compiler_lock import global_compiler_lock
-        from numba.core.registry import cpu_target
-
-        with global_compiler_lock:  # as numba's own compiling and cache loading do
-            cpu_target.target_context.refresh()  # what numba's first compiled call does
-    finally:
-        for name in blocked:
-            if name in sys.modules and sys.modules[name] is None:
-                del sys.modules[name]
 
 
 def _max_normal(flat: np.ndarray, flat_positive: np.ndarray) -> float:
@@ -428,11 +381,6 @@ class Evaluator:
     per_image : bool
         Measure the per-image table's pass-2 columns (highest normal score, the image's
         own AUPRO); in this process only.
-    lean_warm_up : bool
-        Warm the engine up without letting numba import SciPy's linear algebra or cffi
-        (:func:`start_engine_warm_up` with ``lean``; about 0.25 s of CPU less). Only for a
-        process in which no other thread imports those modules while :meth:`score` runs
-        (``threecad eval``).
 
     Raises
     ------
@@ -443,8 +391,7 @@ class Evaluator:
     def __init__(self, root: str | os.PathLike[str], *, protocol: str | Protocol = "standard",
                  categories: Sequence[str] | None = None, label_map: Any = None, threads: int | None = None,
                  progress: bool = False, client: Any = None, scheduler: str | None = None,
-                 n_workers: int | None = None, chunk_size: int | None = None, per_image: bool = True,
-                 lean_warm_up: bool = False) -> None:
+                 n_workers: int | None = None, chunk_size: int | None = None, per_image: bool = True) -> None:
         self.root = Path(root)
         self.protocol = protocol if isinstance(protocol, Protocol) else get_protocol(protocol)
         self.categories = list(categories) if categories else None
@@ -456,7 +403,6 @@ class Evaluator:
         self.n_workers = n_workers
         self.chunk_size = chunk_size
         self.per_image = per_image
-        self.lean_warm_up = lean_warm_up
         self.last_report: dict[str, Any] = {}
         self._scan: Any = None
         if n_workers is not None and n_workers < 1:
@@ -534,7 +480,7 @@ class Evaluator:
                     timer: "PhaseTimer | None" = None) -> Results:
         from .evaluate import evaluate_submission
 
-        start_engine_warm_up(lean=self.lean_warm_up)
+        start_engine_warm_up()
         table = ImageTableObserver(self.protocol, threads=self.threads) if self.per_image else None
         phases = PhaseObserver(timer) if timer is not None else None
         evaluations = evaluate_submission(submission, self.manifest, self.protocol, workers=self.threads,

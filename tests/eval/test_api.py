@@ -247,45 +247,11 @@ def test_engine_warm_up_runs_the_engine_without_failing(caplog):
     assert "engine warm-up failed" not in caplog.text
 
 
-def test_lean_warm_up_skips_scipy_and_cffi_in_a_fresh_process():
-    """In a process of its own (numba loads its implementations once per process): the lean
-    warm-up loads the kernels without importing SciPy's linear algebra or cffi, leaves no
-    blocking entry behind (SciPy imports afterwards), and the engine still counts right."""
-    import subprocess
-    import sys
-
-    code = r"""
-import sys
-from threecad.eval.api import _warm_up_engine
-_warm_up_engine(lean=True)
-assert "scipy.linalg" not in sys.modules, "scipy.linalg was imported"
-assert sys.modules.get("cffi", 0) is not None and sys.modules.get("scipy.linalg.cython_blas", 0) is not None
-import numpy as np
-from threecad.eval.metrics import pixel_metrics
-rng = np.random.default_rng(0)
-masks = rng.random((3, 16, 16)) > 0.8
-maps = rng.random((3, 16, 16)).astype(np.float32)
-res = pixel_metrics(masks, maps)
-pos, neg = maps[masks], maps[~masks]
-brute = ((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (pos.size * neg.size)
-assert abs(res.auroc - brute) < 1e-12, (res.auroc, brute)
-try:
-    import scipy.linalg.cython_blas  # noqa: F401  (importable again)
-except ImportError:  # SciPy not installed: nothing to check
-    pass
-print("ok")
-"""
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.strip().endswith("ok")
-
-
 def test_engine_warm_up_starts_once_per_process():
     from threecad.eval.api import start_engine_warm_up
 
     start_engine_warm_up()  # started here or by an earlier scoring run
     assert start_engine_warm_up() is False
-    assert start_engine_warm_up(lean=True) is False
 
 
 def _own_positives(amap, gt):
