@@ -8,7 +8,7 @@ Defined once here and used by the dataset core. :class:`Split` and :class:`Label
 from __future__ import annotations
 
 import enum
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
 
 __all__ = ["Split", "Label", "GOOD_FOLDER", "GROUND_TRUTH", "ManifestRow", "MANIFEST_COLUMNS"]
 
@@ -88,7 +88,7 @@ class ManifestRow:
 
     def as_tuple(self) -> tuple:
         """The values in :data:`MANIFEST_COLUMNS` order, enums as plain strings."""
-        values = astuple(self)
+        values = tuple(getattr(self, name) for name in MANIFEST_COLUMNS)  # not astuple: it deep-copies
         return (*values[:3], str(self.split), str(self.label), *values[5:])
 
 
