@@ -263,7 +263,7 @@ _warm_up_lock = threading.Lock()
 _warm_up_started = False
 
 
-def start_engine_warm_up() -> bool:
+def start_engine_warm_up(*, lean: bool = False) -> bool:
     """Load the engine's compiled kernels in a background thread, once per process.
 
     numba's first compiled call in a process takes about half a second of CPU, holding the
@@ -273,6 +273,15 @@ def start_engine_warm_up() -> bool:
     for it in pass 2. (Started before the scan instead, it competes with the scan and the
     validation for the interpreter: measured slower with scripts/bench_eval_cli.py.) Later
     calls do nothing.
+
+    Parameters
+    ----------
+    lean : bool
+        Load numba's array functions without its BLAS probe (:func:`_numba_arrays_without_blas`):
+        about 0.25 s of CPU less (SciPy's linear algebra, OpenBLAS and their imports are not
+        loaded). Then ``np.correlate``/``np.convolve`` in numba-compiled code of this process
+        use numba's plain loops instead of BLAS; the engine uses neither. For a process that
+        runs no other numba code (``threecad eval``).
 
     Returns
     -------
@@ -284,15 +293,46 @@ def start_engine_warm_up() -> bool:
         if _warm_up_started:
             return False
         _warm_up_started = True
-    threading.Thread(target=_warm_up_engine, name="threecad-engine-warm-up", daemon=True).start()
+    threading.Thread(target=_warm_up_engine, args=(lean,), name="threecad-engine-warm-up", daemon=True).start()
     return True
 
 
-def _warm_up_engine() -> None:
+def _numba_arrays_without_blas() -> bool:
+    """Import ``numba.np.arraymath`` (numba's first compiled call imports it) while numba's
+    BLAS probe answers "absent", so that the import does not load SciPy's linear algebra.
+
+    Only numba's own probe function is swapped, for this one import, and put back in both
+    modules: nothing else in the process sees a difference (another thread's import of SciPy
+    works as usual; a thread that imports ``arraymath`` meanwhile waits for this import).
+    Returns whether it imported it (False when it was already imported).
+    """
+    import sys
+
+    if "numba.np.arraymath" in sys.modules:
+        return False
+    import numba.np.linalg as linalg
+
+    probe = linalg.ensure_blas
+
+    def absent() -> None:
+        raise ImportError("BLAS is not needed by threecad's kernels")
+
+    linalg.ensure_blas = absent
+    try:
+        import numba.np.arraymath as arraymath
+    finally:
+        linalg.ensure_blas = probe
+    arraymath.ensure_blas = probe
+    return True
+
+
+def _warm_up_engine(lean: bool = False) -> None:
     """Count a 2x2 map once, so that the engine's compiled kernels are loaded (see
     :func:`start_engine_warm_up`). Any failure is ignored: scoring then loads the kernels
     itself."""
     try:
+        if lean:
+            _numba_arrays_without_blas()
         from .engine import order_keys
 
         stats = PixelStats()
@@ -381,6 +421,9 @@ class Evaluator:
     per_image : bool
         Measure the per-image table's pass-2 columns (highest normal score, the image's
         own AUPRO); in this process only.
+    lean_warm_up : bool
+        Load numba without its BLAS probe (:func:`start_engine_warm_up` with ``lean``): for
+        a process that runs no other numba code (``threecad eval``).
 
     Raises
     ------
@@ -391,7 +434,8 @@ class Evaluator:
     def __init__(self, root: str | os.PathLike[str], *, protocol: str | Protocol = "standard",
                  categories: Sequence[str] | None = None, label_map: Any = None, threads: int | None = None,
                  progress: bool = False, client: Any = None, scheduler: str | None = None,
-                 n_workers: int | None = None, chunk_size: int | None = None, per_image: bool = True) -> None:
+                 n_workers: int | None = None, chunk_size: int | None = None, per_image: bool = True,
+                 lean_warm_up: bool = False) -> None:
         self.root = Path(root)
         self.protocol = protocol if isinstance(protocol, Protocol) else get_protocol(protocol)
         self.categories = list(categories) if categories else None
@@ -401,6 +445,7 @@ class Evaluator:
         self.client = client
         self.scheduler = scheduler
         self.n_workers = n_workers
+        self.lean_warm_up = lean_warm_up
         self.chunk_size = chunk_size
         self.per_image = per_image
         self.last_report: dict[str, Any] = {}
@@ -480,7 +525,7 @@ class Evaluator:
                     timer: "PhaseTimer | None" = None) -> Results:
         from .evaluate import evaluate_submission
 
-        start_engine_warm_up()
+        start_engine_warm_up(lean=self.lean_warm_up)
         table = ImageTableObserver(self.protocol, threads=self.threads) if self.per_image else None
         phases = PhaseObserver(timer) if timer is not None else None
         evaluations = evaluate_submission(submission, self.manifest, self.protocol, workers=self.threads,

@@ -247,6 +247,49 @@ def test_engine_warm_up_runs_the_engine_without_failing(caplog):
     assert "engine warm-up failed" not in caplog.text
 
 
+def test_lean_warm_up_leaves_scipy_out_and_every_import_working():
+    """In a process of its own (numba loads its array functions once per process): the lean
+    warm-up does not load SciPy's linear algebra, while another thread imports scikit-learn
+    (which imports it) at the same moment without error; numba's BLAS probe is put back, so
+    ``np.dot`` compiled afterwards works; the warm-up's kernels give exact counts."""
+    import subprocess
+    import sys
+
+    code = """
+import sys, threading
+import numpy as np
+from threecad.eval.api import _warm_up_engine
+errors = []
+def other():
+    try:
+        import sklearn.metrics  # imports scipy.linalg.cython_blas
+    except Exception as exc:
+        errors.append(repr(exc))
+t = threading.Thread(target=other)
+t.start()
+_warm_up_engine(True)
+t.join()
+assert not errors, errors
+import numba.np.arraymath as arraymath, numba.np.linalg as linalg
+assert arraymath.ensure_blas is linalg.ensure_blas and linalg.ensure_blas.__name__ == "ensure_blas"
+from numba import njit
+dot = njit(lambda a, b: np.dot(a, b))
+assert dot(np.ones(3), np.ones(3)) == 3.0
+from threecad.eval.metrics import roc_auc
+from sklearn.metrics import roc_auc_score
+rng = np.random.default_rng(0)
+y, s = rng.random(5000) < 0.1, rng.random(5000).astype(np.float32)
+assert abs(roc_auc(y, s) - roc_auc_score(y, s)) < 1e-12
+print("ok")
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-2000:]
+    code_alone = ("import sys\nfrom threecad.eval.api import _warm_up_engine\n_warm_up_engine(True)\n"
+                  "print('scipy.linalg.cython_blas' in sys.modules)")
+    alone = subprocess.run([sys.executable, "-c", code_alone], capture_output=True, text=True, timeout=300)
+    assert alone.stdout.strip() == "False", alone.stderr[-2000:]
+
+
 def test_engine_warm_up_starts_once_per_process():
     from threecad.eval.api import start_engine_warm_up
 

@@ -96,7 +96,8 @@ def run(args) -> int:
     start = time.perf_counter()
     evaluator = Evaluator(data_root, protocol=args.protocol, categories=categories_from_args(args),
                           label_map=label_map_from_args(args), threads=args.threads, progress=show_progress(args),
-                          scheduler=scheduler, n_workers=n_workers)
+                          scheduler=scheduler, n_workers=n_workers,
+                          lean_warm_up=True)  # this process runs no numba code but the engine's
     curves = None
     if args.plots:  # the curves are kept while each category is scored, in this process
         from threecad.eval.figures import CurveCollector
