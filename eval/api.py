@@ -31,7 +31,7 @@ from threecad.errors import UsageError
 
 from .evaluate import CategoryEvaluation, ImageObserver, ImageScore, ImageTruth
 from .metric_names import Metric
-from .pixels import ImagePositives, PixelStats
+from .pixels import ImagePositives, PixelStats, max_outside
 from .protocols import Protocol, get_protocol
 from .results import CategoryResult, ImageResult, Results
 
@@ -358,9 +358,7 @@ def _max_normal(flat: np.ndarray, flat_positive: np.ndarray) -> float:
     top = flat.max()
     if flat_positive.size == 0 or flat[flat_positive].max() < top:
         return float(top)
-    normal = np.ones(flat.size, bool)
-    normal[flat_positive] = False
-    return float(flat[normal].max())
+    return max_outside(flat, flat_positive)  # one pass around the anomalous pixels, no mask
 
 
 class ObserverGroup(ImageObserver):

@@ -37,7 +37,7 @@ from .curves import ThresholdCounts, aupro_from, average_precision_from, roc_auc
 from .engine import (CounterBuffers, NegativeCounter, NegativeCounts, PositiveIndex, distinct_positions, order_keys,
                      stable_order)
 
-__all__ = ["ImagePositives", "extract_positives", "PixelCounts", "PixelStats", "NegativeTally", "PixelResult"]
+__all__ = ["ImagePositives", "extract_positives", "max_outside", "PixelCounts", "PixelStats", "NegativeTally", "PixelResult"]
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,35 @@ def _positive_records(values, labels, flat_index, n_regions, small_max, medium_m
         weights[i] = 1.0 / areas[r]
         size_class[i] = region_cls[r]
     return keys, weights, size_class, per_class
+
+
+def max_outside(flat: np.ndarray, flat_index: np.ndarray) -> float:
+    """The highest value of ``flat`` outside ``flat_index`` (e.g. an image's normal pixels),
+    without a mask or a copy of ``flat``; ``-inf`` when every value is inside.
+
+    Parameters
+    ----------
+    flat : ndarray of shape (n,), real
+    flat_index : ndarray of shape (p,), int (ascending and distinct as ``np.flatnonzero`` gives
+        them; otherwise they are sorted first)
+    """
+    inside = np.asarray(flat_index, np.int64).reshape(-1)
+    if inside.size > 1 and not (inside[1:] > inside[:-1]).all():
+        inside = np.unique(inside)
+    return float(_max_outside(np.ascontiguousarray(flat).reshape(-1), inside))
+
+
+@njit(nogil=True, cache=True)
+def _max_outside(flat, inside):  # pragma: no cover - compiled
+    top = -np.inf
+    start = 0
+    for k in range(inside.size + 1):
+        stop = inside[k] if k < inside.size else flat.size
+        for i in range(start, stop):
+            v = np.float64(flat[i])
+            top = v if v > top else top
+        start = stop + 1
+    return top
 
 
 _NO_FLAT = np.zeros(0, np.int64)

@@ -184,3 +184,24 @@ def test_aupro_walk_equals_the_plain_formulation(seed):
     for limit in (0.3, 0.05, 1.0, float(rng.uniform(0.01, 1))):
         if tc.n_neg:
             assert aupro_from(tc, fpr_limit=limit) == pytest.approx(_plain_aupro(tc, limit), rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int16])
+def test_max_outside_equals_the_masked_maximum(dtype):
+    """The highest value outside given flat indices, against the boolean-mask maximum: with
+    the maximum inside, at the ends, ties across the border, nothing or everything inside."""
+    from threecad.eval.pixels import max_outside
+
+    rng = np.random.default_rng(3)
+    for trial in range(40):
+        n = int(rng.integers(1, 400))
+        flat = (rng.random(n) * 100).astype(dtype)
+        p = int(rng.integers(0, n + 1))
+        inside = np.sort(rng.choice(n, p, replace=False))
+        if p and trial % 3 == 0:
+            flat[inside[0]] = dtype(120)  # the maximum is inside
+        mask = np.ones(n, bool)
+        mask[inside] = False
+        expected = float(flat[mask].max()) if mask.any() else -np.inf
+        assert max_outside(flat, inside) == expected
+        assert max_outside(flat, rng.permutation(np.concatenate([inside, inside]))) == expected  # any order
