@@ -129,7 +129,10 @@ def max_outside(flat: np.ndarray, flat_index: np.ndarray) -> float:
     inside = np.asarray(flat_index, np.int64).reshape(-1)
     if inside.size > 1 and not (inside[1:] > inside[:-1]).all():
         inside = np.unique(inside)
-    return float(_max_outside(np.ascontiguousarray(flat).reshape(-1), inside))
+    flat = np.ascontiguousarray(flat).reshape(-1)
+    if flat.dtype == np.float16 or flat.dtype == np.bool_:  # types numba does not compute with
+        flat = flat.astype(np.float32)
+    return float(_max_outside(flat, inside))
 
 
 @njit(nogil=True, cache=True)

@@ -157,12 +157,13 @@ def test_observer_sees_every_image(small_tree, tmp_path):
     assert sorted(obs.seen) == sorted(r.image_id for r in results.images)
 
 
-def test_max_normal_against_brute_force():
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.float64, np.int32])
+def test_max_normal_against_brute_force(dtype):
     from threecad.eval.api import _max_normal
 
     rng = np.random.default_rng(3)
     for trial in range(200):
-        flat = rng.integers(0, 6, size=int(rng.integers(2, 40))).astype(np.float32)
+        flat = rng.integers(0, 6, size=int(rng.integers(2, 40))).astype(dtype)
         n_pos = int(rng.integers(0, flat.size))  # at least one normal pixel
         pos = np.sort(rng.choice(flat.size, n_pos, replace=False)).astype(np.int64)
         normal = np.ones(flat.size, bool)

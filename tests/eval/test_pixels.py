@@ -186,7 +186,7 @@ def test_aupro_walk_equals_the_plain_formulation(seed):
             assert aupro_from(tc, fpr_limit=limit) == pytest.approx(_plain_aupro(tc, limit), rel=1e-12, abs=1e-15)
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int16])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16, np.int16, np.uint8])
 def test_max_outside_equals_the_masked_maximum(dtype):
     """The highest value outside given flat indices, against the boolean-mask maximum: with
     the maximum inside, at the ends, ties across the border, nothing or everything inside."""
