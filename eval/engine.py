@@ -87,13 +87,10 @@ def _keys_to_values(keys):
 
 @njit(nogil=True, cache=True)
 def _count_kernel_linear(values, skip, use_skip, uvals, start, scale, nb, below, on):
-    """Like :func:`_count_kernel`, with buckets linear in the value: ``(x - U[0]) * scale``.
-
-    The bucket search is written out in both kernels on purpose: factoring it into a shared
-    ``@njit`` helper measured 2.3x slower (scripts/bench_eval.py).
-    """
+    """Like :func:`_count_kernel`, with buckets linear in the value: ``(x - U[0]) * scale``;
+    ``uvals`` is ``U`` followed by infinite sentinels (:func:`_first_not_below` stops there)."""
     n = values.size
-    k_count = uvals.size
+    k_count = on.size
     u0 = uvals[0]
     u1 = uvals[k_count - 1]
     bad = 0
@@ -113,18 +110,8 @@ def _count_kernel_linear(values, skip, use_skip, uvals, start, scale, nb, below,
         b = int((x - u0) * scale)
         if b >= nb:
             b = nb - 1
-        lo = start[b]
-        hi = start[b + 1]
-        top = hi
-        while hi - lo > 8:
-            mid = (lo + hi) >> 1
-            if uvals[mid] < x:
-                lo = mid + 1
-            else:
-                hi = mid
-        while lo < top and uvals[lo] < x:
-            lo += 1
-        if lo < top and uvals[lo] == x:
+        lo = _first_not_below(uvals, x, start[b], start[b + 1])
+        if uvals[lo] == x:
             on[lo] += 1
         else:
             below[lo] += 1
@@ -133,9 +120,10 @@ def _count_kernel_linear(values, skip, use_skip, uvals, start, scale, nb, below,
 
 @njit(nogil=True, cache=True)
 def _count_kernel(values, skip, use_skip, ukeys, start, kmin, kmax, shift, below, on):
-    """Count ``values`` (minus ``skip``ped pixels) into ``below``/``on`` (in place)."""
+    """Count ``values`` (minus ``skip``ped pixels) into ``below``/``on`` (in place); ``ukeys`` is
+    U's keys followed by sentinels above every key (:func:`_first_not_below` stops there)."""
     n = values.size
-    k_count = ukeys.size
+    k_count = on.size
     buf = np.empty(_BLOCK, np.float64)
     kbuf = buf.view(np.uint64)
     sign = np.uint64(1 << 63)
@@ -162,18 +150,8 @@ def _count_kernel(values, skip, use_skip, ukeys, start, kmin, kmax, shift, below
                 below[k_count] += 1
                 continue
             b = (k - kmin) >> shift
-            lo = start[b]
-            hi = start[b + 1]
-            top = hi
-            while hi - lo > 8:
-                mid = (lo + hi) >> 1
-                if ukeys[mid] < k:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            while lo < top and ukeys[lo] < k:
-                lo += 1
-            if lo < top and ukeys[lo] == k:
+            lo = _first_not_below(ukeys, k, start[b], start[b + 1])
+            if ukeys[lo] == k:
                 on[lo] += 1
             else:
                 below[lo] += 1
@@ -338,12 +316,7 @@ def _word32(x, bits, linear, u0, scale, kmin, shift, nb):
     nan = ((bits & _EXP32) == _EXP32) & ((bits & _MANT32) != 0)
     k = np.uint32(0) if nan else k  # below everything, never scanned past U
     if linear:
-        t = (np.float64(x) - u0) * scale
-        inside = t >= 0.0  # false for NaN
-        t = t if inside else 0.0
-        t = t if t < nb else np.float64(nb)
-        b = np.int64(np.int32(t)) + 1  # t is in [0, nb]: the 32-bit conversion vectorises
-        b = b if inside else np.int64(0)
+        b = _linear_bucket(np.float64(x), u0, scale, nb)  # NaN: bucket 0
     else:
         d = (np.int64(k) - np.int64(kmin)) >> shift
         b = d + 1
@@ -770,7 +743,10 @@ class PositiveIndex:
         # scores spread over many orders of magnitude) and linear in the value (good for
         # scores in a bounded range, even across zero). Keep the one with the shorter
         # expected search (sum of squared bucket sizes).
-        self.uvals = keys_to_values(ukeys)
+        # U as float64, followed by infinite sentinels (the direct linear kernel's search)
+        self._uvals_padded = np.full(k + _WINDOW, np.inf)
+        self._uvals_padded[:k] = keys_to_values(ukeys)
+        self.uvals = self._uvals_padded[:k]
         span = float(self.uvals[-1] - self.uvals[0])
         self.scale = (nb / span) * (1 - 1e-12) if span > 0 and np.isfinite(span) else 0.0
         linear_cost, key_cost = _run_costs(ukeys, self.uvals, self.scale, nb, self.kmin, self.shift)
@@ -828,11 +804,14 @@ class PositiveIndex:
         state = dict(self.__dict__)
         state["_fine"] = state["_fine32"] = None  # rebuilt where they are used: cheaper than sending them
         del state["ukeys"]  # a view of sentinel_keys: sent once
+        state.pop("uvals", None)  # a view of _uvals_padded
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self.ukeys = self.sentinel_keys[:self.sentinel_keys.size - _WINDOW]
+        if "_uvals_padded" in state:
+            self.uvals = self._uvals_padded[:self.ukeys.size]
 
     def empty_counts(self) -> NegativeCounts:
         """Zero counts sized for this index."""
@@ -857,10 +836,10 @@ class PositiveIndex:
             return
         flat, skip_flat, use_skip = _flat_input(values, skip)
         if self.size and self.linear:
-            bad = _count_kernel_linear(flat, skip_flat, use_skip, self.uvals, self.start, self.scale, self.nb,
+            bad = _count_kernel_linear(flat, skip_flat, use_skip, self._uvals_padded, self.start, self.scale, self.nb,
                                        counts.below, counts.on)
         else:
-            bad = _count_kernel(flat, skip_flat, use_skip, self.ukeys, self.start, self.kmin, self.kmax,
+            bad = _count_kernel(flat, skip_flat, use_skip, self.sentinel_keys, self.start, self.kmin, self.kmax,
                                 self.shift, counts.below, counts.on)
         _raise_non_finite(bad)
 
