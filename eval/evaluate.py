@@ -11,8 +11,8 @@ Masks are decoded once: pass 1 keeps the anomalous pixels' flat indices, which i
 pass 2 needs of the ground truth. Maps are kept between the passes within a fixed budget
 (each as read or on the grid, whichever is smaller) and brought onto the grid again by the
 same deterministic rule; the rest are read again. (Keeping the resized maps instead would
-take 8 bytes per native pixel, gigabytes per category; resizing a 256x256 map again costs
-about 4 % of pass 2, measured with scripts/bench_eval_full.py --native.) Pass 2 runs in
+take 4 or 8 bytes per native pixel, gigabytes per category; resizing a 256x256 map again
+costs about 1 ns per native pixel in float32 (:mod:`eval.resize`), a few % of pass 2, measured with scripts/bench_eval_full.py --native.) Pass 2 runs in
 order of group, so the pixel statistics hold one group's normal counts per thread
 (:class:`eval.pixels.PixelStats`). Then the category's breakdowns and its metrics are
 computed (``CategoryEvaluation.summary``). Every phase (read, sort, count, metrics) has its
@@ -57,6 +57,7 @@ from .mapio import MapReadError, read_map, read_map_digest
 from .metrics import average_precision, roc_auc
 from .paper import mean_pro_paper, per_image_pro_paper, resize_map_paper, resize_mask_paper
 from .pixels import ImagePositives, PixelStats
+from .resize import resize_to_grid
 from .protocols import IMAGE_LABEL_FOLDER, IMAGE_SCORE_AS_SUBMITTED, Protocol
 from .submission import Submission, SubmissionError
 
@@ -241,19 +242,10 @@ def truth_positives(mask: np.ndarray, protocol: Protocol) -> ImagePositives:
         regions_per_class=(int(per_class[0]), int(per_class[1]), int(per_class[2])))
 
 
-def _on_grid(amap: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """``amap`` resized bilinearly (float64) to ``shape`` when its size differs; else as is."""
-    if amap.shape == shape:
-        return amap
-    import cv2
-
-    return cv2.resize(amap.astype(np.float64), (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
-
-
 def map_on_grid(amap: np.ndarray, shape: tuple[int, int], protocol: Protocol) -> np.ndarray:
     """A map brought onto the protocol grid ``shape`` (see :mod:`eval.protocols`)."""
     if protocol.grid_size is None:
-        return _on_grid(amap, shape)
+        return resize_to_grid(amap, shape)
     return resize_map_paper(amap, size=protocol.grid_size)
 
 

@@ -164,18 +164,18 @@ def resize_map_paper(amap: np.ndarray, *, size: int = PAPER_SIZE) -> np.ndarray:
     -------
     ndarray of shape (size, size)
         ``amap`` itself (same object, no copy, no cast) when it is already
-        ``size x size``; otherwise ``cv2.resize`` with ``INTER_LINEAR`` (half-pixel
-        centres) of the map converted to float64, as float64. Values are never rescaled.
+        ``size x size``; otherwise the map resized bilinearly (half-pixel centres, the rule
+        of ``cv2.resize`` with ``INTER_LINEAR``) in float64 by :func:`eval.resize.resize_bilinear`,
+        which gives the same values on every machine. Values are never rescaled.
     """
     a = np.asarray(amap)
     if a.ndim != 2:
         raise ValueError(f"anomaly map must be 2-D (H, W), got shape {a.shape}")
     if a.shape == (size, size):
         return amap if isinstance(amap, np.ndarray) else a
-    import cv2
+    from .resize import resize_bilinear
 
-    return cv2.resize(np.ascontiguousarray(a, dtype=np.float64), (size, size),
-                      interpolation=cv2.INTER_LINEAR)
+    return resize_bilinear(a, (size, size), np.float64)
 
 
 # --------------------------------------------------------------------------- PRO

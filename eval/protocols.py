@@ -7,7 +7,8 @@ ranges of pycocotools' ``COCOeval``). ``docs/protocols.md`` describes both proto
 users.
 
 * ``standard`` (default): each image's native size; maps of another size are resized with
-  bilinear interpolation (in float64); image label from the folder (good vs defect);
+  bilinear interpolation (:mod:`eval.resize`: in float32 for float32 and narrower maps, else
+  in float64); image label from the folder (good vs defect);
   I-AUROC, I-AP; P-AUROC, P-AP over all pixels of a category; AUPRO as MVTec AD defines
   it (regions pooled over the category, FPR over all its normal pixels, every distinct
   score a threshold, integrated to FPR 0.3, divided by 0.3). All exact.
@@ -121,11 +122,11 @@ class Protocol:
 
 PROTOCOLS: dict[str, Protocol] = {
     "standard": Protocol(
-        name="standard", grid="native", map_resize="bilinear (float64) when the size differs",
+        name="standard", grid="native", map_resize="bilinear when the size differs: in float32 for float32 and narrower maps, in float64 otherwise",
         mask_resize="none", image_label=IMAGE_LABEL_FOLDER,
         image_score=IMAGE_SCORE_AS_SUBMITTED, aupro="mvtec"),
     "paper": Protocol(
-        name="paper", grid="256x256", map_resize="bilinear (float64) when not 256x256",
+        name="paper", grid="256x256", map_resize="bilinear in float64 when not 256x256",
         mask_resize="the image's own-folder mask only, as stored; PIL nearest to 256x256, then ToTensor "
                     "(8-bit values / 255) > 0.5",
         image_label=IMAGE_LABEL_RESIZED_MASK, image_score=IMAGE_SCORE_ON_GRID, aupro="paper_per_image",

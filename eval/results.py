@@ -47,7 +47,10 @@ __all__ = ["FORMAT_VERSION", "RESULT_FILES", "IMAGE_TABLES", "Results", "Categor
            "PaperRow", "paper_tables", "results_json", "results_csv", "render_tables", "write_results",
            "write_result_set", "check_output_folder", "build_results", "pct"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""Version of the results files. 2: the ``standard`` protocol resizes float32 (and narrower)
+maps in float32 (:mod:`eval.resize`); version 1 resized every map in float64, so a value
+can differ from a version 1 result in about the seventh decimal. The layout is unchanged."""
 RESULT_FILES = ("results.json", "results.csv", "results.md")
 IMAGE_TABLES = ("images.csv", "images.parquet")
 CODES = tuple(c.code for c in CATEGORIES)

@@ -191,6 +191,7 @@ def reference(root: Path, preds: Path) -> dict[str, dict[str, float]]:
 
     from threecad.manifest import scan
 
+    cv2.ipp.setUseIPP(False)
     manifest = scan(root).manifest
     test = manifest[manifest["split"] == "test"]
     out = {}
@@ -200,7 +201,10 @@ def reference(root: Path, preds: Path) -> dict[str, dict[str, float]]:
         for row in rows.itertuples():
             amap = np.load(preds / row.category / "test" / row.folder / f"{row.stem}.npy")
             h, w = row.height, row.width
-            on_grid = cv2.resize(amap.astype(np.float64), (w, h), interpolation=cv2.INTER_LINEAR)
+            # the standard rule, by OpenCV's own code (IPP off: its IPP path rounds by CPU):
+            # float32 arithmetic for float32 and narrower maps, float64 otherwise
+            work = np.float32 if amap.dtype.itemsize <= 4 and amap.dtype.kind == "f" else np.float64
+            on_grid = cv2.resize(amap.astype(work), (w, h), interpolation=cv2.INTER_LINEAR)
             gt = np.zeros((h, w), bool)
             for p in row.mask_paths:
                 gt |= cv2.imread(p, cv2.IMREAD_UNCHANGED) > 0

@@ -196,7 +196,7 @@ def test_cli_writes_three_files_deterministically(sample_root, tmp_path):
     assert names == ["images.csv", "images.parquet", "results.csv", "results.json", "results.md"]
     r1 = json.loads((tmp_path / "r1" / "results.json").read_text())
     assert set(r1["categories"]) == {"Copper_Stator", "Iron_Stator"}
-    assert r1["format_version"] == 1 and r1["method"] == "synthetic-demo"
+    assert r1["format_version"] == 2 and r1["method"] == "synthetic-demo"
     assert len(r1["submission"]["files"]) == int((manifest["split"] == "test").sum()) + 1
     for c in r1["categories"].values():
         for m in ("image_auroc", "image_ap", "pixel_auroc", "pixel_ap", "aupro"):
