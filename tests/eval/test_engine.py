@@ -301,6 +301,7 @@ def test_large_index_settings_count_the_same(dtype, partition_everything, monkey
     """The finer buckets and more partitions used for very many distinct values (native-size
     categories) give the same counts; a pickled index sends its keys once and still counts."""
     monkeypatch.setattr(engine, "_LARGE_K", 1)
+    monkeypatch.setattr(engine, "_TOUCH_MIN_K", 1)  # the float32 count streams each partition in
     rng = np.random.default_rng(4)
     values = rng.random(40000).astype(dtype)
     positive = rng.random(values.size) < 0.3
@@ -313,6 +314,38 @@ def test_large_index_settings_count_the_same(dtype, partition_everything, monkey
     got = counter.result()
     below, on = brute_counts(values[positive], values[~positive])
     assert np.array_equal(got.below, below) and np.array_equal(got.on, on)
+
+
+@pytest.mark.parametrize("touch", [1, 1 << 40])
+def test_float32_count_pairs_are_folded_before_they_overflow(touch, partition_everything, monkeypatch):
+    """The float32 count adds into int32 pairs, folded into the int64 counts when the pixels
+    counted since the last fold could pass the limit (here 2,500, over many flushes of 1,000,
+    with subtracted pixels), at every flush from outside, and when the buffers are handed on."""
+    monkeypatch.setattr(engine, "_PAIR_LIMIT", 2500)
+    monkeypatch.setattr(engine, "_TOUCH_MIN_K", touch)
+    rng = np.random.default_rng(7)
+    values = np.round(rng.random(30000), 3).astype(np.float32)  # many ties with the positives
+    positive = rng.random(values.size) < 0.2
+    index = PositiveIndex(order_keys(values[positive]))
+    counter = NegativeCounter(index)
+    parts = np.array_split(np.arange(values.size), 9)
+    for i, part in enumerate(parts):
+        counter.add(values[part], skip_index=np.flatnonzero(positive[part]))
+        if i == 4:  # counts read half-way: every pixel so far is in them
+            counter.flush()
+            seen = np.concatenate(parts[:5])
+            below, on = brute_counts(values[positive], values[seen][~positive[seen]])
+            assert np.array_equal(counter.counts.below, below) and np.array_equal(counter.counts.on, on)
+    spare = counter.take_buffers()
+    assert spare.pairs is not None and not spare.pairs.any()  # handed on folded: all zero
+    got = counter.counts
+    below, on = brute_counts(values[positive], values[~positive])
+    assert np.array_equal(got.below, below) and np.array_equal(got.on, on)
+    follower = NegativeCounter(index)
+    follower.adopt_buffers(spare)
+    follower.add(values[~positive])
+    twice = follower.result()
+    assert np.array_equal(twice.below, below) and np.array_equal(twice.on, on)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
