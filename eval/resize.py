@@ -39,45 +39,38 @@ FLOAT32_EXACT = frozenset(np.dtype(t) for t in (np.float32, np.float16, np.bool_
 """Map dtypes resized in float32 (every value of theirs is a float32 exactly)."""
 
 
-def _axis(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Source index, its neighbour and the neighbour's weight for each output position."""
+@njit(nogil=True, cache=True)
+def _axis(n_out, n_in, clamp_edges):  # pragma: no cover - compiled
+    """Per output position: the first source index, the second one (clamped into the map) and
+    the second one's float32 weight. ``clamp_edges`` (columns): outside the first and the last
+    centre the pixel itself (weight 0); otherwise (rows) the indices are only clamped."""
     scale = 1.0 / (n_out / n_in)
-    f = ((np.arange(n_out, dtype=np.float64) + 0.5) * scale - 0.5).astype(np.float32)
-    s = np.floor(f).astype(np.int64)
-    a = (f - s.astype(np.float32)).astype(np.float32)
-    return s, a, f
-
-
-def _columns(w_out: int, w_in: int) -> tuple[np.ndarray, np.ndarray]:
-    """Left source column and the right one's weight per output column (edges: the pixel itself)."""
-    s, a, _ = _axis(w_out, w_in)
-    low = s < 0
-    high = s >= w_in - 1
-    s[low] = 0
-    a[low] = 0
-    s[high] = w_in - 1
-    a[high] = 0
-    return s, a
-
-
-def _rows(h_out: int, h_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Upper and lower source rows (clamped into the map) and the lower one's weight per output row."""
-    s, a, _ = _axis(h_out, h_in)
-    return np.clip(s, 0, h_in - 1), np.clip(s + 1, 0, h_in - 1), a
+    first = np.empty(n_out, np.int64)
+    second = np.empty(n_out, np.int64)
+    weight = np.empty(n_out, np.float32)
+    for i in range(n_out):
+        f = np.float32((i + 0.5) * scale - 0.5)
+        s = np.int64(np.floor(f))
+        a = np.float32(f - np.float32(s))
+        if clamp_edges and s < 0:
+            s, a = 0, np.float32(0.0)
+        if clamp_edges and s >= n_in - 1:
+            s, a = n_in - 1, np.float32(0.0)
+        first[i] = min(max(s, 0), n_in - 1)
+        second[i] = min(max(s + 1, 0), n_in - 1)
+        weight[i] = a
+    return first, second, weight
 
 
 @njit(nogil=True, cache=True)
-def _bilinear(src, sx, ax, r0, r1, ay, out):  # pragma: no cover - compiled
+def _bilinear(src, sx, nx, ax, r0, r1, ay, out):  # pragma: no cover - compiled
     """The rule, in the arithmetic of ``src``'s dtype (float32 or float64; the weights are
     float32 numbers either way, as OpenCV's)."""
     h_out, w_out = out.shape
-    w_in = src.shape[1]
     one = np.float32(1.0)
     bx = np.empty(w_out, np.float32)
-    nx = np.empty(w_out, np.int64)
     for x in range(w_out):
         bx[x] = one - ax[x]
-        nx[x] = min(sx[x] + 1, w_in - 1)
     t0 = np.empty(w_out, src.dtype)
     t1 = np.empty(w_out, src.dtype)
     have0 = -1
@@ -126,10 +119,10 @@ def resize_bilinear(amap: np.ndarray, shape: tuple[int, int], dtype: type = np.f
     if src.ndim != 2 or src.size == 0:
         raise ValueError(f"a map to resize must be 2-D and not empty, got shape {src.shape}")
     h_out, w_out = int(shape[0]), int(shape[1])
-    sx, ax = _columns(w_out, src.shape[1])
-    r0, r1, ay = _rows(h_out, src.shape[0])
+    sx, nx, ax = _axis(w_out, src.shape[1], True)
+    r0, r1, ay = _axis(h_out, src.shape[0], False)
     out = np.empty((h_out, w_out), src.dtype)
-    _bilinear(src, sx, ax, r0, r1, ay, out)
+    _bilinear(src, sx, nx, ax, r0, r1, ay, out)
     return out
 
 
