@@ -541,6 +541,7 @@ _RADIX_BITS = 11
 
 
 _MSD_MIN = 1 << 16  # from this many keys on, one most-significant-digit pass first
+_PARALLEL_SORT_MIN = 1 << 20  # from this many keys on, the parts are sorted by two threads
 
 
 @njit(nogil=True, cache=True)
@@ -579,35 +580,33 @@ def _lsd_passes(ordered, order, ordered2, order2, lo, hi, varying, below, count)
 
 
 @njit(nogil=True, cache=True)
-def _radix_sort(keys):
-    """``keys`` sorted, and the stable order that sorts them, by radix sort with 11-bit digits
-    (keys travel with their indices); digits that are equal in every key (e.g. the low
-    mantissa bits of float32 scores as 64-bit keys) cost nothing.
-
-    Many keys are first split by their 11 highest varying bits (one pass), then each part is
-    sorted on the lower bits while it stays in cache: 30 M random float64 keys measured
-    about 3x faster than least-significant-digit passes over the whole array."""
+def _msd_pass(keys):
+    """The first step of :func:`_radix_sort`: ``(ordered, order, scratch keys, scratch order,
+    bounds, varying, below)``. With many keys they are split by their 11 highest varying bits
+    into ``bounds`` (one pass) and the parts are left to sort on the ``below`` lower bits
+    (:func:`_lsd_parts`); with few (``bounds`` empty) they are sorted already."""
     n = keys.size
     order = np.arange(n)
     ordered = keys.copy()
-    if n < 2:
-        return ordered, order
     order2 = np.empty(n, np.int64)
     ordered2 = np.empty(n, np.uint64)
+    radix = 1 << _RADIX_BITS
+    bounds = np.zeros(0, np.int64)
+    if n < 2:
+        return ordered, order, ordered2, order2, bounds, np.uint64(0), 0
     all_or = np.uint64(0)
     all_and = ~np.uint64(0)
     for i in range(n):
         all_or |= keys[i]
         all_and &= keys[i]
     varying = all_or ^ all_and
-    radix = 1 << _RADIX_BITS
     count = np.empty(radix + 1, np.int64)
     top = 0  # one above the highest varying bit
     while top < 64 and (varying >> np.uint64(top)) != 0:
         top += 1
     if n < _MSD_MIN or top <= _RADIX_BITS:
         _lsd_passes(ordered, order, ordered2, order2, 0, n, varying, 64, count)
-        return ordered, order
+        return ordered, order, ordered2, order2, bounds, varying, 0
     msd = np.uint64(top - _RADIX_BITS)
     mask = np.uint64(radix - 1)
     count[:] = 0
@@ -622,11 +621,49 @@ def _radix_sort(keys):
         ordered2[count[d]] = key
         order2[count[d]] = i
         count[d] += 1
-    for d in range(radix):
+    # sorted parts end in ordered2/order2 (ordered/order are their scratch)
+    return ordered2, order2, ordered, order, bounds, varying, top - _RADIX_BITS
+
+
+@njit(nogil=True, cache=True)
+def _lsd_parts(ordered, order, scratch, scratch_order, bounds, first, last, varying, below):
+    """Sort the parts ``first:last`` of :func:`_msd_pass` on their ``below`` lower bits, in place."""
+    count = np.empty((1 << _RADIX_BITS) + 1, np.int64)
+    for d in range(first, last):
         if bounds[d + 1] - bounds[d] > 1:
-            _lsd_passes(ordered2, order2, ordered, order, bounds[d], bounds[d + 1], varying, top - _RADIX_BITS,
-                        count)
-    return ordered2, order2
+            _lsd_passes(ordered, order, scratch, scratch_order, bounds[d], bounds[d + 1], varying, below, count)
+
+
+def _radix_sort(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``keys`` (uint64, contiguous) sorted, and the stable order that sorts them, by radix sort
+    with 11-bit digits (keys travel with their indices); digits that are equal in every key
+    (e.g. the low mantissa bits of float32 scores as 64-bit keys) cost nothing.
+
+    Many keys are first split by their 11 highest varying bits (one pass), then each part is
+    sorted on the lower bits while it stays in cache: 30 M random float64 keys measured
+    about 3x faster than least-significant-digit passes over the whole array. From
+    :data:`_PARALLEL_SORT_MIN` keys on the parts are shared by two threads (disjoint ranges of
+    the same arrays; the kernels release the GIL)."""
+    ordered, order, scratch, scratch_order, bounds, varying, below = _msd_pass(keys)
+    varying = np.uint64(varying)  # numba hands a uint64 back as a Python int
+    if bounds.size == 0:
+        return ordered, order
+    parts = bounds.size - 1
+    if keys.size < _PARALLEL_SORT_MIN:
+        _lsd_parts(ordered, order, scratch, scratch_order, bounds, 0, parts, varying, below)
+        return ordered, order
+    import threading
+
+    middle = int(np.searchsorted(bounds, keys.size // 2))  # about half the keys on each side
+    middle = min(max(middle, 1), parts)
+    other = threading.Thread(target=_lsd_parts, args=(ordered, order, scratch, scratch_order, bounds, middle, parts,
+                                                      varying, below))
+    other.start()
+    try:
+        _lsd_parts(ordered, order, scratch, scratch_order, bounds, 0, middle, varying, below)
+    finally:
+        other.join()
+    return ordered, order
 
 
 @njit(nogil=True, cache=True)

@@ -136,9 +136,12 @@ def test_distinct_positions():
 
 
 @pytest.mark.parametrize("kind", ["float64", "float32", "ties", "narrow", "skewed", "tiny-range"])
-def test_radix_sort_of_many_keys(kind):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_radix_sort_of_many_keys(kind, threads, monkeypatch):
     """Enough keys for the most-significant-digit pass (``_MSD_MIN``): sorted, stable, and the
-    same positions as numpy's sort, whatever bits vary."""
+    same positions as numpy's sort, whatever bits vary; the same with the parts shared by
+    two threads."""
+    monkeypatch.setattr(engine, "_PARALLEL_SORT_MIN", 1 if threads == 2 else 1 << 62)
     rng = np.random.default_rng(2)
     n = engine._MSD_MIN * 3 + 17
     if kind == "float64":
