@@ -24,6 +24,7 @@ kernels and raised as :class:`NonFiniteScoresError` (the counts are then incompl
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -651,8 +652,6 @@ def _radix_sort(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if keys.size < _PARALLEL_SORT_MIN:
         _lsd_parts(ordered, order, scratch, scratch_order, bounds, 0, parts, varying, below)
         return ordered, order
-    import threading
-
     middle = int(np.searchsorted(bounds, keys.size // 2))  # about half the keys on each side
     middle = min(max(middle, 1), parts)
     other = threading.Thread(target=_lsd_parts, args=(ordered, order, scratch, scratch_order, bounds, middle, parts,
@@ -796,6 +795,9 @@ class PositiveIndex:
     """
 
     def __init__(self, keys: np.ndarray, *, distinct: bool = False) -> None:
+        # the tables built on first use are built once, by the first thread that needs them
+        # (counting threads start together; racing builds took 2x the wall time of one)
+        self._build_lock = threading.RLock()
         ukeys = np.asarray(keys, dtype=np.uint64)
         if not distinct:
             ukeys = distinct_positions(ukeys)[0]
@@ -843,11 +845,13 @@ class PositiveIndex:
     def start(self) -> np.ndarray:
         """``start[b]``: how many values of ``U`` lie in buckets below ``b``; shape (nb + 1,), int32."""
         if self._start is None:
-            if self.linear:
-                buckets = _linear_buckets(self.uvals, self.scale, self.nb)
-            else:
-                buckets = _key_buckets(self.ukeys, self.kmin, self.shift)
-            self._start = _bucket_starts(buckets, self.nb)
+            with self._build_lock:
+                if self._start is None:
+                    if self.linear:
+                        buckets = _linear_buckets(self.uvals, self.scale, self.nb)
+                    else:
+                        buckets = _key_buckets(self.ukeys, self.kmin, self.shift)
+                    self._start = _bucket_starts(buckets, self.nb)
         return self._start
 
     @property
@@ -872,25 +876,31 @@ class PositiveIndex:
     def fine_table(self) -> "_FineTable":
         """The fine bucket table of the partitioned count (built on first use, not pickled)."""
         if self._fine is None:
-            self._fine = _FineTable.build(self)
+            with self._build_lock:
+                if self._fine is None:
+                    self._fine = _FineTable.build(self)
         return self._fine
 
     def fine32(self) -> "_Fine32 | None":
         """The float32 fine table (built on first use), or None when ``U`` holds a value that is
         not a float32."""
         if self._fine32 is None:
-            self._fine32 = _Fine32.build(self) or False
+            with self._build_lock:
+                if self._fine32 is None:
+                    self._fine32 = _Fine32.build(self) or False
         return self._fine32 or None
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_fine"] = state["_fine32"] = None  # rebuilt where they are used: cheaper than sending them
+        del state["_build_lock"]
         del state["ukeys"]  # a view of sentinel_keys: sent once
         state.pop("uvals", None)  # a view of _uvals_padded
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        self._build_lock = threading.RLock()
         self.ukeys = self.sentinel_keys[:self.sentinel_keys.size - _WINDOW]
         if "_uvals_padded" in state:
             self.uvals = self._uvals_padded[:self.ukeys.size]

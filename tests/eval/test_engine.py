@@ -376,3 +376,33 @@ def test_buckets_of_every_size_around_the_window(dtype, per_bucket, partition_ev
     below, on = brute_counts(positive_values, normal)
     assert np.array_equal(got.below, below) and np.array_equal(got.on, on)
 
+
+def test_tables_are_built_once_when_threads_race(monkeypatch):
+    """Counting threads that start together build an index's tables once (and share them)."""
+    import threading
+
+    built = []
+    real = engine._FineTable.build.__func__
+
+    def counting_build(cls, index):
+        built.append(threading.get_ident())
+        return real(cls, index)
+
+    monkeypatch.setattr(engine._FineTable, "build", classmethod(counting_build))
+    rng = np.random.default_rng(8)
+    index = PositiveIndex(order_keys(rng.random(50000).astype(np.float32)))
+    barrier = threading.Barrier(4)
+    seen = []
+
+    def first_use():
+        barrier.wait()
+        seen.append(index.fine32())
+
+    threads = [threading.Thread(target=first_use) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(built) == 1 and all(f is seen[0] for f in seen)
+    clone = pickle.loads(pickle.dumps(index))  # the lock is not pickled; the clone has its own
+    assert clone.fine32() is not None and clone.fine32() is clone.fine32()
