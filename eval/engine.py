@@ -1208,9 +1208,7 @@ class NegativeCounter:
     def flush(self, *, release: bool = False) -> None:
         """Count the buffered pixels into :attr:`counts`; ``release`` frees the buffers too."""
         self._count_buffer()
-        if self._unfolded:
-            _fold_pairs(self._pairs, self.counts.below, self.counts.on)
-            self._unfolded = 0
+        self._fold()
         if release:
             self._keys = self._scratch = self._hist = self._pairs = None
 
@@ -1226,8 +1224,7 @@ class NegativeCounter:
                 if self._pairs is None:
                     self._pairs = np.zeros(2 * index.size + 2, np.int32)
                 if self._unfolded + self._pending > _PAIR_LIMIT:
-                    _fold_pairs(self._pairs, self.counts.below, self.counts.on)
-                    self._unfolded = 0
+                    self._fold()
                 _count32(self._keys, self._pending, self._scratch, self._hist, f.pshift, f.ukeys, f.start, f.nb,
                          index.size >= _TOUCH_MIN_K, self._pairs)
                 self._unfolded += self._pending
@@ -1237,6 +1234,12 @@ class NegativeCounter:
                                  index.linear, index.uvals[0], fine.scale, index.kmin, fine.shift, fine.nb,
                                  fine.pshift, self.counts.below, self.counts.on)
             self._pending = 0
+
+    def _fold(self) -> None:
+        """Add the int32 count pairs into :attr:`counts` (when anything was counted into them)."""
+        if self._unfolded:
+            _fold_pairs(self._pairs, self.counts.below, self.counts.on)
+            self._unfolded = 0
 
     @property
     def buffer_bytes(self) -> int:
