@@ -12,9 +12,10 @@ pass 2 needs of the ground truth. Maps are kept between the passes within a fixe
 (each as read or on the grid, whichever is smaller) and brought onto the grid again by the
 same deterministic rule; the rest are read again. (Keeping the resized maps instead would
 take 4 or 8 bytes per native pixel, gigabytes per category; resizing a 256x256 map again
-costs about 1 ns per native pixel in float32 (:mod:`eval.resize`), a few % of pass 2, measured with scripts/bench_eval_full.py --native.) Pass 2 runs in
-order of group, so the pixel statistics hold one group's normal counts per thread
-(:class:`eval.pixels.PixelStats`). Then the category's breakdowns and its metrics are
+costs about 1 ns per native pixel in float32 (:mod:`eval.resize`), a few % of pass 2,
+measured with scripts/bench_eval_full.py --native.) Pass 2 runs in order of group, so the
+pixel statistics hold one group's normal counts per thread (:class:`eval.pixels.PixelStats`).
+Then the category's breakdowns and its metrics are
 computed (``CategoryEvaluation.summary``). Every phase (read, sort, count, metrics) has its
 progress bar, and its wall time is kept in ``CategoryEvaluation.seconds``.
 
@@ -57,8 +58,8 @@ from .mapio import MapReadError, read_map, read_map_digest
 from .metrics import average_precision, roc_auc
 from .paper import mean_pro_paper, per_image_pro_paper, resize_map_paper, resize_mask_paper
 from .pixels import ImagePositives, PixelStats
-from .resize import resize_to_grid
 from .protocols import IMAGE_LABEL_FOLDER, IMAGE_SCORE_AS_SUBMITTED, Protocol
+from .resize import resize_to_grid
 from .submission import Submission, SubmissionError
 
 __all__ = ["ImageRecord", "CategoryEvaluation", "evaluate_submission", "summarize_category",

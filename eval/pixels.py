@@ -37,7 +37,8 @@ from .curves import ThresholdCounts, aupro_from, average_precision_from, roc_auc
 from .engine import (CounterBuffers, NegativeCounter, NegativeCounts, PositiveIndex, distinct_positions, order_keys,
                      stable_order)
 
-__all__ = ["ImagePositives", "extract_positives", "max_outside", "PixelCounts", "PixelStats", "NegativeTally", "PixelResult"]
+__all__ = ["ImagePositives", "extract_positives", "max_outside", "PixelCounts", "PixelStats", "NegativeTally",
+           "PixelResult"]
 
 
 @dataclass(frozen=True)

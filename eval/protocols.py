@@ -122,7 +122,8 @@ class Protocol:
 
 PROTOCOLS: dict[str, Protocol] = {
     "standard": Protocol(
-        name="standard", grid="native", map_resize="bilinear when the size differs: in float32 for float32 and narrower maps, in float64 otherwise",
+        name="standard", grid="native",
+        map_resize="bilinear when the size differs: in float32 for float32 and narrower maps, in float64 otherwise",
         mask_resize="none", image_label=IMAGE_LABEL_FOLDER,
         image_score=IMAGE_SCORE_AS_SUBMITTED, aupro="mvtec"),
     "paper": Protocol(

@@ -146,7 +146,8 @@ def test_the_image_label_rule_is_read_from_the_protocol(two_type_tree):
 def test_standard_settings_as_recorded_are_unchanged():
     """results.json of the standard protocol records exactly these settings."""
     assert STANDARD.to_dict() == {
-        "name": "standard", "grid": "native", "map_resize": "bilinear when the size differs: in float32 for float32 and narrower maps, in float64 otherwise",
+        "name": "standard", "grid": "native",
+        "map_resize": "bilinear when the size differs: in float32 for float32 and narrower maps, in float64 otherwise",
         "mask_resize": "none", "image_label": "folder",
         "image_score": "scores.csv, else max of the map as submitted", "aupro": "mvtec", "fpr_limit": 0.3,
         "pro_thresholds": None, "connectivity": 8, "small_max_area": 1024, "medium_max_area": 9216}
