@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import cv2
 import numpy as np
 import pytest
@@ -43,12 +45,21 @@ def test_kernel_is_the_written_rule(h, w, h_out, w_out):
     assert np.array_equal(resize_bilinear(a, (h_out, w_out)), _reference(a, h_out, w_out))
 
 
+@contextmanager
+def _ipp(on: bool):
+    """OpenCV's IPP acceleration switched ``on`` or off for the block, then as it was."""
+    before = cv2.ipp.useIPP()
+    cv2.ipp.setUseIPP(on)
+    try:
+        yield
+    finally:
+        cv2.ipp.setUseIPP(before)
+
+
 @pytest.fixture
 def no_ipp():
-    before = cv2.ipp.useIPP()
-    cv2.ipp.setUseIPP(False)
-    yield
-    cv2.ipp.setUseIPP(before)
+    with _ipp(False):
+        yield
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -73,14 +84,10 @@ def test_float32_close_to_float64_and_within_the_map_range():
 def test_same_values_whatever_opencv_does():
     """The rule does not depend on OpenCV's IPP switch (OpenCV's own float resize does)."""
     a = np.random.default_rng(2).random((256, 256)).astype(np.float32)
-    before = cv2.ipp.useIPP()
-    try:
-        cv2.ipp.setUseIPP(True)
+    with _ipp(True):
         on = resize_to_grid(a, (900, 650))
-        cv2.ipp.setUseIPP(False)
+    with _ipp(False):
         off = resize_to_grid(a, (900, 650))
-    finally:
-        cv2.ipp.setUseIPP(before)
     assert np.array_equal(on, off)
 
 
