@@ -148,6 +148,14 @@ def print_split(cmd: list[str], tmp: Path) -> None:
         print(f"  {name:<80} {value:7.2f} s  {100 * value / total:5.1f} %")
 
 
+def print_timings(stderr: str, t_cli: float, cmd: list[str], tmp: Path, split: bool) -> None:
+    """The command's own phase table (from its ``--timings`` output), then the CPU split."""
+    print(f"\nthreecad eval's own timings (--timings; the process took {t_cli:.2f} s wall):")
+    print(stderr.split("time per phase (--timings):\n", 1)[-1].rstrip())
+    if split:
+        print_split(cmd, tmp)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--maps", type=int, default=400)
@@ -197,10 +205,7 @@ def main() -> int:
               f"P-AUROC {ours['pixel_auroc']:.9f} "
               f"P-AP {ours['pixel_ap']:.9f} AUPRO {ours['aupro']:.9f}")
         if not args.sklearn:
-            print(f"\nthreecad eval's own timings (--timings; the process took {t_cli:.2f} s wall):")
-            print(stderr.split("time per phase (--timings):\n", 1)[-1].rstrip())
-            if args.split:
-                print_split(cmd, tmp)
+            print_timings(stderr, t_cli, cmd, tmp, args.split)
             return 0
 
         from sklearn.metrics import average_precision_score, roc_auc_score
@@ -217,10 +222,7 @@ def main() -> int:
         print(f"agreement: max |difference| = {d:.1e} ({'OK' if d < 1e-9 else 'MISMATCH'})")
         print(f"ratio: the whole threecad eval is {t_sk / t_cli:.1f}x faster than scikit-learn's AUROC + AP "
               f"(wall; target >= 30x); CPU time ratio {cpu_sk / cpu_cli:.1f}x")
-        print(f"\nthreecad eval's own timings (--timings; the process took {t_cli:.2f} s wall):")
-        print(stderr.split("time per phase (--timings):\n", 1)[-1].rstrip())
-        if args.split:
-            print_split(cmd, tmp)
+        print_timings(stderr, t_cli, cmd, tmp, args.split)
         return 0 if d < 1e-9 else 1
     finally:
         if not args.keep:
