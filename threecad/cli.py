@@ -8,9 +8,12 @@ Exit codes: 0 success, 1 the data has problems, 2 usage errors.
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
 import logging
+import os
 import sys
+import threading
 from typing import Sequence
 
 from . import __version__
@@ -356,7 +359,30 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def entry_point() -> None:
     """Console-script entry point."""
-    sys.exit(main())
+    _leave(main())
+
+
+def _leave(code: int) -> None:
+    """End the process with ``code`` without tearing the interpreter down.
+
+    Python's own shutdown frees every module and object one by one, and with numba,
+    llvmlite, pandas and pyarrow loaded that is a quarter of a second of garbage collection
+    after the work is done (0.28 s of a 3.4 s ``threecad eval``). Nothing the commands wrote
+    depends on it: results are written and closed before they are renamed into place. So,
+    as mypy does, the process ends once the exit handlers have run (they stop services such
+    as FiftyOne's database, remove temporary folders and flush logging) and standard output
+    and error are flushed. A write error on that last flush (a closed pipe) ends it with
+    120, as Python does. While any other thread still runs, Python's normal exit joins it.
+    """
+    if threading.active_count() > 1:
+        sys.exit(code)
+    atexit._run_exitfuncs()  # noqa: SLF001  (the handlers Python's exit would run, in its order)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            code = code or 120
+    os._exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -409,3 +409,49 @@ def test_eval_reports_each_phase_without_a_terminal(sample_root, tmp_path):
               and ("/s," in ln or ": done," in ln)}
     assert {"CS read", "CS count"} <= phases, proc.stderr  # both passes of the scoring, each named
     assert "\r" not in proc.stderr  # no bar drawn into a log
+
+
+def _entry_point_with(body: str, *args: str, stdout=subprocess.PIPE) -> subprocess.CompletedProcess:
+    """Run the console-script entry point in a child whose ``main`` is ``body`` (a function of ``argv``)."""
+    code = ("import atexit, sys, threading, time\n"
+            "from threecad import cli\n"
+            f"{body}\n"
+            "cli.main = main\n"
+            "cli.entry_point()\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # output waits in buffers
+    return subprocess.run([sys.executable, "-c", code, *args], stdout=stdout, stderr=subprocess.PIPE, text=True,
+                          env=env, timeout=120)
+
+
+def test_the_entry_point_runs_exit_handlers_and_flushes_everything_before_it_leaves(tmp_path):
+    marker = tmp_path / "handler-ran"
+    body = ("def main():\n"
+            "    atexit.register(lambda: open(sys.argv[1], 'w').write('ran'))\n"
+            "    sys.stdout.write('x' * 300_000)\n"
+            "    sys.stderr.write('y' * 1_000)\n"
+            "    return 3\n")
+    proc = _entry_point_with(body, str(marker))
+    assert proc.returncode == 3
+    assert proc.stdout == "x" * 300_000 and proc.stderr == "y" * 1_000
+    assert marker.read_text() == "ran"
+
+
+def test_the_entry_point_waits_for_a_thread_that_still_runs(tmp_path):
+    marker = tmp_path / "thread-done"
+    body = ("def late():\n"
+            "    time.sleep(0.3)\n"
+            "    open(sys.argv[1], 'w').write('done')\n"
+            "def main():\n"
+            "    threading.Thread(target=late).start()\n"
+            "    return 0\n")
+    proc = _entry_point_with(body, str(marker))
+    assert proc.returncode == 0, proc.stderr
+    assert marker.read_text() == "done"
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_the_entry_point_exits_120_when_the_last_flush_fails():
+    body = "def main():\n    print('result')\n    return 0\n"
+    with open("/dev/full", "w") as full:
+        proc = _entry_point_with(body, stdout=full)
+    assert proc.returncode == 120
