@@ -26,6 +26,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from numba import njit
 
 from .curves import (PrCurve, ProCurve, RocCurve, ThresholdCounts, UndefinedMetricWarning, average_precision_from,
                      pr_curve_from, pro_curve_from, roc_auc_from, roc_curve_from)
@@ -51,22 +52,46 @@ def _check_binary_truth(truth: np.ndarray, what: str) -> np.ndarray:
     """``truth > 0`` as bool, after checking that ``truth`` is binary.
 
     Binary: boolean, or at most two distinct values of which at most one is positive
-    (``{0, 1}``, ``{-1, 1}``, ``{0, 255}``...).
+    (``{0, 1}``, ``{-1, 1}``, ``{0, 255}``...). One compiled pass checks and binarises
+    (:func:`_binary_scan`); the messages are built only for truth that fails.
     """
     if truth.dtype == np.bool_:
         return truth
     if truth.dtype.kind not in "fiu":
         raise TypeError(f"{what} must be boolean or numbers, got dtype {truth.dtype}")
-    if truth.dtype.kind == "f" and not np.isfinite(truth).all():
-        raise ValueError(f"{what} contains NaN or infinite values")
-    if truth.size:
-        top, bottom = truth.max(), truth.min()
-        if (bottom > 0 and top != bottom) or ((truth != top) & (truth != bottom)).any():
-            raise ValueError(
-                f"{what} must be binary (0 = normal, one positive value = anomalous), got values such as "
-                f"{np.unique(truth.reshape(-1)[:4096])[:5].tolist()}: are the arguments swapped? The truth "
-                "comes first: (y_true, y_score), or (masks, maps) at pixel level")
-    return truth > 0
+    flat = np.ascontiguousarray(truth).reshape(-1)
+    if flat.dtype == np.float16:
+        flat = flat.astype(np.float32)  # exact; numba reads no float16
+    positive = np.empty(flat.size, np.bool_)
+    if not _binary_scan(flat, positive):
+        if truth.dtype.kind == "f" and not np.isfinite(truth).all():
+            raise ValueError(f"{what} contains NaN or infinite values")
+        raise ValueError(
+            f"{what} must be binary (0 = normal, one positive value = anomalous), got values such as "
+            f"{np.unique(truth.reshape(-1)[:4096])[:5].tolist()}: are the arguments swapped? The truth "
+            "comes first: (y_true, y_score), or (masks, maps) at pixel level")
+    return positive.reshape(truth.shape)
+
+
+@njit(nogil=True, cache=True)
+def _binary_scan(flat, positive):
+    """``positive[i] = flat[i] > 0``; False at the first value that makes ``flat`` not binary
+    (a third distinct value, a second positive one, NaN or an infinity), else True."""
+    n = flat.size
+    if n == 0:
+        return True
+    a = flat[0]
+    b = a
+    for i in range(n):
+        x = flat[i]
+        positive[i] = x > 0
+        if x != a and x != b:
+            if b != a:  # a third value
+                return False
+            b = x
+    if not (a - a == 0 and b - b == 0):  # NaN or infinite (x - x is NaN for both)
+        return False
+    return not (a != b and a > 0 and b > 0)
 
 
 def _check_scores(scores: np.ndarray, what: str) -> None:
@@ -183,7 +208,13 @@ def pixel_stats(masks, maps, *, workers: int | None = None) -> PixelStats:
     stats = PixelStats()
     workers = max(1, min(workers or os.cpu_count() or 1, len(pairs)))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        positives = list(pool.map(lambda i: _checked_positives(i, *pairs[i]), range(len(pairs))))
+        # pass 1 in runs of images: a task per image cost as much as checking a 256x256 one
+        run_of = max(1, len(pairs) // (8 * workers))
+
+        def check_run(first):
+            return [_checked_positives(i, *pairs[i]) for i in range(first, min(first + run_of, len(pairs)))]
+
+        positives = [pos for run in pool.map(check_run, range(0, len(pairs), run_of)) for pos in run]
         for pos in positives:
             stats.add_positives(pos)
         stats.finalize_positives()

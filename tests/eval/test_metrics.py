@@ -235,3 +235,33 @@ def test_non_finite_map_values_name_the_image(where, bad, partitioned, monkeypat
         maps[2, 11, 11] = bad
     with pytest.raises(ValueError, match="image 2: the map contains NaN or infinite values"):
         pixel_metrics(masks, maps, workers=2)
+
+
+def _binary_by_the_rule(truth: np.ndarray) -> bool:
+    """Binary: finite, at most two distinct values, at most one of them positive."""
+    values = np.unique(truth.astype(np.float64))
+    return bool(np.isfinite(values).all()) and values.size <= 2 and int((values > 0).sum()) <= 1
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int64, np.uint16, np.float16, np.float32, np.float64])
+def test_the_binary_truth_check_is_the_rule_on_every_pattern(dtype):
+    from threecad.eval.metrics import _check_binary_truth
+
+    rng = np.random.default_rng(7)
+    palette = [0, 1, 2, -1, 255, 5] + ([np.nan, np.inf, -np.inf] if np.dtype(dtype).kind == "f" else [])
+    cases = [np.zeros((0, 3)), np.full((2, 3), 5), np.full((2, 3), -1)]
+    for _ in range(300):
+        shape = (int(rng.integers(1, 5)), int(rng.integers(1, 5)))
+        picks = rng.choice(len(palette), size=int(rng.integers(1, 4)), replace=False)
+        cases.append(np.asarray(palette, dtype=np.float64)[picks][rng.integers(0, picks.size, size=shape)])
+    for case in cases:
+        truth = case.astype(dtype) if np.isfinite(case).all() or np.dtype(dtype).kind == "f" else None
+        if truth is None or not np.array_equal(truth.astype(np.float64), case, equal_nan=True):
+            continue  # the value does not exist in this dtype
+        if _binary_by_the_rule(truth):
+            out = _check_binary_truth(truth, "t")
+            assert out.dtype == np.bool_ and out.shape == truth.shape
+            assert np.array_equal(out, truth > 0)
+        else:
+            with pytest.raises(ValueError, match="NaN or infinite" if not np.isfinite(case).all() else "binary"):
+                _check_binary_truth(truth, "t")
