@@ -368,8 +368,12 @@ def test_buckets_of_every_size_around_the_window(dtype, per_bucket, partition_ev
     normal = np.concatenate([positive_values, between, above, below_, np.array([0.0, 1.0, 2.0, 5.0], dtype)])
     index = PositiveIndex(order_keys(positive_values))
     assert index.size == positive_values.size
-    table = index.fine32() if dtype == np.float32 else index.fine_table()
-    assert np.diff(table.start.astype(np.int64)).max() == per_bucket  # the buckets meant
+    if dtype == np.float32:  # each partition's starts: the bucket sizes are their differences
+        table = index.fine32()
+        sizes = np.diff(table.local.astype(np.int64).reshape(table.partitions, -1), axis=1)
+    else:
+        sizes = np.diff(index.fine_table().start.astype(np.int64))
+    assert sizes.max() == per_bucket  # the buckets meant
     counter = NegativeCounter(index)
     counter.add(normal)
     got = counter.result()
@@ -382,13 +386,13 @@ def test_tables_are_built_once_when_threads_race(monkeypatch):
     import threading
 
     built = []
-    real = engine._FineTable.build.__func__
+    real = engine._Fine32.build.__func__
 
     def counting_build(cls, index):
         built.append(threading.get_ident())
         return real(cls, index)
 
-    monkeypatch.setattr(engine._FineTable, "build", classmethod(counting_build))
+    monkeypatch.setattr(engine._Fine32, "build", classmethod(counting_build))
     rng = np.random.default_rng(8)
     index = PositiveIndex(order_keys(rng.random(50000).astype(np.float32)))
     barrier = threading.Barrier(4)
@@ -406,3 +410,25 @@ def test_tables_are_built_once_when_threads_race(monkeypatch):
     assert len(built) == 1 and all(f is seen[0] for f in seen)
     clone = pickle.loads(pickle.dumps(index))  # the lock is not pickled; the clone has its own
     assert clone.fine32() is not None and clone.fine32() is clone.fine32()
+
+
+@pytest.mark.parametrize("crowded", [100, 70_000])
+def test_a_partition_of_more_values_than_16_bits_hold_counts_exactly(crowded):
+    """The float32 count keeps each partition's bucket starts in 16 bits while they fit and
+    in 32 when a partition holds 2**16 values or more (here: consecutive float32 values
+    crowded into one partition by a far outlier)."""
+    cluster = (np.float32(1.0).view(np.uint32) + np.arange(crowded, dtype=np.uint32)).view(np.float32)
+    spread = np.linspace(2.0, 3.0, 40_000, dtype=np.float32)
+    positive_values = np.concatenate([cluster, spread, np.float32([1e30])])
+    index = PositiveIndex(order_keys(positive_values))
+    table = index.fine32()
+    assert table.local.dtype == (np.int32 if crowded >= 1 << 16 else np.uint16)
+    rng = np.random.default_rng(3)
+    normal = np.concatenate([positive_values[rng.integers(0, positive_values.size, 20_000)],
+                             cluster[rng.integers(0, crowded, 20_000)] + np.float32(1e-7),
+                             rng.uniform(0.5, 4.0, 50_000).astype(np.float32), np.float32([0.0, 1e31])])
+    counter = NegativeCounter(index)
+    counter.add(normal)
+    got = counter.result()
+    below, on = brute_counts(positive_values, normal)
+    assert np.array_equal(got.below, below) and np.array_equal(got.on, on)
