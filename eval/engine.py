@@ -489,20 +489,25 @@ def _touch_partition32(starts, ukeys, pairs, n):
 
 
 @njit(nogil=True, cache=True)
-def _local_starts(start, pshift, partitions, local):
+def _local_starts(buckets, pshift, partitions, local):
     """Fill ``local`` (partitions * (2**pshift + 1)) with each partition's bucket starts minus
-    its first (``start``: the global table, nb + 3 entries; past its end, ``K``); returns
-    ``base`` (partitions + 1): where each partition's values start in ``U``, then ``K``."""
+    its first, from the fine bucket of each value of ``U`` (ascending, ``0..nb - 1``), in one
+    walk: entry ``s`` of the table counts the values in buckets below ``s - 1`` (entry 0 is
+    the bucket below ``U[0]``; entries past the last bucket are ``K``). Returns ``base``
+    (partitions + 1): where each partition's values start in ``U``, then ``K``."""
     width = 1 << pshift
-    k = start[start.size - 1]
+    k = buckets.size
     base = np.empty(partitions + 1, np.int64)
+    r = 0
     for p in range(partitions):
-        b0 = p * width
-        first = start[b0] if b0 < start.size else k
-        base[p] = first
+        at = p * (width + 1)
         for j in range(width + 1):
-            b = b0 + j
-            local[p * (width + 1) + j] = (start[b] if b < start.size else k) - first
+            s = p * width + j
+            while r < k and buckets[r] < s - 1:
+                r += 1
+            if j == 0:
+                base[p] = r
+            local[at + j] = r - base[p]
     base[partitions] = k
     return base
 
@@ -758,14 +763,45 @@ def distinct_positions(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     positions : ndarray of shape (n,), int64
         ``distinct[positions] == keys``.
     """
+    return distinct_positions_ordered(keys)[:2]
+
+
+def distinct_positions_ordered(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`distinct_positions` and the stable order that sorts ``keys`` (shape (n,), int64:
+    the radix sort's own, so that no second sort is needed to walk the keys by value)."""
     keys = np.ascontiguousarray(keys, dtype=np.uint64).reshape(-1)
-    return _distinct_of_sorted(*_radix_sort(keys))
+    ordered, order = _radix_sort(keys)
+    distinct, positions = _distinct_of_sorted(ordered, order)
+    return distinct, positions, order
 
 
-def stable_order(keys: np.ndarray) -> np.ndarray:
-    """The stable order that sorts ``keys`` (unsigned, or non-negative integers), by the radix
-    sort of :func:`distinct_positions`; shape (n,), int64."""
-    return _radix_sort(np.ascontiguousarray(keys, dtype=np.uint64).reshape(-1))[1]
+@njit(nogil=True, cache=True)
+def runs_order(order, ends):
+    """Each run's own stable order from the stable ``order`` of the runs' concatenation.
+
+    Parameters
+    ----------
+    order : ndarray of shape (n,), int64
+        A stable order of the concatenation (as :func:`distinct_positions_ordered` returns).
+    ends : ndarray of shape (g,), int64
+        Where each run ends (ascending; the last is ``n``).
+
+    Returns
+    -------
+    ndarray of shape (n,), int64
+        Run ``r``'s order (indices within the run) at ``[ends[r - 1], ends[r])``: the
+        indices of ``order`` that fall in the run, in the same sequence, minus its start.
+    """
+    out = np.empty(order.size, np.int64)
+    fill = np.empty(ends.size, np.int64)
+    for r in range(ends.size):
+        fill[r] = ends[r - 1] if r else 0
+    for i in order:
+        r = np.searchsorted(ends, i, side="right")
+        start = ends[r - 1] if r else 0
+        out[fill[r]] = i - start
+        fill[r] += 1
+    return out
 
 
 def _linear_buckets(uvals: np.ndarray, scale: float, nb: int) -> np.ndarray:
@@ -1081,16 +1117,14 @@ class _Fine32:
         else:  # buckets on the 32-bit keys
             shift = max(0, (int(keys[-1]) - int(kmin)).bit_length() - bits)
             buckets = _key_buckets(keys, kmin, shift)
-        start = _fine_starts(buckets, nb)
-        del buckets
         ukeys = np.append(keys, np.full(_WINDOW, 0xFFFFFFFF, np.uint32))
         pbits = min(pbits, _PARTITION_BITS)  # 1,024 partitions even for large K: its slices stay in L2
         pshift = bits - pbits
         partitions = ((nb + 1) >> pshift) + 1
-        firsts = start[np.minimum(np.arange(partitions + 1) << pshift, start.size - 1)]  # ends in K
-        narrow = int(np.diff(firsts).max()) < 1 << 16  # every local start fits in 16 bits
-        local = np.empty(partitions * ((1 << pshift) + 1), np.uint16 if narrow else np.int32)
-        base = _local_starts(start, pshift, partitions, local)
+        # the most values in one partition (its buckets: table entries p << pshift to (p + 1) << pshift)
+        crowd = np.diff(np.searchsorted(buckets, (np.arange(partitions + 1) << pshift) - 1)).max()
+        local = np.empty(partitions * ((1 << pshift) + 1), np.uint16 if crowd < 1 << 16 else np.int32)
+        base = _local_starts(buckets, pshift, partitions, local)
         return cls(ukeys, local, base, bool(index.linear), float(index.uvals[0]), scale, kmin, np.int64(shift), nb,
                    pshift)
 

@@ -34,8 +34,8 @@ from numba import njit
 from threecad.regions import MEDIUM_MAX_AREA, SIZE_CLASSES, SMALL_MAX_AREA, region_labels
 
 from .curves import ThresholdCounts, aupro_from, average_precision_from, roc_auc_from
-from .engine import (CounterBuffers, NegativeCounter, NegativeCounts, PositiveIndex, distinct_positions, order_keys,
-                     stable_order)
+from .engine import (CounterBuffers, NegativeCounter, NegativeCounts, PositiveIndex, distinct_positions_ordered,
+                     order_keys, runs_order)
 
 __all__ = ["ImagePositives", "extract_positives", "max_outside", "PixelCounts", "PixelStats", "NegativeTally",
            "PixelResult"]
@@ -467,22 +467,24 @@ class PixelStats:
         sizes = [sum(p.keys.size for p in self._pending[g]) for g in order]
         keys = np.concatenate([p.keys for g in order for p in self._pending[g]]) if order \
             else np.zeros(0, np.uint64)
-        distinct, positions = distinct_positions(keys)
+        distinct, positions, sorting = distinct_positions_ordered(keys)
         del keys
         self.index = index = PositiveIndex(distinct, distinct=True)
         if index.size < 2**31 - 1:
             positions = positions.astype(np.int32)
-        ends = np.cumsum(sizes).tolist()
+        ends = np.cumsum(sizes, dtype=np.int64)
+        # each group by value, pixels of a value in the order they were added: the sums of
+        # total() then walk memory in order, and add the same terms in the same order
+        sorting = runs_order(sorting, ends)
+        ends = ends.tolist()
         for g, start, end in zip(order, [0, *ends[:-1]], ends):
             images = self._pending.pop(g)
-            # by value, pixels of a value in the order they were added: the sums of total()
-            # then walk memory in order, and add the same terms in the same order
-            by_value = stable_order(positions[start:end])
+            by_value = sorting[start:end]
             self._positives[g] = _GroupPositives(positions[start:end][by_value],
                                                  np.concatenate([p.weights for p in images])[by_value],
                                                  np.concatenate([p.size_class for p in images])[by_value])
             del by_value
-        del positions
+        del positions, sorting
         self._neg = NegativeCounts.zeros(index.size)
         for s in sets:
             key = frozenset(s)

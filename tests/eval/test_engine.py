@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import threecad.eval.engine as engine
-from threecad.eval.engine import NegativeCounter, PositiveIndex, distinct_positions, order_keys
+from threecad.eval.engine import (NegativeCounter, PositiveIndex, distinct_positions, distinct_positions_ordered,
+                                  order_keys, runs_order)
 from threecad.eval.pixels import NegativeTally
 
 
@@ -133,6 +134,20 @@ def test_distinct_positions():
     assert np.array_equal(distinct[positions], keys)
     empty, where = distinct_positions(np.zeros(0, np.uint64))
     assert empty.size == 0 and where.size == 0
+
+
+@pytest.mark.parametrize("sizes", [[], [0], [7], [300, 0, 1, 2000, 45], [0, 0, 5000]])
+def test_each_run_is_walked_by_value_from_one_sort(sizes):
+    """The order of each group's pixels by value, ties in the order they came, as a stable
+    sort of that group alone gives it, from the one sort of all groups together."""
+    rng = np.random.default_rng(len(sizes))
+    keys = rng.integers(0, 40, int(sum(sizes))).astype(np.uint64)  # many ties
+    distinct, positions, order = distinct_positions_ordered(keys)
+    assert np.array_equal(order, np.argsort(keys, kind="stable"))
+    ends = np.cumsum(np.asarray(sizes, np.int64), dtype=np.int64)
+    got = runs_order(order, ends)
+    for start, end in zip([0, *ends[:-1]], ends):
+        assert np.array_equal(got[start:end], np.argsort(keys[start:end], kind="stable"))
 
 
 @pytest.mark.parametrize("kind", ["float64", "float32", "ties", "narrow", "skewed", "tiny-range"])
