@@ -34,8 +34,7 @@ from numba import njit
 from threecad.regions import MEDIUM_MAX_AREA, SIZE_CLASSES, SMALL_MAX_AREA, region_labels
 
 from .curves import ThresholdCounts, aupro_from, average_precision_from, roc_auc_from
-from .engine import (CounterBuffers, NegativeCounter, NegativeCounts, PositiveIndex, distinct_positions_ordered,
-                     order_keys, runs_order)
+from .engine import CounterBuffers, NegativeCounter, NegativeCounts, PositiveIndex, order_keys, sort_runs
 
 __all__ = ["ImagePositives", "extract_positives", "max_outside", "PixelCounts", "PixelStats", "NegativeTally",
            "PixelResult"]
@@ -465,26 +464,20 @@ class PixelStats:
         """
         order = sorted(self._pending)
         sizes = [sum(p.keys.size for p in self._pending[g]) for g in order]
-        keys = np.concatenate([p.keys for g in order for p in self._pending[g]]) if order \
-            else np.zeros(0, np.uint64)
-        distinct, positions, sorting = distinct_positions_ordered(keys)
-        del keys
-        self.index = index = PositiveIndex(distinct, distinct=True)
-        if index.size < 2**31 - 1:
-            positions = positions.astype(np.int32)
-        ends = np.cumsum(sizes, dtype=np.int64)
+        images = [p for g in order for p in self._pending.pop(g)]
+        keys = np.concatenate([p.keys for p in images]) if images else np.zeros(0, np.uint64)
+        weights = np.concatenate([p.weights for p in images]) if images else np.zeros(0)
+        classes = np.concatenate([p.size_class for p in images]) if images else np.zeros(0, np.int8)
+        del images  # the images' own arrays: the concatenations replace them
         # each group by value, pixels of a value in the order they were added: the sums of
         # total() then walk memory in order, and add the same terms in the same order
-        sorting = runs_order(sorting, ends)
-        ends = ends.tolist()
+        distinct, positions, weights, classes = sort_runs(keys, np.cumsum(sizes, dtype=np.int64), weights, classes)
+        del keys
+        self.index = index = PositiveIndex(distinct, distinct=True)
+        ends = np.cumsum(sizes).tolist()
         for g, start, end in zip(order, [0, *ends[:-1]], ends):
-            images = self._pending.pop(g)
-            by_value = sorting[start:end]
-            self._positives[g] = _GroupPositives(positions[start:end][by_value],
-                                                 np.concatenate([p.weights for p in images])[by_value],
-                                                 np.concatenate([p.size_class for p in images])[by_value])
-            del by_value
-        del positions, sorting
+            self._positives[g] = _GroupPositives(positions[start:end], weights[start:end], classes[start:end])
+        del positions, weights, classes
         self._neg = NegativeCounts.zeros(index.size)
         for s in sets:
             key = frozenset(s)

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 import threecad.eval.engine as engine
-from threecad.eval.engine import (NegativeCounter, PositiveIndex, distinct_positions, distinct_positions_ordered,
-                                  order_keys, runs_order)
+from threecad.eval.engine import NegativeCounter, PositiveIndex, distinct_positions, order_keys, sort_runs
 from threecad.eval.pixels import NegativeTally
 
 
@@ -136,18 +135,23 @@ def test_distinct_positions():
     assert empty.size == 0 and where.size == 0
 
 
-@pytest.mark.parametrize("sizes", [[], [0], [7], [300, 0, 1, 2000, 45], [0, 0, 5000]])
+@pytest.mark.parametrize("sizes", [[], [0], [7], [300, 0, 1, 2000, 45], [0, 0, 5000], [700_000, 600_000]])
 def test_each_run_is_walked_by_value_from_one_sort(sizes):
-    """The order of each group's pixels by value, ties in the order they came, as a stable
-    sort of that group alone gives it, from the one sort of all groups together."""
+    """Each run's entries by key, ties in input order, with their weights and classes: what a
+    stable sort of that run alone and gathers give (the large case sorts on two threads)."""
     rng = np.random.default_rng(len(sizes))
-    keys = rng.integers(0, 40, int(sum(sizes))).astype(np.uint64)  # many ties
-    distinct, positions, order = distinct_positions_ordered(keys)
-    assert np.array_equal(order, np.argsort(keys, kind="stable"))
+    n = int(sum(sizes))
+    keys = rng.integers(0, max(1, n // 3), n).astype(np.uint64)  # many ties
+    weights, classes = rng.random(n), rng.integers(0, 3, n).astype(np.int8)
     ends = np.cumsum(np.asarray(sizes, np.int64), dtype=np.int64)
-    got = runs_order(order, ends)
+    distinct, positions, by_weight, by_class = sort_runs(keys, ends, weights, classes)
+    assert np.array_equal(distinct, np.unique(keys))
+    assert positions.dtype == np.int32
     for start, end in zip([0, *ends[:-1]], ends):
-        assert np.array_equal(got[start:end], np.argsort(keys[start:end], kind="stable"))
+        order = start + np.argsort(keys[start:end], kind="stable")
+        assert np.array_equal(distinct[positions[start:end]], keys[order])
+        assert np.array_equal(by_weight[start:end], weights[order])
+        assert np.array_equal(by_class[start:end], classes[order])
 
 
 @pytest.mark.parametrize("kind", ["float64", "float32", "ties", "narrow", "skewed", "tiny-range"])
