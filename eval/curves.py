@@ -104,13 +104,14 @@ class ThresholdCounts:
         n_regions : int
             Regions the weights belong to.
         """
-        pos = np.asarray(pos_count, np.int64)
-        n_pos, n_neg = int(pos.sum()), neg.total
-        fps = n_neg - neg.strictly_below()
+        pos = np.ascontiguousarray(pos_count, np.int64)
+        if pos.shape != neg.on.shape:
+            raise ValueError(f"{pos.size} positive counts for {neg.on.size} values")
+        tps, fps, fps_above, n_pos, n_neg = _running_counts(pos, neg.below, neg.on)
         weight = np.zeros(pos.size) if pro_weight is None else np.asarray(pro_weight, np.float64)
-        return cls(thresholds=np.asarray(values, np.float64)[::-1], pos=pos[::-1],
-                   tps=(n_pos - np.cumsum(pos) + pos)[::-1], fps=fps[::-1], fps_above=(fps - neg.on)[::-1],
-                   n_pos=n_pos, n_neg=n_neg, pro_weight=weight[::-1], n_regions=int(n_regions))
+        return cls(thresholds=np.asarray(values, np.float64)[::-1], pos=pos[::-1], tps=tps[::-1], fps=fps[::-1],
+                   fps_above=fps_above[::-1], n_pos=int(n_pos), n_neg=int(n_neg), pro_weight=weight[::-1],
+                   n_regions=int(n_regions))
 
     def with_pro(self, pro_weight: np.ndarray, n_regions: int) -> "ThresholdCounts":
         """The same counts with other PRO weights (ascending over ``U``, e.g. one size class)."""
@@ -120,6 +121,31 @@ class ThresholdCounts:
     def on(self) -> np.ndarray:
         """Negatives equal to each threshold."""
         return self.fps - self.fps_above
+
+
+@njit(nogil=True, cache=True)
+def _running_counts(pos, below, on):
+    """``(tps, fps, fps_above, n_pos, n_neg)`` of :meth:`ThresholdCounts.build`, ascending over
+    ``U``, in two passes: positives ``>= U[i]``, negatives ``>= U[i]`` and ``> U[i]``."""
+    k = pos.size
+    n_pos = np.int64(0)
+    n_neg = below[k]
+    for i in range(k):
+        n_pos += pos[i]
+        n_neg += below[i] + on[i]
+    tps = np.empty(k, np.int64)
+    fps = np.empty(k, np.int64)
+    fps_above = np.empty(k, np.int64)
+    pos_below = np.int64(0)  # positives strictly below U[i]
+    neg_below = np.int64(0)  # negatives strictly below U[i]
+    for i in range(k):
+        neg_below += below[i]
+        tps[i] = n_pos - pos_below
+        fps[i] = n_neg - neg_below
+        fps_above[i] = fps[i] - on[i]
+        pos_below += pos[i]
+        neg_below += on[i]
+    return tps, fps, fps_above, n_pos, n_neg
 
 
 @dataclass(frozen=True)
@@ -175,10 +201,12 @@ def average_precision_from(tc: ThresholdCounts, *, name: str = "AP") -> float:
     if tc.n_pos == 0:
         return _undefined(name, "no positive samples")
     pos, tps, fps = tc.pos[::-1], tc.tps[::-1], tc.fps[::-1]
-    has = pos > 0
-    precision = tps[has] / (tps[has] + fps[has])
+    if not pos.all():  # thresholds without positives (the pixel counts have none: no copies then)
+        has = pos > 0
+        pos, tps, fps = pos[has], tps[has], fps[has]
+    precision = tps / (tps + fps)
     # Sum from the highest threshold down, as scikit-learn accumulates it.
-    return _unit(np.sum((pos[has] / tc.n_pos * precision)[::-1]))
+    return _unit(np.sum((pos / tc.n_pos * precision)[::-1]))
 
 
 def aupro_from(tc: ThresholdCounts, *, fpr_limit: float = 0.3, name: str = "AUPRO") -> float:
