@@ -59,7 +59,7 @@ from .metrics import average_precision, roc_auc
 from .paper import mean_pro_paper, per_image_pro_paper, resize_map_paper, resize_mask_paper
 from .pixels import ImagePositives, PixelStats
 from .protocols import IMAGE_LABEL_FOLDER, IMAGE_SCORE_AS_SUBMITTED, Protocol
-from .resize import resize_to_grid
+from .resize import resize_to_grid, values_on_grid
 from .submission import Submission, SubmissionError
 
 __all__ = ["ImageRecord", "CategoryEvaluation", "evaluate_submission", "summarize_category",
@@ -316,15 +316,29 @@ def truth_mask(truth: ImageTruth) -> np.ndarray:
 
 
 def score_image(amap: np.ndarray, truth: ImageTruth, score: float | None, map_sha256: str,
-                protocol: Protocol) -> tuple[ImageScore, np.ndarray]:
+                protocol: Protocol) -> tuple[ImageScore, np.ndarray | None]:
     """One valid map against its ground truth; returns the result and the map on the grid.
 
     ``score`` is the image score from scores.csv, or None for the maximum of the map: as
     submitted (``standard``), or on the grid (``paper``: the authors take the maximum of
     their 256x256 map).
+
+    Under ``standard`` a map no larger than its grid is not resized whole here: pass 1
+    needs only its anomalous pixels' values (:func:`eval.resize.values_on_grid`, the same
+    numbers), and the map on the grid is returned as None (pass 2 resizes it).
     """
-    on_grid = map_on_grid(amap, truth.shape, protocol)
-    values = np.asarray(on_grid).reshape(-1)[truth.positives.flat_index]
+    flat_index = truth.positives.flat_index
+    on_grid = None
+    whole_needed = (protocol.grid_size is not None or protocol.aupro == "paper_per_image"
+                    or (score is None and protocol.image_score != IMAGE_SCORE_AS_SUBMITTED)
+                    or amap.size > truth.shape[0] * truth.shape[1])  # a smaller grid: keep that
+    if not whole_needed:
+        values = values_on_grid(amap, truth.shape, flat_index)
+        shape = truth.shape
+    else:
+        on_grid = map_on_grid(amap, truth.shape, protocol)
+        values = np.asarray(on_grid).reshape(-1)[flat_index]
+        shape = on_grid.shape
     pro = float("nan")
     if protocol.aupro == "paper_per_image" and truth.defect:
         pro = per_image_pro_paper(on_grid, truth_mask(truth), n_thresholds=protocol.pro_thresholds or 200,
@@ -334,7 +348,7 @@ def score_image(amap: np.ndarray, truth: ImageTruth, score: float | None, map_sh
         value = float(score)
     else:
         value = float((amap if protocol.image_score == IMAGE_SCORE_AS_SUBMITTED else on_grid).max())
-    return ImageScore(truth.image_id, value, map_sha256, on_grid.shape, pro, values), on_grid
+    return ImageScore(truth.image_id, value, map_sha256, (int(shape[0]), int(shape[1])), pro, values), on_grid
 
 
 def image_keys(result: ImageScore) -> np.ndarray:
@@ -412,7 +426,7 @@ class _Pass1:
             return None, problems
         truth, scored, on_grid, amap = result
         # what pass 2 needs of the map: the smaller of the map as read and the map on the grid
-        keep = amap if amap.nbytes < on_grid.nbytes else on_grid
+        keep = amap if on_grid is None or amap.nbytes < on_grid.nbytes else on_grid
         return (truth, scored, keep, image_keys(scored)), problems  # keys computed in this thread
 
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["resize_to_grid", "resize_bilinear", "FLOAT32_EXACT"]
+__all__ = ["resize_to_grid", "resize_bilinear", "values_on_grid", "FLOAT32_EXACT"]
 
 FLOAT32_EXACT = frozenset(np.dtype(t) for t in (np.float32, np.float16, np.bool_, np.uint8, np.int8,
                                                  np.uint16, np.int16))
@@ -99,6 +99,23 @@ def _bilinear(src, sx, nx, ax, r0, r1, ay, out):  # pragma: no cover - compiled
             o[x] = t0[x] * wy0 + t1[x] * wy
 
 
+@njit(nogil=True, cache=True)
+def _bilinear_at(src, sx, nx, ax, r0, r1, ay, w_out, flat_index, out):  # pragma: no cover - compiled
+    """:func:`_bilinear`'s value of each output pixel of ``flat_index`` (row-major in a grid
+    ``w_out`` wide), by the same operations in the same order: the same numbers."""
+    one = np.float32(1.0)
+    for i in range(flat_index.size):
+        y = flat_index[i] // w_out
+        x = flat_index[i] - y * w_out
+        bx = one - ax[x]
+        row = src[r0[y]]
+        t0 = row[sx[x]] * bx + row[nx[x]] * ax[x]
+        row = src[r1[y]]
+        t1 = row[sx[x]] * bx + row[nx[x]] * ax[x]
+        wy = ay[y]
+        out[i] = t0 * (one - wy) + t1 * wy
+
+
 def resize_bilinear(amap: np.ndarray, shape: tuple[int, int], dtype: type = np.float32) -> np.ndarray:
     """``amap`` resized to ``shape`` by the rule above, in ``dtype`` arithmetic.
 
@@ -133,3 +150,37 @@ def resize_to_grid(amap: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     if amap.shape == tuple(shape):
         return amap
     return resize_bilinear(amap, shape, np.float32 if amap.dtype in FLOAT32_EXACT else np.float64)
+
+
+def values_on_grid(amap: np.ndarray, shape: tuple[int, int], flat_index: np.ndarray) -> np.ndarray:
+    """The values :func:`resize_to_grid` gives at ``flat_index`` (row-major on the grid), bit
+    for bit, computing only those pixels (e.g. an image's anomalous ones: pass 1 then needs
+    no whole resized map).
+
+    Parameters
+    ----------
+    amap : ndarray of shape (h, w)
+    shape : (H, W)
+        The grid.
+    flat_index : ndarray of shape (p,), int
+        Flat indices into the grid.
+
+    Returns
+    -------
+    ndarray of shape (p,)
+        In the type :func:`resize_to_grid` gives (``amap``'s own when its size is the grid's).
+    """
+    flat_index = np.asarray(flat_index, np.int64).reshape(-1)
+    h_out, w_out = int(shape[0]), int(shape[1])
+    if flat_index.size and not 0 <= int(flat_index.min()) <= int(flat_index.max()) < h_out * w_out:
+        raise ValueError(f"flat indices out of a {h_out}x{w_out} grid")
+    if amap.shape == (h_out, w_out):
+        return amap.reshape(-1)[flat_index]
+    src = np.ascontiguousarray(amap, dtype=np.float32 if amap.dtype in FLOAT32_EXACT else np.float64)
+    if src.ndim != 2 or src.size == 0:
+        raise ValueError(f"a map to resize must be 2-D and not empty, got shape {src.shape}")
+    sx, nx, ax = _axis(w_out, src.shape[1], True)
+    r0, r1, ay = _axis(h_out, src.shape[0], False)
+    out = np.empty(flat_index.size, src.dtype)
+    _bilinear_at(src, sx, nx, ax, r0, r1, ay, w_out, flat_index, out)
+    return out

@@ -287,3 +287,28 @@ def test_pass2_runs_cover_every_image_once_in_group_order():
         flat = [i for run in runs for i, _ in run]
         assert sorted(flat) == list(range(40)) and 1 <= len(runs) <= workers
         assert [records[i].group for i in flat] == sorted(r.group for r in records)
+
+
+def test_pass1_takes_only_the_anomalous_values_of_a_map_it_would_upscale(small_tree):
+    """Under ``standard`` a smaller map is not resized whole in pass 1; its anomalous
+    pixels' values are those of the whole resize, bit for bit, and so is the result."""
+    from dataclasses import replace
+
+    from threecad.eval.evaluate import image_truth, map_on_grid, score_image
+    from threecad.eval.protocols import IMAGE_SCORE_ON_GRID, get_protocol
+
+    standard = get_protocol("standard")
+    manifest = scan(small_tree.root).manifest
+    row = manifest[(manifest["split"] == "test") & (manifest["stem"] == "000004")].iloc[0].to_dict()
+    truth = image_truth(row, standard)
+    amap = np.random.default_rng(5).random((15, 20)).astype(np.float32)
+    scored, on_grid = score_image(amap, truth, None, "", standard)
+    assert on_grid is None and scored.shape == (30, 40) and scored.score == float(amap.max())
+    whole = map_on_grid(amap, truth.shape, standard)
+    assert scored.values.dtype == np.float32
+    assert np.array_equal(scored.values, whole.reshape(-1)[truth.positives.flat_index])
+    # a protocol that needs the whole map on the grid (its image score) still gets it
+    on_grid_score = replace(standard, image_score=IMAGE_SCORE_ON_GRID)
+    scored2, on_grid2 = score_image(amap, truth, None, "", on_grid_score)
+    assert on_grid2 is not None and scored2.score == float(whole.max())
+    assert np.array_equal(scored2.values, scored.values)

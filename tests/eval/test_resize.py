@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from threecad.eval.resize import FLOAT32_EXACT, resize_bilinear, resize_to_grid
+from threecad.eval.resize import FLOAT32_EXACT, resize_bilinear, resize_to_grid, values_on_grid
 
 SIZES = [(256, 256, 984, 377), (256, 256, 549, 738), (7, 5, 31, 17), (3, 3, 3, 7), (1, 4, 5, 9), (4, 1, 9, 3),
          (1, 1, 6, 4), (64, 64, 32, 48), (40, 30, 17, 11), (9, 9, 9, 9), (256, 256, 257, 1000)]
@@ -110,3 +110,21 @@ def test_resize_to_grid_picks_the_precision_by_dtype():
 def test_constant_map_stays_constant():
     a = np.full((256, 256), 0.3, np.float32)
     assert np.all(resize_bilinear(a, (777, 555)) == np.float32(0.3))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.uint8, np.float64, np.int32])
+@pytest.mark.parametrize("h, w, h_out, w_out", [(16, 16, 97, 131), (256, 256, 853, 885), (7, 5, 7, 5), (1, 9, 4, 30),
+                                                (40, 30, 13, 11)])
+def test_values_on_grid_are_the_resized_maps_values_bit_for_bit(dtype, h, w, h_out, w_out):
+    rng = np.random.default_rng(h * w_out)
+    amap = (rng.random((h, w)) * 200 - (0 if np.dtype(dtype).kind == "u" else 50)).astype(dtype)
+    whole = resize_to_grid(amap, (h_out, w_out))
+    n = h_out * w_out
+    flat_index = np.unique(np.concatenate([rng.integers(0, n, min(n, 500)), [0, w_out - 1, n - w_out, n - 1]]))
+    got = values_on_grid(amap, (h_out, w_out), flat_index)
+    expected = whole.reshape(-1)[flat_index]
+    assert got.dtype == expected.dtype
+    assert np.array_equal(got.view(np.uint8), np.ascontiguousarray(expected).view(np.uint8))  # the same bits
+    assert values_on_grid(amap, (h_out, w_out), np.zeros(0, np.int64)).size == 0
+    with pytest.raises(ValueError, match="out of"):
+        values_on_grid(amap, (h_out, w_out), np.array([n]))
