@@ -171,12 +171,16 @@ def test_class4_stale_extraction_of_a_killed_run_is_swept(tmp_path, manifest, wo
         assert not stale.exists()
 
 
+# The child waits in short sleeps: a signal that lands between the print and a single long
+# sleep is noted but only acted on at the next bytecode boundary, which that sleep would
+# never reach (CPython checks for pending signals after an interrupted sleep, not before one).
 _SCRIPT = """
 import sys, time
 from threecad.eval.archive import submission_folder
 with submission_folder(sys.argv[1], tmp_dir=sys.argv[2]) as folder:
     print(folder, flush=True)
-    time.sleep(600)
+    for _ in range(6000):
+        time.sleep(0.1)
 """
 
 
