@@ -171,11 +171,16 @@ def test_class4_stale_extraction_of_a_killed_run_is_swept(tmp_path, manifest, wo
         assert not stale.exists()
 
 
-# The child waits in short sleeps: a signal that lands between the print and a single long
-# sleep is noted but only acted on at the next bytecode boundary, which that sleep would
-# never reach (CPython checks for pending signals after an interrupted sleep, not before one).
+# The child starts as a command typed at a terminal does: signals unblocked, SIGINT raising
+# KeyboardInterrupt. A suite started in the background by a non-interactive shell (``make
+# test &``, as CI runners may) inherits SIGINT ignored, and so would the child, which then
+# slept through the signal. It waits in short sleeps: a signal that lands on another thread
+# (e.g. OpenBLAS's) or just before a sleep is acted on at the next bytecode boundary.
 _SCRIPT = """
-import sys, time
+import signal, sys, time
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.signal(signal.SIGTERM, signal.SIG_DFL)
 from threecad.eval.archive import submission_folder
 with submission_folder(sys.argv[1], tmp_dir=sys.argv[2]) as folder:
     print(folder, flush=True)
