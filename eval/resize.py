@@ -116,6 +116,22 @@ def _bilinear_at(src, sx, nx, ax, r0, r1, ay, w_out, flat_index, out):  # pragma
         out[i] = t0 * (one - wy) + t1 * wy
 
 
+def _source_and_axes(amap: np.ndarray, shape: tuple[int, int], dtype: type):
+    """``amap`` as a contiguous ``dtype`` array, and the rule's tables for a grid ``shape``:
+    columns (first, second, weight), then rows (first, second, weight)."""
+    src = np.ascontiguousarray(amap, dtype=dtype)
+    if src.ndim != 2 or src.size == 0:
+        raise ValueError(f"a map to resize must be 2-D and not empty, got shape {src.shape}")
+    h_out, w_out = int(shape[0]), int(shape[1])
+    return src, _axis(w_out, src.shape[1], True), _axis(h_out, src.shape[0], False)
+
+
+def _grid_dtype(amap: np.ndarray) -> type:
+    """The arithmetic of the ``standard`` rule for ``amap``: float32 for a type in
+    :data:`FLOAT32_EXACT`, float64 for any other."""
+    return np.float32 if amap.dtype in FLOAT32_EXACT else np.float64
+
+
 def resize_bilinear(amap: np.ndarray, shape: tuple[int, int], dtype: type = np.float32) -> np.ndarray:
     """``amap`` resized to ``shape`` by the rule above, in ``dtype`` arithmetic.
 
@@ -132,13 +148,8 @@ def resize_bilinear(amap: np.ndarray, shape: tuple[int, int], dtype: type = np.f
     -------
     ndarray of shape (H, W), ``dtype``
     """
-    src = np.ascontiguousarray(amap, dtype=dtype)
-    if src.ndim != 2 or src.size == 0:
-        raise ValueError(f"a map to resize must be 2-D and not empty, got shape {src.shape}")
-    h_out, w_out = int(shape[0]), int(shape[1])
-    sx, nx, ax = _axis(w_out, src.shape[1], True)
-    r0, r1, ay = _axis(h_out, src.shape[0], False)
-    out = np.empty((h_out, w_out), src.dtype)
+    src, (sx, nx, ax), (r0, r1, ay) = _source_and_axes(amap, shape, dtype)
+    out = np.empty((int(shape[0]), int(shape[1])), src.dtype)
     _bilinear(src, sx, nx, ax, r0, r1, ay, out)
     return out
 
@@ -149,7 +160,7 @@ def resize_to_grid(amap: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     :data:`FLOAT32_EXACT`, in float64 for any other."""
     if amap.shape == tuple(shape):
         return amap
-    return resize_bilinear(amap, shape, np.float32 if amap.dtype in FLOAT32_EXACT else np.float64)
+    return resize_bilinear(amap, shape, _grid_dtype(amap))
 
 
 def values_on_grid(amap: np.ndarray, shape: tuple[int, int], flat_index: np.ndarray) -> np.ndarray:
@@ -176,11 +187,7 @@ def values_on_grid(amap: np.ndarray, shape: tuple[int, int], flat_index: np.ndar
         raise ValueError(f"flat indices out of a {h_out}x{w_out} grid")
     if amap.shape == (h_out, w_out):
         return amap.reshape(-1)[flat_index]
-    src = np.ascontiguousarray(amap, dtype=np.float32 if amap.dtype in FLOAT32_EXACT else np.float64)
-    if src.ndim != 2 or src.size == 0:
-        raise ValueError(f"a map to resize must be 2-D and not empty, got shape {src.shape}")
-    sx, nx, ax = _axis(w_out, src.shape[1], True)
-    r0, r1, ay = _axis(h_out, src.shape[0], False)
+    src, (sx, nx, ax), (r0, r1, ay) = _source_and_axes(amap, shape, _grid_dtype(amap))
     out = np.empty(flat_index.size, src.dtype)
     _bilinear_at(src, sx, nx, ax, r0, r1, ay, w_out, flat_index, out)
     return out
