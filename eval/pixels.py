@@ -471,10 +471,11 @@ class PixelStats:
         del images  # the images' own arrays: the concatenations replace them
         # each group by value, pixels of a value in the order they were added: the sums of
         # total() then walk memory in order, and add the same terms in the same order
-        distinct, positions, weights, classes = sort_runs(keys, np.cumsum(sizes, dtype=np.int64), weights, classes)
+        ends = np.cumsum(sizes, dtype=np.int64)
+        distinct, positions, weights, classes = sort_runs(keys, ends, weights, classes)
         del keys
         self.index = index = PositiveIndex(distinct, distinct=True)
-        ends = np.cumsum(sizes).tolist()
+        ends = ends.tolist()
         for g, start, end in zip(order, [0, *ends[:-1]], ends):
             self._positives[g] = _GroupPositives(positions[start:end], weights[start:end], classes[start:end])
         del positions, weights, classes
