@@ -20,6 +20,7 @@ from threecad.commands.eval import score_submission
 from threecad.manifest import scan
 from tests.conftest import box_mask
 from tests.eval.test_metrics import brute_aupro
+from tests.eval.test_resize import opencv_ipp
 
 AI = "Aluminum_Ipad"
 
@@ -134,13 +135,9 @@ def test_maps_of_another_size_are_resized_bilinearly(small_tree, tmp_path):
     res = score_submission(tmp_path / "preds", small_tree.root)
     test = manifest[manifest["split"] == "test"]
     y = np.concatenate([gt_of(r).ravel() for r in test.itertuples()])
-    ipp = cv2.ipp.useIPP()
-    cv2.ipp.setUseIPP(False)  # the standard rule is OpenCV's own bilinear code, in float32 for float32 maps
-    try:
+    with opencv_ipp(False):  # the standard rule is OpenCV's own bilinear code, in float32 for float32 maps
         s = np.concatenate([cv2.resize(small[r.image_id], (40, 30), interpolation=cv2.INTER_LINEAR).ravel()
                             for r in test.itertuples()])
-    finally:
-        cv2.ipp.setUseIPP(ipp)
     assert s.dtype == np.float32
     assert res["categories"][AI]["pixel_auroc"] == pytest.approx(roc_auc_score(y, s), abs=1e-9)
 

@@ -46,7 +46,7 @@ def test_kernel_is_the_written_rule(h, w, h_out, w_out):
 
 
 @contextmanager
-def _ipp(on: bool):
+def opencv_ipp(on: bool):
     """OpenCV's IPP acceleration switched ``on`` or off for the block, then as it was."""
     before = cv2.ipp.useIPP()
     cv2.ipp.setUseIPP(on)
@@ -58,7 +58,7 @@ def _ipp(on: bool):
 
 @pytest.fixture
 def no_ipp():
-    with _ipp(False):
+    with opencv_ipp(False):
         yield
 
 
@@ -84,9 +84,9 @@ def test_float32_close_to_float64_and_within_the_map_range():
 def test_same_values_whatever_opencv_does():
     """The rule does not depend on OpenCV's IPP switch (OpenCV's own float resize does)."""
     a = np.random.default_rng(2).random((256, 256)).astype(np.float32)
-    with _ipp(True):
+    with opencv_ipp(True):
         on = resize_to_grid(a, (900, 650))
-    with _ipp(False):
+    with opencv_ipp(False):
         off = resize_to_grid(a, (900, 650))
     assert np.array_equal(on, off)
 

@@ -8,6 +8,8 @@ import re
 import numpy as np
 from PIL import Image
 
+from tests.eval.test_resize import opencv_ipp
+
 
 def test_heatmaps_are_files_on_one_scale_per_category(built, sample_preds):
     from threecad.eval.mapio import read_map
@@ -67,12 +69,8 @@ def test_per_sample_results_match_the_scoring_engine(built, sample_root, sample_
 
         amap = read_map(submission.maps[s.image_id])
         work = np.float32 if amap.dtype in (np.float16, np.float32, np.uint8) else np.float64  # the standard rule
-        ipp = cv2.ipp.useIPP()
-        cv2.ipp.setUseIPP(False)  # OpenCV's own code: its IPP path rounds by CPU
-        try:
+        with opencv_ipp(False):  # OpenCV's own code: its IPP path rounds by CPU
             grid = cv2.resize(amap.astype(work), (row["width"], row["height"]), interpolation=cv2.INTER_LINEAR)
-        finally:
-            cv2.ipp.setUseIPP(ipp)
         gt = np.zeros(grid.shape, bool)
         for p in row["mask_paths"]:
             gt |= np.asarray(Image.open(p)) > 0
