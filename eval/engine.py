@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from numba import njit
 
-__all__ = ["order_keys", "order_keys32", "keys_to_values", "distinct_counts", "distinct_positions", "stable_order",
-           "PositiveIndex",
+__all__ = ["order_keys", "order_keys32", "keys_to_values", "distinct_counts", "distinct_positions", "sort_runs",
+           "fold_pairs", "PositiveIndex",
            "NegativeCounts", "NegativeCounter", "CounterBuffers", "NonFiniteScoresError"]
 
 _SIGN = np.uint64(1 << 63)
@@ -507,8 +508,10 @@ def _local_starts(buckets, pshift, partitions, local):
 
 
 @njit(nogil=True, cache=True)
-def _fold_pairs(pairs, below, on):
-    """Add the int32 count pairs of :func:`_count32` to ``below``/``on`` and zero them."""
+def fold_pairs(pairs, below, on):
+    """Add the int32 count pairs of the float32 count (``pairs[2 r]`` below ``U[r]``,
+    ``pairs[2 r + 1]`` on it, ``pairs[2 K]`` above ``U[K - 1]``; :class:`NegativeCounter`) to
+    ``below`` (K + 1,) and ``on`` (K,), and zero them."""
     k = on.size
     for r in range(k):
         below[r] += pairs[2 * r]
@@ -1199,12 +1202,19 @@ class NegativeCounter:
     index : PositiveIndex
         The distinct positive values to count against.
     counts : NegativeCounts, optional
-        Counts to add to (default: new zeros).
+        Counts to add to (default: new zeros, made on first use).
+    pair_sink : callable, optional
+        Receives the float32 count's int32 pairs (``2 K + 2``, see :func:`fold_pairs`)
+        instead of :attr:`counts`, whenever they are folded; it must add them where it keeps
+        its counts and zero them (e.g. :meth:`eval.pixels.PixelStats.fold_pairs`: no ``K``-long
+        int64 counts per counter then).
     """
 
-    def __init__(self, index: "PositiveIndex", counts: NegativeCounts | None = None) -> None:
+    def __init__(self, index: "PositiveIndex", counts: NegativeCounts | None = None, *,
+                 pair_sink: Callable[[np.ndarray], None] | None = None) -> None:
         self.index = index
-        self.counts = index.empty_counts() if counts is None else counts
+        self._counts = counts
+        self._pair_sink = pair_sink
         self._keys: np.ndarray | None = None
         self._scratch: np.ndarray | None = None
         self._hist: np.ndarray | None = None
@@ -1213,6 +1223,20 @@ class NegativeCounter:
         self._pairs: np.ndarray | None = None  # int32 (below, on) pairs of the float32 count...
         self._unfolded = 0                     # ...and the pixels counted into them since the last fold
         self._cap = min(_MAX_BUFFER, max(_BUFFER, _BUFFER_PER_VALUE * index.size))
+
+    @property
+    def counts(self) -> NegativeCounts:
+        """The counts added to (made on first use when none were given; without what went
+        to the ``pair_sink``)."""
+        if self._counts is None:
+            self._counts = self.index.empty_counts()
+        return self._counts
+
+    @property
+    def has_counts(self) -> bool:
+        """Whether :attr:`counts` exist (given, or made by a count that did not go to the
+        ``pair_sink``)."""
+        return self._counts is not None
 
     def add(self, values: np.ndarray, *, skip: np.ndarray | None = None,
             skip_index: np.ndarray | None = None) -> None:
@@ -1348,9 +1372,13 @@ class NegativeCounter:
             self._pending = 0
 
     def _fold(self) -> None:
-        """Add the int32 count pairs into :attr:`counts` (when anything was counted into them)."""
+        """Add the int32 count pairs into :attr:`counts`, or hand them to the ``pair_sink``
+        (when anything was counted into them)."""
         if self._unfolded:
-            _fold_pairs(self._pairs, self.counts.below, self.counts.on)
+            if self._pair_sink is not None:
+                self._pair_sink(self._pairs)  # adds them and zeroes them
+            else:
+                fold_pairs(self._pairs, self.counts.below, self.counts.on)
             self._unfolded = 0
 
     @property

@@ -54,6 +54,7 @@ from threecad.errors import Problem
 from threecad.regions import MaskReadError, decode_mask
 
 from .engine import order_keys
+from .heap import return_freed_memory
 from .mapio import MapReadError, read_map, read_map_digest
 from .metrics import average_precision, roc_auc
 from .paper import mean_pro_paper, per_image_pro_paper, resize_map_paper, resize_mask_paper
@@ -78,23 +79,6 @@ DEFAULT_CACHE_BYTES = 128 << 20
 Reading a 256x256 map again costs about 0.6 ms, under 1 % of a native-size category's
 time; 128 MiB rather than more keeps the peak of a large category lower (measured with
 scripts/bench_eval_full.py --native at full scale)."""
-
-
-def _return_freed_memory() -> None:
-    """Give the heap's free pages back to the system (glibc only; elsewhere nothing).
-
-    Pass 1 and pass 2 allocate many mid-sized arrays (masks, resized maps) in several
-    threads; their freed memory stays in the threads' heaps and counts in the resident set
-    until trimmed. Trimming between the phases lowers the peak of the next one.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
 
 
 @dataclass
@@ -529,12 +513,12 @@ def evaluate_category(submission: Submission, folder: str, rows: list[dict[str, 
     if count and not problems:  # pass 2 now, while this category's maps are still cached
         if observer is not None:
             observer.end_pass1()
-        _return_freed_memory()
+        return_freed_memory()
         _count_normals(ev, submission, protocol, pool, workers, cache, progress, observer)
         if observer is not None:
             observer.finish(ev)
         cache.clear()
-        _return_freed_memory()
+        return_freed_memory()
         start = time.perf_counter()
         ev.summary = summarize_category(ev, protocol, progress=progress)
         ev.seconds["metrics"] = time.perf_counter() - start

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import time
@@ -72,6 +73,7 @@ def run(args) -> int:
         timer.begin("imports")
     from threecad.eval.api import Evaluator
     from threecad.eval.archive import is_archive
+    from threecad.eval.heap import reuse_freed_memory
     from threecad.eval.results import check_output_folder, write_results
 
     if timer is not None:
@@ -93,6 +95,8 @@ def run(args) -> int:
     if args.plots and (scheduler or n_workers is not None):
         raise UsageError("--plots draws the curves in this process; drop --workers/--scheduler")
     out = check_output_folder(Path(args.out) if args.out else _default_out(preds))  # before scoring
+    reuse_freed_memory()  # images' large arrays reused, not zeroed again by the kernel (eval.heap)
+    gc.freeze()  # the modules' objects, left out of every later collection (scoring makes few cycles)
     start = time.perf_counter()
     evaluator = Evaluator(data_root, protocol=args.protocol, categories=categories_from_args(args),
                           label_map=label_map_from_args(args), threads=args.threads, progress=show_progress(args),
