@@ -21,6 +21,7 @@ import logging
 import os
 import threading
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -91,19 +92,18 @@ class ImageTableObserver(ImageObserver):
             self._positives[i] = replace(truth.positives, keys=image_keys(result))
 
     def pass2(self, i: int, on_grid: np.ndarray, flat_positive: np.ndarray) -> None:
-        """Normal maximum now; the image's own AUPRO (from the map on the grid) handed to the pool."""
+        """Normal maximum now, or with the image's own AUPRO (one pass over the map on the
+        grid, :func:`image_columns`) in the pool."""
         flat = np.asarray(on_grid).reshape(-1)
         has_normal = flat_positive.size < flat.size
-        top = _max_normal(flat, flat_positive) if has_normal else float("nan")
         with self._lock:
-            self.extras[self._ids[i]]["max_normal_score"] = top
             positives = self._positives.pop(i, None)
         if positives is None or not has_normal:
+            top = _max_normal(flat, flat_positive) if has_normal else float("nan")
+            self._store(i, ImageColumns(float("nan"), top, 0), pro=False)
             return
         if self._threads == 1:  # one thread asked for: no pool
-            pro = self._image_aupro(positives, on_grid, flat_positive)
-            with self._lock:
-                self.extras[self._ids[i]]["pro"] = pro
+            self._store(i, self._columns(positives, on_grid, flat_positive))
             return
         self._slots.acquire()  # bounds the maps held for the pool
         try:
@@ -112,29 +112,32 @@ class ImageTableObserver(ImageObserver):
                     from concurrent.futures import ThreadPoolExecutor
 
                     self._pool = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="image-aupro")
-                future = self._pool.submit(self._image_aupro, positives, on_grid, flat_positive)
+                future = self._pool.submit(self._columns, positives, on_grid, flat_positive)
                 self._pending.append((i, future))
         except BaseException:
             self._slots.release()
             raise
         future.add_done_callback(lambda _: self._slots.release())
 
-    def _image_aupro(self, positives: ImagePositives, on_grid: np.ndarray, flat_positive: np.ndarray) -> float:
-        """The exact MVTec AUPRO of one image (:func:`image_aupro` of its thresholds that the
-        area reaches)."""
-        fpr_limit = self.protocol.fpr_limit
-        return image_aupro(aupro_positives(positives, on_grid, fpr_limit), on_grid, flat_positive,
-                           fpr_limit=fpr_limit)
+    def _columns(self, positives: ImagePositives, on_grid: np.ndarray, flat_positive: np.ndarray) -> "ImageColumns":
+        return image_columns(positives, on_grid, flat_positive, fpr_limit=self.protocol.fpr_limit)
+
+    def _store(self, i: int, columns: "ImageColumns", *, pro: bool = True) -> None:
+        with self._lock:
+            extra = self.extras[self._ids[i]]
+            extra["max_normal_score"] = columns.max_normal_score
+            if pro:
+                extra["pro"] = columns.pro
 
     def end_pass1(self) -> None:
         """Nothing to do between the passes."""
 
     def finish(self, evaluation: CategoryEvaluation) -> None:
-        """The images' own AUPROs, once the pool has computed them all."""
+        """The images' own AUPROs (and their normal maxima), once the pool has computed them all."""
         pending, self._pending = self._pending, []
         try:
             for i, future in pending:
-                self.extras[self._ids[i]]["pro"] = future.result()
+                self._store(i, future.result())
         finally:
             self._close_pool()
 
@@ -145,32 +148,81 @@ class ImageTableObserver(ImageObserver):
         self._pending = []
 
 
-def image_aupro(positives: ImagePositives, on_grid: np.ndarray, flat_positive: np.ndarray, *,
-                fpr_limit: float) -> float:
-    """The exact MVTec AUPRO of one image: the engine's tallies over this image alone (only
-    the AUPRO is computed from them).
+@dataclass(frozen=True)
+class ImageColumns:
+    """What one image's normal pixels give its row of the per-image table."""
+
+    pro: float               # the image's own MVTec AUPRO
+    max_normal_score: float  # the highest normal score (NaN when every pixel is anomalous)
+    n_thresholds: int        # the thresholds the AUPRO was computed over (after the cut)
+
+
+def image_columns(positives: ImagePositives, on_grid: np.ndarray, flat_positive: np.ndarray, *,
+                  fpr_limit: float) -> ImageColumns:
+    """One image's own exact MVTec AUPRO and highest normal score, in one pass over its map.
+
+    The AUPRO is computed over the thresholds at or above the cut that
+    :func:`aupro_positives` places from a sample of the map; the pass checks it (the
+    normal pixels at or above the cut must reach ``fpr_limit`` of them, so that the area
+    never reads a lower threshold) and, when the sample misled, the image is counted again
+    over every threshold. Either way the value is :func:`image_aupro`'s over every
+    threshold, bit for bit.
 
     Parameters
     ----------
     positives : ImagePositives
-        The image's anomalous pixels with their keys, or those of them at or above a cut
-        (:func:`aupro_positives`); ``n_regions`` and ``regions_per_class`` are the image's.
+        The image's anomalous pixels with their keys.
+    on_grid : ndarray of shape (H, W)
+        The map on the grid (the keys are of its values at ``flat_index``).
+    flat_positive : ndarray of shape (p,)
+        Flat indices of every anomalous pixel (left out of the normal count).
+    fpr_limit : float
+    """
+    kept = aupro_positives(positives, on_grid, fpr_limit)
+    pro, top, at_or_above, n = _own_aupro(kept, on_grid, flat_positive, fpr_limit)
+    n_normal = on_grid.size - np.asarray(flat_positive).size
+    if kept is not positives and at_or_above < fpr_limit * n_normal:  # the sample misled: every threshold
+        pro, top, _, n = _own_aupro(positives, on_grid, flat_positive, fpr_limit)
+    return ImageColumns(pro, top, n)
+
+
+def image_aupro(positives: ImagePositives, on_grid: np.ndarray, flat_positive: np.ndarray, *,
+                fpr_limit: float) -> float:
+    """The exact MVTec AUPRO of one image over the thresholds of ``positives``: the engine's
+    tallies over this image alone (only the AUPRO is computed from them).
+
+    Parameters
+    ----------
+    positives : ImagePositives
+        The image's anomalous pixels with their keys (all of them: the AUPRO's definition;
+        or some, e.g. :func:`aupro_positives`'s, whose area :func:`image_columns` checks);
+        ``n_regions`` and ``regions_per_class`` are the image's.
     on_grid : ndarray of shape (H, W)
         The map on the grid.
     flat_positive : ndarray of shape (p,)
         Flat indices of every anomalous pixel (all of them are left out of the normal count).
     fpr_limit : float
     """
+    return _own_aupro(positives, on_grid, flat_positive, fpr_limit)[0]
+
+
+def _own_aupro(positives: ImagePositives, on_grid: np.ndarray, flat_positive: np.ndarray,
+               fpr_limit: float) -> tuple[float, float, int, int]:
+    """``(AUPRO, highest normal score, normal pixels at or above the lowest threshold,
+    thresholds)`` of one image over the thresholds of ``positives``: one pass of
+    :func:`eval.engine.count_outside` over the map, folded into the image's own
+    :class:`eval.pixels.PixelStats`."""
     from .curves import aupro_from
+    from .engine import count_outside
 
     stats = PixelStats()
     stats.add_positives(positives)
     index = stats.finalize_positives()
-    tally = stats.new_tally()
-    stats.add_negatives(tally, on_grid, flat_positive)
-    stats.merge(tally)
-    counts = stats.total().threshold_counts(index.values)
-    return aupro_from(counts, fpr_limit=fpr_limit)
+    counts, top = count_outside(index, on_grid, flat_positive)
+    stats.fold(0, counts)
+    at_or_above = int(counts.total - counts.below[0])
+    tc = stats.total().threshold_counts(index.values)
+    return aupro_from(tc, fpr_limit=fpr_limit), top, at_or_above, index.size
 
 
 _CUT_SAMPLE = 2048          # pixels sampled to place the cut of :func:`aupro_positives`
@@ -178,18 +230,18 @@ _CUT_MARGIN = 1.3           # the cut aims at this many times the normal pixels 
 
 
 def aupro_positives(positives: ImagePositives, on_grid: np.ndarray, fpr_limit: float) -> ImagePositives:
-    """The anomalous pixels of one image that its own AUPRO needs as thresholds.
+    """The anomalous pixels of one image that its own AUPRO probably needs as thresholds.
 
     The area walks the thresholds (the distinct anomalous scores) from high to low and stops
     at the first threshold ``t`` with at least ``fpr_limit * n_neg`` normal pixels ``>= t``
     (:func:`eval.curves.aupro_from`); every lower threshold is never read. So the
     thresholds down to such a ``t`` give the same area, bit for bit: the counts at each
     kept threshold (normal pixels above, on, PRO weight summed in pixel order) do not depend
-    on the others, the normal pixels below ``t`` are still counted (all in the lowest
-    bucket, where the engine's count takes its fast path) and the regions are the image's.
-    ``t`` is placed from a sample of the map, then checked exactly; when the check fails,
-    or for maps that are not floating point of at most 64 bits (the engine compares
-    scores as float64, so only those compare the same here), every pixel is kept.
+    on the others, the normal pixels below ``t`` are still counted (all below the lowest
+    kept value) and the regions are the image's. ``t`` is placed here from a sample of the
+    map; :func:`image_columns` checks it while it counts. For maps that are not floating
+    point of at most 64 bits (the engine compares scores as float64, so only those compare
+    the same here), every pixel is kept.
 
     Parameters
     ----------
@@ -209,7 +261,6 @@ def aupro_positives(positives: ImagePositives, on_grid: np.ndarray, fpr_limit: f
     if flat.dtype.kind != "f" or flat.dtype.itemsize > 8 or p < 2 or p >= flat.size:
         return positives
     values = flat[positives.flat_index]
-    need = fpr_limit * (flat.size - p)
     sample = flat[::max(1, flat.size // _CUT_SAMPLE)]
     rank = int(sample.size * max(0.0, 1.0 - _CUT_MARGIN * fpr_limit))
     if rank == 0:
@@ -218,11 +269,7 @@ def aupro_positives(positives: ImagePositives, on_grid: np.ndarray, fpr_limit: f
     below = values[values <= estimate]
     if below.size == 0:  # every anomalous score above it: nothing to leave out
         return positives
-    cut = below.max()
-    normal_at_or_above = int(np.count_nonzero(flat >= cut)) - int(np.count_nonzero(values >= cut))
-    if normal_at_or_above < need:  # the sample misled: keep every threshold
-        return positives
-    keep = values >= cut
+    keep = values >= below.max()
     return ImagePositives(positives.flat_index[keep], positives.keys[keep], positives.weights[keep],
                           positives.size_class[keep], positives.n_regions, positives.regions_per_class)
 

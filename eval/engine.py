@@ -32,7 +32,7 @@ import numpy as np
 from numba import njit
 
 __all__ = ["order_keys", "order_keys32", "keys_to_values", "distinct_counts", "distinct_positions", "sort_runs",
-           "fold_pairs", "PositiveIndex",
+           "fold_pairs", "count_outside", "PositiveIndex",
            "NegativeCounts", "NegativeCounter", "CounterBuffers", "NonFiniteScoresError"]
 
 _SIGN = np.uint64(1 << 63)
@@ -243,6 +243,60 @@ def _partition_fill(values, skip, use_skip, first, kbuf, pos, hist, linear, u0, 
             pos += e - i
         i = e
     return i, pos, bad
+
+
+@njit(nogil=True, cache=True)
+def _count_outside(values, inside, ukeys, start, linear, u0, scale, kmin, shift, nb, pairs):
+    """Count every value of ``values`` but those at the flat indices ``inside`` (ascending,
+    distinct) against ``U`` in ``pairs`` (int64, ``2 K + 2``: as :func:`fold_pairs` reads
+    them), and return ``(highest value counted, NaN or infinite values counted)``.
+
+    ``start`` is a fine table (:func:`_fine_starts`) of the bucket rule ``linear``/``u0``/
+    ``scale``/``kmin``/``shift``/``nb``; ``ukeys`` U's keys with sentinels. Between two
+    inside pixels the values go block by block: keys, buckets and the maximum first (no
+    branch: vector instructions), then each is placed by :func:`_position` and counted
+    without a branch, except the values below ``U[0]``: most of them when ``U`` holds only
+    an image's highest anomalous scores, and in runs on a smooth map, so that the branch
+    that counts them in a register is well predicted. No mask of the inside pixels is made.
+    Measured on 60 native-size maps of scripts/bench_eval_full.py (60 % of the values below
+    ``U[0]``): 3.6 ns per pixel; 5.4 placing every value without a branch; 4.7 for the mask,
+    the maximum and :meth:`PositiveIndex.count` (branches for every range) before."""
+    keys = np.empty(_FILL_BLOCK, np.uint64)
+    buckets = np.empty(_FILL_BLOCK, np.int64)
+    low = 0
+    top = -np.inf
+    bad = 0
+    begin = 0
+    for q in range(inside.size + 1):
+        stop = inside[q] if q < inside.size else values.size
+        for s in range(begin, stop, _FILL_BLOCK):
+            e = min(stop, s + _FILL_BLOCK)
+            if linear:  # the bucket rule a constant in each loop, so that both vectorise
+                for j in range(s, e):
+                    x = np.float64(values[j]) + 0.0
+                    top = x if x > top else top
+                    bad += not (x - x == 0.0)
+                    keys[j - s] = _key64(x)
+                    buckets[j - s] = _linear_bucket(x, u0, scale, nb)
+            else:
+                for j in range(s, e):
+                    x = np.float64(values[j]) + 0.0
+                    top = x if x > top else top
+                    bad += not (x - x == 0.0)
+                    k = _key64(x)
+                    keys[j - s] = k
+                    buckets[j - s] = _fine_bucket(k, False, u0, scale, kmin, shift, nb)
+            for j in range(e - s):
+                b = buckets[j]
+                if b == 0:
+                    low += 1
+                    continue
+                k = keys[j]
+                r = _position(ukeys, k, np.int64(start[b]), np.int64(start[b + 1]))
+                pairs[2 * r + np.int64(ukeys[r] == k)] += 1
+        begin = stop + 1
+    pairs[0] += low
+    return top, bad
 
 
 @njit(nogil=True, cache=True)
@@ -930,6 +984,8 @@ class PositiveIndex:
             self.linear = False
             self._fine = None
             self._fine32 = None
+            self._direct = None
+            self.nb = 1
             return
         bits = int(min(22, max(10, int(np.ceil(np.log2(k + 1))) + 1)))
         nb = 1 << bits
@@ -951,6 +1007,7 @@ class PositiveIndex:
         self.nb = nb
         self._fine: _FineTable | None = None
         self._fine32: _Fine32 | bool | None = None  # None: not built yet; False: U is not float32
+        self._direct: _FineTable | None = None
         # the direct kernels' table (built on first use: a partitioned count uses the fine tables)
         self._start: np.ndarray | None = None
 
@@ -994,6 +1051,17 @@ class PositiveIndex:
                     self._fine = _FineTable.build(self)
         return self._fine
 
+    def direct_table(self) -> "_FineTable":
+        """The buckets of :attr:`start` as a fine table (an empty bucket at each end; built on
+        first use, not pickled), for :func:`count_outside`."""
+        if self._direct is None:
+            with self._build_lock:
+                if self._direct is None and self.size == 0:  # one empty bucket: everything below U
+                    self._direct = _FineTable(np.zeros(4, np.int32), self.sentinel_keys, 1, 0.0, np.uint64(0), 0)
+                elif self._direct is None:
+                    self._direct = _FineTable.build(self, bits=self.nb.bit_length() - 1)
+        return self._direct
+
     def fine32(self) -> "_Fine32 | None":
         """The float32 fine table (built on first use), or None when ``U`` holds a value that is
         not a float32."""
@@ -1005,7 +1073,7 @@ class PositiveIndex:
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state["_fine"] = state["_fine32"] = None  # rebuilt where they are used: cheaper than sending them
+        state["_fine"] = state["_fine32"] = state["_direct"] = None  # rebuilt where they are used: cheaper than sending them
         del state["_build_lock"]
         del state["ukeys"]  # a view of sentinel_keys: sent once
         state.pop("uvals", None)  # a view of _uvals_padded
@@ -1049,6 +1117,53 @@ class PositiveIndex:
         _raise_non_finite(bad)
 
 
+def count_outside(index: PositiveIndex, values: np.ndarray,
+                  inside: np.ndarray) -> tuple[NegativeCounts, float]:
+    """The normal pixels of one image counted against ``index``, and their highest value.
+
+    One pass over ``values`` that leaves out the flat indices ``inside`` (the anomalous
+    pixels) without a mask, places each other value in ``U`` with no branch unless its
+    bucket is crowded (:func:`_count_outside`), and keeps the maximum on the way. Meant for
+    an image against its own anomalous values (e.g. its own AUPRO), where ``U`` is small
+    enough for a direct table: the same counts as :meth:`PositiveIndex.count` with a mask.
+
+    Parameters
+    ----------
+    index : PositiveIndex
+    values : ndarray of any shape
+        Scores (any real or integer dtype).
+    inside : ndarray of shape (p,), int
+        Flat indices into ``values`` to leave out (any order; repeats allowed).
+
+    Returns
+    -------
+    counts : NegativeCounts
+    highest : float
+        The highest value counted; ``-inf`` when every value is inside.
+
+    Raises
+    ------
+    NonFiniteScoresError
+        When a counted value is NaN or infinite.
+    """
+    flat = np.ascontiguousarray(values).reshape(-1)
+    if flat.dtype == np.float16 or flat.dtype == np.bool_:
+        flat = flat.astype(np.float32)
+    inside = np.asarray(inside, np.int64).reshape(-1)
+    if inside.size > 1 and not (inside[1:] > inside[:-1]).all():
+        inside = np.unique(inside)
+    if inside.size and not 0 <= int(inside[0]) <= int(inside[-1]) < flat.size:
+        raise ValueError(f"flat indices out of {flat.size} values")
+    k = index.size
+    pairs = np.zeros(2 * k + 2, np.int64)
+    table = index.direct_table()
+    top, bad = _count_outside(flat, inside, index.sentinel_keys, table.start, index.linear,
+                              float(index.uvals[0]) if k else 0.0, table.scale, index.kmin, table.shift, table.nb,
+                              pairs)
+    _raise_non_finite(bad)
+    return NegativeCounts(pairs[0:2 * k + 1:2].copy(), pairs[1:2 * k:2].copy()), float(top)
+
+
 def _mask_of(size: int, flat_index: np.ndarray) -> np.ndarray:
     """A flat boolean mask of ``size`` that is true at ``flat_index``."""
     mask = np.zeros(size, np.bool_)
@@ -1087,14 +1202,16 @@ class _FineTable:
         return ((self.nb + 1) >> self.pshift) + 1
 
     @staticmethod
-    def layout(index: "PositiveIndex") -> tuple[int, int, float]:
-        """``(bits, partition bits, scale)`` of the fine buckets of ``index`` (``nb = 2**bits``;
-        ``scale`` of the linear buckets, 0 for key buckets)."""
+    def layout(index: "PositiveIndex", bits: int | None = None) -> tuple[int, int, float]:
+        """``(bits, partition bits, scale)`` of the fine buckets of ``index`` (``nb = 2**bits``,
+        unless ``bits`` is given; ``scale`` of the linear buckets, 0 for key buckets)."""
         k = index.size
         large = k >= _LARGE_K
         pbits = _LARGE_PARTITION_BITS if large else _PARTITION_BITS
         fine_max = _LARGE_FINE_MAX_BITS if large else _FINE_MAX_BITS
-        bits = int(min(fine_max, max(pbits, int(np.ceil(np.log2(k * _FINE_PER_VALUE))))))
+        if bits is None:
+            bits = int(min(fine_max, max(pbits, int(np.ceil(np.log2(k * _FINE_PER_VALUE))))))
+        pbits = min(pbits, bits)
         scale = 0.0
         if index.linear:
             span = float(index.uvals[-1] - index.uvals[0])
@@ -1102,9 +1219,8 @@ class _FineTable:
         return bits, pbits, scale
 
     @classmethod
-    def build(cls, index: "PositiveIndex") -> "_FineTable":
-        k = index.size
-        bits, pbits, scale = cls.layout(index)
+    def build(cls, index: "PositiveIndex", bits: int | None = None) -> "_FineTable":
+        bits, pbits, scale = cls.layout(index, bits)
         nb = 1 << bits
         shift = 0
         if index.linear:

@@ -315,8 +315,8 @@ def _own_positives(amap, gt):
 def test_image_aupro_on_the_needed_thresholds_is_bit_identical(dtype, fpr_limit):
     """The per-image AUPRO over the thresholds down to the cut equals the one over every
     threshold exactly (==), and the brute-force definition; the cut is taken on some
-    images and refused on others."""
-    from threecad.eval.api import aupro_positives, image_aupro
+    images and refused on others; the highest normal score comes with it."""
+    from threecad.eval.api import aupro_positives, image_aupro, image_columns
 
     rng = np.random.default_rng(hash((dtype, fpr_limit)) % 2**32)
     cut_taken = 0
@@ -341,10 +341,12 @@ def test_image_aupro_on_the_needed_thresholds_is_bit_identical(dtype, fpr_limit)
         positives = _own_positives(amap, gt)
         flat_positive = positives.flat_index
         kept = aupro_positives(positives, amap, fpr_limit)
-        cut_taken += kept.keys.size < positives.keys.size
         assert kept.n_regions == positives.n_regions and kept.regions_per_class == positives.regions_per_class
         full = image_aupro(positives, amap, flat_positive, fpr_limit=fpr_limit)
-        assert image_aupro(kept, amap, flat_positive, fpr_limit=fpr_limit) == full
+        columns = image_columns(positives, amap, flat_positive, fpr_limit=fpr_limit)
+        cut_taken += columns.n_thresholds < np.unique(positives.keys).size
+        assert columns.pro == full
+        assert columns.max_normal_score == amap[~gt].astype(np.float64).max()
         assert full == pytest.approx(brute_aupro([amap], [gt], fpr_limit), abs=1e-9)
     if dtype == "int32" or fpr_limit == 1.0:
         assert cut_taken == 0  # integers compare as float64 in the engine; a limit of 1 needs every threshold
@@ -355,7 +357,7 @@ def test_image_aupro_on_the_needed_thresholds_is_bit_identical(dtype, fpr_limit)
 def test_image_aupro_cut_refused_when_the_sample_misleads():
     """A map whose sampled pixels are all high while most normal pixels are low: the cut the
     sample suggests is checked exactly and refused (every threshold kept)."""
-    from threecad.eval.api import _CUT_SAMPLE, aupro_positives, image_aupro
+    from threecad.eval.api import _CUT_SAMPLE, aupro_positives, image_columns
 
     h = w = 128
     stride = h * w // _CUT_SAMPLE
@@ -367,6 +369,7 @@ def test_image_aupro_cut_refused_when_the_sample_misleads():
     amap, gt = flat.reshape(h, w), gt.reshape(h, w)
     positives = _own_positives(amap, gt)
     kept = aupro_positives(positives, amap, 0.3)
-    assert kept is positives
-    assert image_aupro(kept, amap, positives.flat_index, fpr_limit=0.3) == \
-        pytest.approx(brute_aupro([amap], [gt], 0.3), abs=1e-9)
+    assert kept.keys.size < positives.keys.size  # the sample proposes a cut...
+    columns = image_columns(positives, amap, positives.flat_index, fpr_limit=0.3)
+    assert columns.n_thresholds == np.unique(positives.keys).size  # ...that the count refuses
+    assert columns.pro == pytest.approx(brute_aupro([amap], [gt], 0.3), abs=1e-9)

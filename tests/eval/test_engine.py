@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import threecad.eval.engine as engine
-from threecad.eval.engine import NegativeCounter, PositiveIndex, distinct_positions, order_keys, sort_runs
+from threecad.eval.engine import (NegativeCounter, NonFiniteScoresError, PositiveIndex, count_outside, distinct_positions,
+                                  order_keys, sort_runs)
 from threecad.eval.pixels import NegativeTally
 
 
@@ -451,3 +452,35 @@ def test_a_partition_of_more_values_than_16_bits_hold_counts_exactly(crowded):
     got = counter.result()
     below, on = brute_counts(positive_values, normal)
     assert np.array_equal(got.below, below) and np.array_equal(got.on, on)
+
+
+@pytest.mark.parametrize("kind", ["float32", "float32-spread", "spread", "ties", "zeros", "int32"])
+@pytest.mark.parametrize("seed", range(3))
+def test_count_outside_matches_brute_force_and_the_maximum(kind, seed):
+    """count_outside: every value but the inside indices (any order, repeats) counted as by
+    definition, and the highest of them; positives from few to most of the pixels, the
+    lowest ones left out of U (most values below U[0], as for an image's own AUPRO)."""
+    rng = np.random.default_rng(seed)
+    for trial in range(12):
+        values = sample(kind, rng, int(rng.integers(1, 5000)))
+        inside = rng.random(values.size) < rng.uniform(0, 0.6)
+        pos = np.asarray(values, np.float64)[inside]
+        if trial % 2 and pos.size:  # U holds only the higher positive values
+            pos = pos[pos >= np.quantile(pos, 0.7)]
+        index = PositiveIndex(order_keys(pos))
+        flat_inside = np.flatnonzero(inside)
+        given = np.concatenate([rng.permutation(flat_inside), flat_inside[: flat_inside.size // 3]])
+        counts, top = count_outside(index, values.reshape(1, -1), given)
+        below, on = brute_counts(pos, np.asarray(values)[~inside])
+        assert np.array_equal(counts.below, below) and np.array_equal(counts.on, on), (kind, trial)
+        normal = np.asarray(values, np.float64)[~inside] + 0.0
+        assert top == (normal.max() if normal.size else -np.inf)
+
+
+def test_count_outside_refuses_non_finite_and_out_of_range_indices():
+    index = PositiveIndex(order_keys(np.array([0.5, 0.7])))
+    with pytest.raises(NonFiniteScoresError, match="1 score is NaN"):
+        count_outside(index, np.array([0.1, np.nan, 0.9], np.float32), np.array([0]))
+    count_outside(index, np.array([0.1, np.nan, 0.9], np.float32), np.array([1]))  # the NaN is left out
+    with pytest.raises(ValueError, match="out of 3 values"):
+        count_outside(index, np.zeros(3), np.array([3]))
