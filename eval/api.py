@@ -275,11 +275,13 @@ def aupro_positives(positives: ImagePositives, on_grid: np.ndarray, fpr_limit: f
 
 
 class PhaseObserver(ImageObserver):
-    """Times the phases of each category in :func:`eval.evaluate.evaluate_category`.
+    """Times the phases of each category in :func:`eval.evaluate.evaluate_submission`.
 
     ``<code> read`` runs from the category's start to the end of pass 1, ``<code> count``
     to the end of pass 2, ``<code> metrics`` until the next category starts or the
-    caller ends it (:meth:`PhaseTimer.end`).
+    caller ends it (:meth:`PhaseTimer.end`). A category's metrics are computed while the
+    next category is read, so its ``metrics`` phase is short and the next ``read`` holds
+    them, except for the last category.
     """
 
     def __init__(self, timer: PhaseTimer) -> None:

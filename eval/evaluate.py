@@ -63,7 +63,8 @@ from .protocols import IMAGE_LABEL_FOLDER, IMAGE_SCORE_AS_SUBMITTED, Protocol
 from .resize import resize_to_grid, values_on_grid
 from .submission import Submission, SubmissionError
 
-__all__ = ["ImageRecord", "CategoryEvaluation", "evaluate_submission", "summarize_category",
+__all__ = ["ImageRecord", "CategoryEvaluation", "evaluate_submission", "summarize_category", "read_category",
+           "count_category", "summarize_counted",
            "ground_truth_digest", "ImageTruth", "ImageScore", "image_truth", "score_image", "map_on_grid",
            "CategoryBuilder", "submission_error", "pass1_image", "image_keys", "ImageObserver",
            "category_truths", "evaluate_category", "truth_positives", "own_folder_mask", "type_breakdowns"]
@@ -486,7 +487,26 @@ def evaluate_category(submission: Submission, folder: str, rows: list[dict[str, 
     given, their ground truth already read (:func:`category_truths`), so that several
     submissions share one reading of the masks. With problems (or ``count=False``: pass 1
     only, to list problems), pass 2 is skipped and the evaluation is incomplete.
+    The phases one after the other: :func:`read_category`, :func:`count_category`,
+    :func:`summarize_counted`.
     """
+    ev, problems, cache = read_category(submission, folder, rows, protocol, pool, truths=truths, observer=observer,
+                                        progress=progress, cache_bytes=cache_bytes)
+    if count and not problems:  # pass 2 now, while this category's maps are still cached
+        count_category(ev, submission, protocol, pool, workers, cache, progress=progress, observer=observer)
+        summarize_counted(ev, protocol, progress=progress)
+    cache.clear()
+    return ev, problems
+
+
+def read_category(submission: Submission, folder: str, rows: list[dict[str, Any]], protocol: Protocol,
+                  pool: ThreadPoolExecutor, *, truths: Sequence[ImageTruth] | None = None,
+                  observer: ImageObserver | None = None, progress: bool = False,
+                  cache_bytes: int = DEFAULT_CACHE_BYTES
+                  ) -> tuple[CategoryEvaluation, list[Problem], dict[str, np.ndarray]]:
+    """Pass 1 of one category (see :func:`evaluate_category`): the evaluation so far, the
+    problems found, and the maps kept for pass 2 (by image id, up to ``cache_bytes``; none
+    once a problem is found)."""
     builder = CategoryBuilder(folder)
     start = time.perf_counter()
     problems: list[Problem] = []
@@ -508,25 +528,38 @@ def evaluate_category(submission: Submission, folder: str, rows: list[dict[str, 
             builder.add(truth, scored, keys=keys)
             if observer is not None and not problems:
                 observer.pass1(i, truth, scored)
+    if problems:
+        cache.clear()
     ev = builder.evaluation
     ev.seconds["read"] = time.perf_counter() - start
-    if count and not problems:  # pass 2 now, while this category's maps are still cached
-        if observer is not None:
-            observer.end_pass1()
-        return_freed_memory()
-        _count_normals(ev, submission, protocol, pool, workers, cache, progress, observer)
-        if observer is not None:
-            observer.finish(ev)
-        cache.clear()
-        return_freed_memory()
-        start = time.perf_counter()
-        ev.summary = summarize_category(ev, protocol, progress=progress)
-        ev.seconds["metrics"] = time.perf_counter() - start
-        log.info("%s: %d images, %s distinct anomalous scores; phases (s): %s", ev.code, len(ev.records),
-                 f"{ev.pixels.index.size:,}" if ev.pixels.index is not None else "?",
-                 ", ".join(f"{k} {v:.2f}" for k, v in ev.seconds.items()))
+    return ev, problems, cache
+
+
+def count_category(ev: CategoryEvaluation, submission: Submission, protocol: Protocol, pool: ThreadPoolExecutor,
+                   workers: int, cache: dict[str, np.ndarray], *, progress: bool = False,
+                   observer: ImageObserver | None = None) -> None:
+    """Pass 2 of one category read by :func:`read_category` without problems: the index
+    sorted, every normal pixel counted (the kept maps, else read again; ``cache`` is
+    emptied), then ``observer.finish``."""
+    if observer is not None:
+        observer.end_pass1()
+    return_freed_memory()
+    _count_normals(ev, submission, protocol, pool, workers, cache, progress, observer)
+    if observer is not None:
+        observer.finish(ev)
     cache.clear()
-    return ev, problems
+    return_freed_memory()
+
+
+def summarize_counted(ev: CategoryEvaluation, protocol: Protocol, *, progress: bool = False) -> dict[str, Any]:
+    """The metrics of a counted category (:func:`summarize_category`), timed and logged."""
+    start = time.perf_counter()
+    summary = summarize_category(ev, protocol, progress=progress)
+    ev.seconds["metrics"] = time.perf_counter() - start
+    log.info("%s: %d images, %s distinct anomalous scores; phases (s): %s", ev.code, len(ev.records),
+             f"{ev.pixels.index.size:,}" if ev.pixels.index is not None else "?",
+             ", ".join(f"{k} {v:.2f}" for k, v in ev.seconds.items()))
+    return summary
 
 
 def evaluate_submission(submission: Submission, manifest: Any, protocol: Protocol, *,
@@ -534,6 +567,11 @@ def evaluate_submission(submission: Submission, manifest: Any, protocol: Protoco
                         cache_bytes: int = DEFAULT_CACHE_BYTES, observer: ImageObserver | None = None,
                         keep_pixels: bool = True) -> list[CategoryEvaluation]:
     """Evaluate every category of ``submission`` against ``manifest`` (see module doc).
+
+    A category's metrics (:func:`summarize_counted`, one thread) are computed while the
+    next category is read (pass 1, ``workers`` threads), and are done before that one's
+    pass 2 begins: at most two categories' statistics are held at a time, and never during
+    a count. The values do not depend on it.
 
     Parameters
     ----------
@@ -547,7 +585,7 @@ def evaluate_submission(submission: Submission, manifest: Any, protocol: Protoco
     keep_pixels : bool
         Keep each category's pixel statistics (``CategoryEvaluation.pixels``, e.g. for
         :func:`eval.figures.category_curves`). With False they are freed once the category
-        is summarized, so that only one category's statistics are held at a time.
+        is summarized.
 
     Raises
     ------
@@ -559,16 +597,33 @@ def evaluate_submission(submission: Submission, manifest: Any, protocol: Protoco
     test = manifest[manifest["split"] == "test"]
     evaluations: list[CategoryEvaluation] = []
     problems: list[Problem] = []
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+
+    def summarize(ev: CategoryEvaluation) -> None:
+        summarize_counted(ev, protocol, progress=progress)
+        if not keep_pixels:
+            ev.pixels.release(whole=True)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="metrics") as metrics:
+        pending = None  # the previous category's metrics, computed while this one is read
         for folder in submission.categories:
             rows = test[test["category"] == folder].to_dict("records")
-            ev, probs = evaluate_category(submission, folder, rows, protocol, pool, workers=workers,
-                                          observer=None if problems else observer, progress=progress,
-                                          cache_bytes=0 if problems else cache_bytes, count=not problems)
+            ev, probs, cache = read_category(submission, folder, rows, protocol, pool,
+                                             observer=None if problems else observer, progress=progress,
+                                             cache_bytes=0 if problems else cache_bytes)
             problems.extend(probs)
-            if not keep_pixels:
+            if pending is not None:
+                pending.result()  # raises what the metrics raised
+                pending = None
+            if not problems:
+                count_category(ev, submission, protocol, pool, workers, cache, progress=progress, observer=observer)
+                pending = metrics.submit(summarize, ev)
+            elif not keep_pixels:
                 ev.pixels.release(whole=True)
+            cache.clear()
             evaluations.append(ev)
+        if pending is not None:
+            pending.result()
     if problems:
         raise submission_error(submission, problems)
     return evaluations
@@ -672,8 +727,8 @@ def type_breakdowns(groups: dict[tuple[str, ...], int]) -> dict[str, frozenset[i
 def summarize_category(ev: CategoryEvaluation, protocol: Protocol, *, progress: bool = False) -> dict[str, Any]:
     """The results of one category: the metrics, then ``by_type`` and ``by_size`` breakdowns.
 
-    Computed once and kept in ``ev.summary`` (:func:`evaluate_category` computes it right
-    after counting, with a progress bar over the breakdowns when ``progress``).
+    Computed once and kept in ``ev.summary`` (:func:`summarize_counted` computes it after
+    counting, with a progress bar over the breakdowns when ``progress``).
     """
     if ev.summary is not None:
         return ev.summary

@@ -309,3 +309,55 @@ def test_pass1_takes_only_the_anomalous_values_of_a_map_it_would_upscale(small_t
     scored2, on_grid2 = score_image(amap, truth, None, "", on_grid_score)
     assert on_grid2 is not None and scored2.score == float(whole.max())
     assert np.array_equal(scored2.values, scored.values)
+
+
+def test_a_categorys_metrics_run_beside_the_next_read_and_end_before_its_count(tree, tmp_path, monkeypatch):
+    """evaluate_submission computes a category's metrics while the next category is read,
+    waits for them before that one's pass 2, and raises what they raised."""
+    import threading
+
+    import threecad.eval.evaluate as evaluate
+    from threecad.eval.evaluate import ImageObserver, evaluate_submission
+    from threecad.eval.protocols import get_protocol
+    from threecad.eval.submission import load_submission
+
+    shape = (30, 40)
+    for cat in (AI, "Aluminum_Pc"):
+        tree.image(cat, "test", "good", "000001", size=shape)
+        tree.defect(cat, "dent", "000002", box_mask(shape, (2, 2, 6, 9)))
+    manifest = scan(tree.root).manifest
+    rng = np.random.default_rng(5)
+    write_maps(tmp_path / "preds", manifest, lambda r: noisy_map(r, rng))
+    submission = load_submission(tmp_path / "preds", manifest)
+    events = []
+    summarize = evaluate.summarize_counted
+
+    def slow_summarize(ev, protocol, progress=False):
+        events.append(("metrics begin", ev.category, threading.current_thread().name.startswith("metrics")))
+        threading.Event().wait(0.3)
+        out = summarize(ev, protocol, progress=progress)
+        events.append(("metrics end", ev.category, None))
+        return out
+
+    class Order(ImageObserver):
+        def start(self, folder, n):
+            events.append(("read", folder, None))
+
+        def end_pass1(self):
+            events.append(("count", None, None))
+
+    monkeypatch.setattr(evaluate, "summarize_counted", slow_summarize)
+    evaluations = evaluate_submission(submission, manifest, get_protocol("standard"), workers=2, observer=Order())
+    first, second = submission.categories
+    names = [e[:2] for e in events]
+    assert names.index(("metrics end", first)) < len(names) - 1 - names[::-1].index(("count", None))
+    assert names.index(("read", second)) < names.index(("metrics end", first))  # the read did not wait
+    assert all(e[2] for e in events if e[0] == "metrics begin")
+    assert all(ev.summary is not None for ev in evaluations)
+
+    def failing(ev, protocol, progress=False):
+        raise RuntimeError(f"metrics of {ev.code} failed")
+
+    monkeypatch.setattr(evaluate, "summarize_counted", failing)
+    with pytest.raises(RuntimeError, match="metrics of .* failed"):
+        evaluate_submission(submission, manifest, get_protocol("standard"), workers=2)
