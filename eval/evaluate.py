@@ -537,14 +537,15 @@ def read_category(submission: Submission, folder: str, rows: list[dict[str, Any]
 
 def count_category(ev: CategoryEvaluation, submission: Submission, protocol: Protocol, pool: ThreadPoolExecutor,
                    workers: int, cache: dict[str, np.ndarray], *, progress: bool = False,
-                   observer: ImageObserver | None = None) -> None:
+                   observer: ImageObserver | None = None, ready: Callable[[], None] | None = None) -> None:
     """Pass 2 of one category read by :func:`read_category` without problems: the index
-    sorted, every normal pixel counted (the kept maps, else read again; ``cache`` is
-    emptied), then ``observer.finish``."""
+    sorted, ``ready()`` called (e.g. to wait for the previous category's metrics), every
+    normal pixel counted (the kept maps, else read again; ``cache`` is emptied), then
+    ``observer.finish``."""
     if observer is not None:
         observer.end_pass1()
     return_freed_memory()
-    _count_normals(ev, submission, protocol, pool, workers, cache, progress, observer)
+    _count_normals(ev, submission, protocol, pool, workers, cache, progress, observer, ready)
     if observer is not None:
         observer.finish(ev)
     cache.clear()
@@ -569,9 +570,10 @@ def evaluate_submission(submission: Submission, manifest: Any, protocol: Protoco
     """Evaluate every category of ``submission`` against ``manifest`` (see module doc).
 
     A category's metrics (:func:`summarize_counted`, one thread) are computed while the
-    next category is read (pass 1, ``workers`` threads), and are done before that one's
-    pass 2 begins: at most two categories' statistics are held at a time, and never during
-    a count. The values do not depend on it.
+    next category is read (pass 1, ``workers`` threads) and its index sorted (mostly one
+    thread), and are done before that one's normal pixels are counted: at most two
+    categories' statistics are held at a time, and never during a count. The values do
+    not depend on it.
 
     Parameters
     ----------
@@ -612,14 +614,16 @@ def evaluate_submission(submission: Submission, manifest: Any, protocol: Protoco
                                              observer=None if problems else observer, progress=progress,
                                              cache_bytes=0 if problems else cache_bytes)
             problems.extend(probs)
-            if pending is not None:
-                pending.result()  # raises what the metrics raised
-                pending = None
             if not problems:
-                count_category(ev, submission, protocol, pool, workers, cache, progress=progress, observer=observer)
+                count_category(ev, submission, protocol, pool, workers, cache, progress=progress, observer=observer,
+                               ready=pending.result if pending is not None else None)  # raises what they raised
                 pending = metrics.submit(summarize, ev)
-            elif not keep_pixels:
-                ev.pixels.release(whole=True)
+            else:
+                if pending is not None:
+                    pending.result()
+                    pending = None
+                if not keep_pixels:
+                    ev.pixels.release(whole=True)
             cache.clear()
             evaluations.append(ev)
         if pending is not None:
@@ -630,13 +634,17 @@ def evaluate_submission(submission: Submission, manifest: Any, protocol: Protoco
 
 
 def _count_normals(ev: CategoryEvaluation, submission: Submission, protocol: Protocol, pool, workers: int,
-                   cache: dict[str, np.ndarray], progress: bool, observer: ImageObserver | None = None) -> None:
-    """Pass 2 of one category: count every normal pixel (cached maps, else read again)."""
+                   cache: dict[str, np.ndarray], progress: bool, observer: ImageObserver | None = None,
+                   ready: Callable[[], None] | None = None) -> None:
+    """Pass 2 of one category: sort the index, call ``ready``, count every normal pixel
+    (cached maps, else read again)."""
     start = time.perf_counter()
     with _progress(1, f"{ev.code} sort", progress, unit="step") as bar:
         ev.pixels.finalize_positives(type_breakdowns(ev.groups).values())
         bar.update()
     ev.seconds["sort"] = time.perf_counter() - start
+    if ready is not None:
+        ready()
     start = time.perf_counter()
     chunks = _group_runs(ev.records, workers)
     with _progress(len(ev.records), f"{ev.code} count", progress) as bar:

@@ -312,8 +312,9 @@ def test_pass1_takes_only_the_anomalous_values_of_a_map_it_would_upscale(small_t
 
 
 def test_a_categorys_metrics_run_beside_the_next_read_and_end_before_its_count(tree, tmp_path, monkeypatch):
-    """evaluate_submission computes a category's metrics while the next category is read,
-    waits for them before that one's pass 2, and raises what they raised."""
+    """evaluate_submission computes a category's metrics while the next category is read
+    and sorted, waits for them before that one's normal pixels are counted, and raises what
+    they raised."""
     import threading
 
     import threecad.eval.evaluate as evaluate
@@ -343,15 +344,17 @@ def test_a_categorys_metrics_run_beside_the_next_read_and_end_before_its_count(t
         def start(self, folder, n):
             events.append(("read", folder, None))
 
-        def end_pass1(self):
+        def pass2(self, i, on_grid, flat_positive):
             events.append(("count", None, None))
 
     monkeypatch.setattr(evaluate, "summarize_counted", slow_summarize)
     evaluations = evaluate_submission(submission, manifest, get_protocol("standard"), workers=2, observer=Order())
     first, second = submission.categories
     names = [e[:2] for e in events]
-    assert names.index(("metrics end", first)) < len(names) - 1 - names[::-1].index(("count", None))
-    assert names.index(("read", second)) < names.index(("metrics end", first))  # the read did not wait
+    second_read = names.index(("read", second))
+    second_count = names.index(("count", None), second_read)  # its first normal pixels counted
+    assert names.index(("metrics end", first)) < second_count
+    assert second_read < names.index(("metrics end", first))  # the read did not wait
     assert all(e[2] for e in events if e[0] == "metrics begin")
     assert all(ev.summary is not None for ev in evaluations)
 
