@@ -40,7 +40,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -58,7 +58,7 @@ from .heap import return_freed_memory
 from .mapio import MapReadError, read_map, read_map_digest
 from .metrics import average_precision, roc_auc
 from .paper import mean_pro_paper, per_image_pro_paper, resize_map_paper, resize_mask_paper
-from .pixels import ImagePositives, PixelStats
+from .pixels import ImagePositives, NegativeTally, PixelStats
 from .protocols import IMAGE_LABEL_FOLDER, IMAGE_SCORE_AS_SUBMITTED, Protocol
 from .resize import resize_to_grid, values_on_grid
 from .submission import Submission, SubmissionError
@@ -646,11 +646,18 @@ def _count_normals(ev: CategoryEvaluation, submission: Submission, protocol: Pro
     if ready is not None:
         ready()
     start = time.perf_counter()
-    chunks = _group_runs(ev.records, workers)
+    # more runs than threads, taken in order by whichever thread is free: the threads end
+    # together; each thread keeps one tally over its runs (they come to it in group order)
+    chunks = _group_runs(ev.records, workers * _RUNS_PER_THREAD if workers > 1 else 1)
+    local = threading.local()
+    tallies: list[NegativeTally] = []
     with _progress(len(ev.records), f"{ev.code} count", progress) as bar:
 
         def count(chunk):
-            tally = ev.pixels.new_tally()
+            tally = getattr(local, "tally", None)
+            if tally is None:
+                tally = local.tally = ev.pixels.new_tally()
+                tallies.append(tally)
             for i, rec in chunk:
                 kept = cache.get(rec.image_id)
                 if kept is None:
@@ -661,24 +668,32 @@ def _count_normals(ev: CategoryEvaluation, submission: Submission, protocol: Pro
                     observer.pass2(i, on_grid, rec.flat_positive)
                 rec.flat_positive = None
                 bar.update()
-            tally.flush()  # the buffered pixels counted in this thread, not in the merge
-            return tally
 
-        for tally in pool.map(count, chunks):
+        for _ in pool.map(count, chunks):
+            pass
+        for _ in pool.map(NegativeTally.flush, tallies):  # the buffered pixels counted in the threads
+            pass
+        for tally in tallies:
             ev.pixels.merge(tally)
     ev.seconds["count"] = time.perf_counter() - start
 
 
-def _group_runs(records: list[ImageRecord], workers: int) -> list[list[tuple[int, ImageRecord]]]:
-    """``(index, record)`` pairs split into ``workers`` runs of about equal pixel counts, in
-    order of group: each thread's tally then holds counts for only the few groups of its
-    run (a tally holds one array per group, each as long as the category's distinct
+_RUNS_PER_THREAD = 4
+"""Pass 2 splits a category into this many runs per thread (:func:`_group_runs`). With one
+run per thread, one thread idled 0.4-0.9 s at the end of each native-size category of
+scripts/bench_eval_full.py; more runs cost one more hand-over of a group's counts each."""
+
+
+def _group_runs(records: list[ImageRecord], runs: int) -> list[list[tuple[int, ImageRecord]]]:
+    """``(index, record)`` pairs split into ``runs`` runs of about equal pixel counts, in
+    order of group: a tally fed runs in order then holds counts for only one group at a
+    time (a tally holds one array per group, each as long as the category's distinct
     anomalous scores). The counts are integers, so the split does not change them."""
     ordered = sorted(enumerate(records), key=lambda item: (item[1].group, item[0]))
-    if workers <= 1 or len(ordered) <= 1:
+    if runs <= 1 or len(ordered) <= 1:
         return [ordered]
     cum = np.cumsum([rec.n_pixels for _, rec in ordered])
-    cuts = np.searchsorted(cum, cum[-1] * np.arange(1, workers) / workers, side="left") + 1
+    cuts = np.searchsorted(cum, cum[-1] * np.arange(1, runs) / runs, side="left") + 1
     bounds = [0, *np.minimum(cuts, len(ordered)).tolist(), len(ordered)]
     return [ordered[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
