@@ -1062,6 +1062,13 @@ class PositiveIndex:
                     self._direct = _FineTable.build(self, bits=self.nb.bit_length() - 1)
         return self._direct
 
+    def prepare_count_table(self) -> None:
+        """Build the table a partitioned count will use: the float32 one when every value of
+        ``U`` is a float32 (the maps are then float32 or narrower, as a rule), else the 64-bit
+        one (either is otherwise built on first use)."""
+        if self.fine32() is None:
+            self.fine_table()
+
     def fine32(self) -> "_Fine32 | None":
         """The float32 fine table (built on first use), or None when ``U`` holds a value that is
         not a float32."""

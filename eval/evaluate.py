@@ -640,7 +640,7 @@ def _count_normals(ev: CategoryEvaluation, submission: Submission, protocol: Pro
     (cached maps, else read again)."""
     start = time.perf_counter()
     with _progress(1, f"{ev.code} sort", progress, unit="step") as bar:
-        ev.pixels.finalize_positives(type_breakdowns(ev.groups).values())
+        ev.pixels.finalize_positives(type_breakdowns(ev.groups).values(), prepare=workers > 1)
         bar.update()
     ev.seconds["sort"] = time.perf_counter() - start
     if ready is not None:

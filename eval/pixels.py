@@ -474,7 +474,7 @@ class PixelStats:
         acc = self._regions.setdefault(group, np.zeros(3, np.int64))
         acc += np.asarray(pos.regions_per_class, np.int64)
 
-    def finalize_positives(self, sets: Iterable[Iterable[int]] = ()) -> PositiveIndex:
+    def finalize_positives(self, sets: Iterable[Iterable[int]] = (), *, prepare: bool = False) -> PositiveIndex:
         """Sort the positives once into the index ``U``; keep each group's positives.
 
         Parameters
@@ -482,6 +482,11 @@ class PixelStats:
         sets : iterable of iterables of int
             Sets of groups whose statistics :meth:`compute` will be asked for besides the
             whole (every group); their normal pixels are counted against their own values.
+        prepare : bool
+            Build the index's table for the partitioned count
+            (:meth:`eval.engine.PositiveIndex.prepare_count_table`) in a second thread
+            while the sets are made, instead of in the first counting thread while the
+            others wait for it.
         """
         order = sorted(self._pending)
         sizes = [sum(p.keys.size for p in self._pending[g]) for g in order]
@@ -501,6 +506,19 @@ class PixelStats:
             self._positives[g] = _GroupPositives(positions[start:end], weights[start:end], classes[start:end])
         del positions, weights, classes
         self._neg = NegativeCounts.zeros(index.size)
+        builder = None
+        if prepare and index.partitioned:
+            builder = threading.Thread(target=index.prepare_count_table, name="count-table")
+            builder.start()
+        try:
+            self._make_sets(sets)
+        finally:
+            if builder is not None:
+                builder.join()
+        return index
+
+    def _make_sets(self, sets: Iterable[Iterable[int]]) -> None:
+        """Each declared set's own values (sorted positions in ``U``) and zero counts."""
         for s in sets:
             key = frozenset(s)
             if key in self._sets or key >= self.groups:  # every group: that is the whole
@@ -511,7 +529,6 @@ class PixelStats:
             at = merged[np.concatenate([[True], merged[1:] != merged[:-1]])] if merged.size else merged
             del merged
             self._sets[key] = _SetCounts(at, NegativeCounts.zeros(at.size))
-        return index
 
     # pass 2 -----------------------------------------------------------------
     def new_tally(self) -> NegativeTally:

@@ -211,3 +211,28 @@ def test_max_outside_equals_the_masked_maximum(dtype):
         expected = float(flat[mask].max()) if mask.any() else -np.inf
         assert max_outside(flat, inside) == expected
         assert max_outside(flat, rng.permutation(np.concatenate([inside, inside]))) == expected  # any order
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_finalize_can_prepare_the_count_table_beside_the_sets(dtype, monkeypatch):
+    """prepare=True builds the partitioned count's table (float32 when U is, else 64-bit)
+    before finalize_positives returns; the statistics are those without it."""
+    monkeypatch.setattr(engine, "_PARTITION_MIN_K", 1)
+    rng = np.random.default_rng(11)
+    images = [(m, a.astype(dtype) + (rng.random(a.shape) * 1e-9 if dtype == np.float64 else 0), g)
+              for m, a, g in _images(rng, "continuous")]
+    results = []
+    for prepare in (False, True):
+        stats = PixelStats()
+        positives = [extract_positives(a, m) for m, a, _ in images]
+        for pos, (_, _, g) in zip(positives, images):
+            stats.add_positives(pos, group=g)
+        index = stats.finalize_positives(type_breakdowns(GROUPS).values(), prepare=prepare)
+        built = (index._fine32 not in (None, False)) if dtype == np.float32 else index._fine is not None
+        assert built == prepare
+        tally = stats.new_tally()
+        for i, (m, a, g) in sorted(enumerate(images), key=lambda item: item[1][2]):
+            stats.add_negatives(tally, a, positives[i].flat_index, group=g)
+        stats.merge(tally)
+        results.append([stats.compute(s) for s in (None, *type_breakdowns(GROUPS).values())])
+    assert repr(results[0]) == repr(results[1])  # NaN where a size class is empty
