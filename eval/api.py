@@ -99,11 +99,11 @@ class ImageTableObserver(ImageObserver):
         with self._lock:
             positives = self._positives.pop(i, None)
         if positives is None or not has_normal:
-            top = _max_normal(flat, flat_positive) if has_normal else float("nan")
-            self._store(i, ImageColumns(float("nan"), top, 0), pro=False)
+            self._store(i, _max_normal(flat, flat_positive) if has_normal else float("nan"))
             return
         if self._threads == 1:  # one thread asked for: no pool
-            self._store(i, self._columns(positives, on_grid, flat_positive))
+            columns = self._columns(positives, on_grid, flat_positive)
+            self._store(i, columns.max_normal_score, columns.pro)
             return
         self._slots.acquire()  # bounds the maps held for the pool
         try:
@@ -122,12 +122,13 @@ class ImageTableObserver(ImageObserver):
     def _columns(self, positives: ImagePositives, on_grid: np.ndarray, flat_positive: np.ndarray) -> "ImageColumns":
         return image_columns(positives, on_grid, flat_positive, fpr_limit=self.protocol.fpr_limit)
 
-    def _store(self, i: int, columns: "ImageColumns", *, pro: bool = True) -> None:
+    def _store(self, i: int, max_normal_score: float, pro: float | None = None) -> None:
+        """Image ``i``'s highest normal score and, when it has one, its own AUPRO."""
         with self._lock:
             extra = self.extras[self._ids[i]]
-            extra["max_normal_score"] = columns.max_normal_score
-            if pro:
-                extra["pro"] = columns.pro
+            extra["max_normal_score"] = max_normal_score
+            if pro is not None:
+                extra["pro"] = pro
 
     def end_pass1(self) -> None:
         """Nothing to do between the passes."""
@@ -137,7 +138,8 @@ class ImageTableObserver(ImageObserver):
         pending, self._pending = self._pending, []
         try:
             for i, future in pending:
-                self._store(i, future.result())
+                columns = future.result()
+                self._store(i, columns.max_normal_score, columns.pro)
         finally:
             self._close_pool()
 

@@ -32,7 +32,7 @@ import numpy as np
 from numba import njit
 
 __all__ = ["order_keys", "order_keys32", "keys_to_values", "distinct_counts", "distinct_positions", "sort_runs",
-           "fold_pairs", "count_outside", "PositiveIndex",
+           "fold_pairs", "count_outside", "ascending_indices", "PositiveIndex",
            "NegativeCounts", "NegativeCounter", "CounterBuffers", "NonFiniteScoresError"]
 
 _SIGN = np.uint64(1 << 63)
@@ -1153,12 +1153,8 @@ def count_outside(index: PositiveIndex, values: np.ndarray,
     NonFiniteScoresError
         When a counted value is NaN or infinite.
     """
-    flat = np.ascontiguousarray(values).reshape(-1)
-    if flat.dtype == np.float16 or flat.dtype == np.bool_:
-        flat = flat.astype(np.float32)
-    inside = np.asarray(inside, np.int64).reshape(-1)
-    if inside.size > 1 and not (inside[1:] > inside[:-1]).all():
-        inside = np.unique(inside)
+    flat = _flat_input(values, None)[0]
+    inside = ascending_indices(inside)
     if inside.size and not 0 <= int(inside[0]) <= int(inside[-1]) < flat.size:
         raise ValueError(f"flat indices out of {flat.size} values")
     k = index.size
@@ -1169,6 +1165,16 @@ def count_outside(index: PositiveIndex, values: np.ndarray,
                               pairs)
     _raise_non_finite(bad)
     return NegativeCounts(pairs[0:2 * k + 1:2].copy(), pairs[1:2 * k:2].copy()), float(top)
+
+
+def ascending_indices(flat_index: np.ndarray) -> np.ndarray:
+    """Flat indices as int64, ascending and distinct (as ``np.flatnonzero`` gives them: then
+    as they are, without a copy for int64; otherwise sorted, repeats dropped), for the
+    kernels that walk around them."""
+    inside = np.asarray(flat_index, np.int64).reshape(-1)
+    if inside.size > 1 and not (inside[1:] > inside[:-1]).all():
+        inside = np.unique(inside)
+    return inside
 
 
 def _mask_of(size: int, flat_index: np.ndarray) -> np.ndarray:

@@ -618,12 +618,8 @@ def evaluate_submission(submission: Submission, manifest: Any, protocol: Protoco
                 count_category(ev, submission, protocol, pool, workers, cache, progress=progress, observer=observer,
                                ready=pending.result if pending is not None else None)  # raises what they raised
                 pending = metrics.submit(summarize, ev)
-            else:
-                if pending is not None:
-                    pending.result()
-                    pending = None
-                if not keep_pixels:
-                    ev.pixels.release(whole=True)
+            elif not keep_pixels:
+                ev.pixels.release(whole=True)
             cache.clear()
             evaluations.append(ev)
         if pending is not None:

@@ -34,8 +34,8 @@ from numba import njit
 from threecad.regions import MEDIUM_MAX_AREA, SIZE_CLASSES, SMALL_MAX_AREA, region_labels
 
 from .curves import ThresholdCounts, aupro_from, average_precision_from, roc_auc_from
-from .engine import (CounterBuffers, NegativeCounter, NegativeCounts, PositiveIndex, fold_pairs, order_keys,
-                     sort_runs)
+from .engine import (CounterBuffers, NegativeCounter, NegativeCounts, PositiveIndex, ascending_indices, fold_pairs,
+                     order_keys, sort_runs)
 
 __all__ = ["ImagePositives", "extract_positives", "max_outside", "PixelCounts", "PixelStats", "NegativeTally",
            "PixelResult"]
@@ -127,9 +127,7 @@ def max_outside(flat: np.ndarray, flat_index: np.ndarray) -> float:
     flat_index : ndarray of shape (p,), int (ascending and distinct as ``np.flatnonzero`` gives
         them; otherwise they are sorted first)
     """
-    inside = np.asarray(flat_index, np.int64).reshape(-1)
-    if inside.size > 1 and not (inside[1:] > inside[:-1]).all():
-        inside = np.unique(inside)
+    inside = ascending_indices(flat_index)
     flat = np.ascontiguousarray(flat).reshape(-1)
     if flat.dtype == np.float16 or flat.dtype == np.bool_:  # types numba does not compute with
         flat = flat.astype(np.float32)
@@ -553,11 +551,8 @@ class PixelStats:
         if self.index is None or self._neg is None:
             raise RuntimeError("call finalize_positives before counting normal pixels")
         with self._lock:
-            self.groups.add(group)
+            self._fold_sets(group, counts.below, counts.on)
             self._neg += counts
-            for s, c in self._sets.items():
-                if group in s:
-                    _add_restricted(counts.below, counts.on, c.positions, c.neg.below, c.neg.on)
 
     def fold_pairs(self, group: int, pairs: np.ndarray) -> None:
         """:meth:`fold` for the int32 count pairs of the float32 count (``2 K + 2``, see
@@ -569,11 +564,16 @@ class PixelStats:
             raise RuntimeError("call finalize_positives before counting normal pixels")
         k = self.index.size
         with self._lock:
-            self.groups.add(group)
-            for s, c in self._sets.items():
-                if group in s:
-                    _add_restricted(pairs[0::2], pairs[1:2 * k:2], c.positions, c.neg.below, c.neg.on)
-            fold_pairs(pairs, self._neg.below, self._neg.on)
+            self._fold_sets(group, pairs[0::2], pairs[1:2 * k:2])
+            fold_pairs(pairs, self._neg.below, self._neg.on)  # last: it zeroes the pairs
+
+    def _fold_sets(self, group: int, below: np.ndarray, on: np.ndarray) -> None:
+        """``group`` noted, and its normal-pixel counts ``below`` (K + 1) / ``on`` (K) added,
+        restricted to each set's values, into every declared set that holds it (under the lock)."""
+        self.groups.add(group)
+        for s, c in self._sets.items():
+            if group in s:
+                _add_restricted(below, on, c.positions, c.neg.below, c.neg.on)
 
     def merge(self, tally: NegativeTally) -> None:
         """Fold a thread's tally (whatever it still holds) into the totals."""
