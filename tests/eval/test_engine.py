@@ -324,7 +324,6 @@ def test_large_index_settings_count_the_same(dtype, partition_everything, monkey
     """The finer buckets and more partitions used for very many distinct values (native-size
     categories) give the same counts; a pickled index sends its keys once and still counts."""
     monkeypatch.setattr(engine, "_LARGE_K", 1)
-    monkeypatch.setattr(engine, "_TOUCH_MIN_K", 1)  # the float32 count streams each partition in
     rng = np.random.default_rng(4)
     values = rng.random(40000).astype(dtype)
     positive = rng.random(values.size) < 0.3
@@ -339,13 +338,11 @@ def test_large_index_settings_count_the_same(dtype, partition_everything, monkey
     assert np.array_equal(got.below, below) and np.array_equal(got.on, on)
 
 
-@pytest.mark.parametrize("touch", [1, 1 << 40])
-def test_float32_count_pairs_are_folded_before_they_overflow(touch, partition_everything, monkeypatch):
+def test_float32_count_pairs_are_folded_before_they_overflow(partition_everything, monkeypatch):
     """The float32 count adds into int32 pairs, folded into the int64 counts when the pixels
     counted since the last fold could pass the limit (here 2,500, over many flushes of 1,000,
     with subtracted pixels), at every flush from outside, and when the buffers are handed on."""
     monkeypatch.setattr(engine, "_PAIR_LIMIT", 2500)
-    monkeypatch.setattr(engine, "_TOUCH_MIN_K", touch)
     rng = np.random.default_rng(7)
     values = np.round(rng.random(30000), 3).astype(np.float32)  # many ties with the positives
     positive = rng.random(values.size) < 0.2
