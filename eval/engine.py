@@ -668,6 +668,33 @@ _MSD_MIN = 1 << 16  # from this many keys on, one most-significant-digit pass fi
 _PARALLEL_SORT_MIN = 1 << 20  # from this many keys on, the parts are sorted by two threads
 
 
+@njit(inline="always")
+def _scatter_digit(src_k, src_o, identity, dst_k, dst_o, lo, hi, sh, digit_mask, count):
+    """One radix pass: ``src_k[lo:hi]`` (and ``src_o`` alongside, or with ``identity`` each
+    key's own index) moved to ``dst_k``/``dst_o`` at ``count[digit]`` (uint64, moves on), the
+    digit ``(key >> sh) & digit_mask``. Unsigned
+    offsets and eight keys per step, as :func:`_scatter_words` (the first pass of 14 M
+    keys: 0.25 -> 0.17 s)."""
+    one = np.uint64(1)
+    stop = lo + (hi - lo) // 8 * 8
+    for i0 in range(lo, stop, 8):
+        for u in range(8):
+            i = i0 + u
+            key = src_k[i]
+            d = (key >> sh) & digit_mask
+            c = count[d]
+            dst_k[c] = key
+            dst_o[c] = i if identity else src_o[i]
+            count[d] = c + one
+    for i in range(stop, hi):
+        key = src_k[i]
+        d = (key >> sh) & digit_mask
+        c = count[d]
+        dst_k[c] = key
+        dst_o[c] = i if identity else src_o[i]
+        count[d] = c + one
+
+
 @njit(nogil=True, cache=True)
 def _lsd_passes(ordered, order, ordered2, order2, lo, hi, varying, below, count):
     """Sort ``ordered[lo:hi]`` (and ``order`` alongside) by the bits under ``below`` with
@@ -689,12 +716,7 @@ def _lsd_passes(ordered, order, ordered2, order2, lo, hi, varying, below, count)
         count[0] = lo
         for d in range(radix):
             count[d + 1] += count[d]
-        for i in range(lo, hi):
-            key = src_k[i]
-            d = (key >> sh) & digit_mask
-            dst_k[count[d]] = key
-            dst_o[count[d]] = src_o[i]
-            count[d] += 1
+        _scatter_digit(src_k, src_o, False, dst_k, dst_o, lo, hi, sh, digit_mask, count.view(np.uint64))
         src_k, src_o, dst_k, dst_o = dst_k, dst_o, src_k, src_o
         swapped = not swapped
     if swapped:
@@ -710,14 +732,10 @@ def _msd_pass(keys):
     into ``bounds`` (one pass) and the parts are left to sort on the ``below`` lower bits
     (:func:`_lsd_parts`); with few (``bounds`` empty) they are sorted already."""
     n = keys.size
-    order = np.arange(n)
-    ordered = keys.copy()
-    order2 = np.empty(n, np.int64)
-    ordered2 = np.empty(n, np.uint64)
     radix = 1 << _RADIX_BITS
     bounds = np.zeros(0, np.int64)
     if n < 2:
-        return ordered, order, ordered2, order2, bounds, np.uint64(0), 0
+        return keys.copy(), np.arange(n), np.empty(n, np.uint64), np.empty(n, np.int64), bounds, np.uint64(0), 0
     all_or = np.uint64(0)
     all_and = ~np.uint64(0)
     for i in range(n):
@@ -728,23 +746,26 @@ def _msd_pass(keys):
     top = 0  # one above the highest varying bit
     while top < 64 and (varying >> np.uint64(top)) != 0:
         top += 1
+    # the scratch arrays are left untouched (np.empty): their pages are first written by the parts' sort
+    ordered = np.empty(n, np.uint64)
+    order = np.empty(n, np.int64)
+    ordered2 = np.empty(n, np.uint64)
+    order2 = np.empty(n, np.int64)
     if n < _MSD_MIN or top <= _RADIX_BITS:
+        ordered[:] = keys
+        for i in range(n):
+            order[i] = i
         _lsd_passes(ordered, order, ordered2, order2, 0, n, varying, 64, count)
         return ordered, order, ordered2, order2, bounds, varying, 0
     msd = np.uint64(top - _RADIX_BITS)
     mask = np.uint64(radix - 1)
     count[:] = 0
     for i in range(n):
-        count[((keys[i] >> msd) & mask) + 1] += 1
+        count[((keys[i] >> msd) & mask) + np.uint64(1)] += 1
     for d in range(radix):
         count[d + 1] += count[d]
     bounds = count.copy()
-    for i in range(n):
-        key = keys[i]
-        d = (key >> msd) & mask
-        ordered2[count[d]] = key
-        order2[count[d]] = i
-        count[d] += 1
+    _scatter_digit(keys, order, True, ordered2, order2, 0, n, msd, mask, count.view(np.uint64))
     # sorted parts end in ordered2/order2 (ordered/order are their scratch)
     return ordered2, order2, ordered, order, bounds, varying, top - _RADIX_BITS
 
@@ -800,7 +821,7 @@ def _distinct_of_sorted(ordered, order):
         if k < 0 or key != distinct[k]:
             k += 1
             distinct[k] = key
-        positions[order[i]] = k
+        positions[np.uint64(order[i])] = k
     return distinct[:k + 1].copy(), positions
 
 
@@ -898,12 +919,13 @@ def _walk_runs(ordered, order, ends, weights, classes, positions, by_weight, by_
     its weight goes (``by_weight`` as int64): gathering in the walk itself, two scattered
     reads beside the runs' writes, measured 2.3x slower on 30 M keys."""
     runs = ends.size
-    fill = np.empty(runs, np.int64)
+    fill = np.empty(runs, np.uint64)  # unsigned offsets (see the module's docstring): 0.29 -> 0.24 s on 14 M keys
     for r in range(runs):
         fill[r] = ends[r - 1] if r else 0
     source = by_weight.view(np.int64)
     k = -1
     last = np.uint64(0)
+    one = np.uint64(1)
     for i in range(ordered.size):
         key = ordered[i]
         if k < 0 or key != last:
@@ -911,17 +933,17 @@ def _walk_runs(ordered, order, ends, weights, classes, positions, by_weight, by_
             last = key
             ordered[k] = key  # k <= i: compacting in place overwrites only keys already read
         j = order[i]
-        r = 0
+        r = np.uint64(0)
         for q in range(runs):  # no branch: consecutive keys come from unpredictable runs
-            r += np.int64(j >= ends[q])
+            r += np.uint64(j >= ends[q])
         at = fill[r]
-        fill[r] = at + 1
+        fill[r] = at + one
         positions[at] = k
         source[at] = j
     for a in range(source.size):
-        by_class[a] = classes[source[a]]
+        by_class[a] = classes[np.uint64(source[a])]
     for a in range(source.size):
-        by_weight[a] = weights[source[a]]  # reads its source index before writing over it
+        by_weight[a] = weights[np.uint64(source[a])]  # reads its source index before writing over it
     return k + 1
 
 
