@@ -36,7 +36,7 @@ from typing import Callable, Iterable, Sequence
 
 from .categories import CATEGORIES, Category, find_category, get_category
 from .errors import DataError, Problem, ProblemsView, Severity, UsageError
-from .fileio import display_name, file_type_problem, is_utf8_name
+from .fileio import PNG_HEADER_BYTES, display_name, file_type_problem, is_utf8_name, png_header
 from .labels import LabelKind, LabelMap
 from .schema import GOOD_FOLDER, GROUND_TRUTH, MANIFEST_COLUMNS, Label, ManifestRow, Split
 
@@ -329,9 +329,15 @@ def _read_side_file(path: Path, base: Path, images: dict[str, _Image], labels: L
 
 
 def _image_header(path: Path) -> tuple[int, int, int]:
-    """(height, width, channels) from an image header, without decoding pixels."""
+    """(height, width, channels) from an image header, without decoding pixels: a PNG's
+    ``IHDR`` chunk (:func:`threecad.fileio.png_header`), else what Pillow reads (and the
+    error it raises)."""
     from PIL import Image
 
+    with open(path, "rb") as fh:
+        header = png_header(fh.read(PNG_HEADER_BYTES))
+    if header is not None:
+        return header
     with Image.open(path) as im:
         width, height = im.size
         channels = len(im.getbands())

@@ -333,3 +333,54 @@ def test_read_map_digest_refuses_as_read_map(tmp_path: Path):
         with pytest.raises(MapReadError) as hashed:
             read_map_digest(path)
         assert (hashed.value.kind, str(hashed.value)) == (plain.value.kind, str(plain.value))
+
+
+def _npy_with_header(text: str, data: bytes = b"") -> bytes:
+    """A version 1.0 .npy file with this header text (padded to 64 bytes as numpy pads)."""
+    body = text + " " * (-(10 + len(text) + 1) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + len(body).to_bytes(2, "little") + body.encode("latin1") + data
+
+
+@pytest.mark.parametrize("arr", [np.zeros((256, 256), np.float32), np.zeros((5,), np.float16), np.zeros((), np.int64),
+                                 np.zeros((3, 4, 5), ">f8"), np.asfortranarray(np.zeros((3, 4), np.uint8)),
+                                 np.zeros((0, 7), bool), np.zeros((1, 1), np.float32)])
+def test_npy_saved_header_read_as_the_parser_reads_it(tmp_path: Path, arr):
+    """The headers numpy.save writes are read without ast.literal_eval, to the same dictionary."""
+    import ast
+    import io
+
+    from threecad.eval import mapio
+
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    data = buf.getvalue()
+    raw = data[10:10 + int.from_bytes(data[8:10], "little")].decode("latin1")
+    assert mapio._NPY_SAVED_HEADER.fullmatch(raw) is not None
+    assert mapio._npy_header(tmp_path / "m.npy", io.BytesIO(data)) == ast.literal_eval(raw)
+
+
+@pytest.mark.parametrize("text,outcome", [
+    ("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", (2, 3)),
+    ("{'shape': (2, 3), 'fortran_order': False, 'descr': '<f4'}", (2, 3)),  # another order: the parser reads it
+    ("{'descr': '<f4', 'fortran_order': False, 'shape': (02, 3), }", UNREADABLE_MAP),  # no literal
+    ("{'descr': '<f4', 'fortran_order': False, 'shape': (2 3), }", UNREADABLE_MAP),
+    ("{'descr': '|O', 'fortran_order': False, 'shape': (2, 3), }", BAD_MAP),
+    ("{'descr': '<f4', 'fortran_order': 0, 'shape': (2, 3), }", None),  # whatever the parser path decides
+])
+def test_npy_other_headers_go_through_the_parser(tmp_path: Path, text, outcome):
+    """Headers numpy.save does not write (or that are broken) are judged as before the fast path."""
+    path = tmp_path / "m.npy"
+    path.write_bytes(_npy_with_header(text, np.arange(6, dtype=np.float32).tobytes()))
+    if outcome is None:
+        from threecad.eval import mapio
+
+        with open(path, "rb") as fh:
+            raw = fh.read()[10:].split(b"\n")[0].decode("latin1") + "\n"
+        assert mapio._NPY_SAVED_HEADER.fullmatch(raw) is None
+        return
+    if isinstance(outcome, tuple):
+        assert read_map(path).shape == outcome
+        return
+    with pytest.raises(MapReadError) as err:
+        read_map(path)
+    assert err.value.kind == outcome
