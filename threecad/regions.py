@@ -138,6 +138,9 @@ def label_regions(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def decode_mask(data: bytes | np.ndarray, path: str | Path) -> np.ndarray:
     """Decode the bytes of a mask file as a 2-D array (a multi-channel file is reduced by ``max``).
 
+    8-bit greyscale PNGs are decoded by :func:`threecad.pngdecode.decode_gray8`, anything
+    else (and anything that path refuses) by OpenCV: the same values.
+
     The size in the file's header is checked first (:func:`threecad.fileio.size_problem`).
     Raises :class:`MaskReadError` naming ``path`` when the bytes cannot be decoded or the
     header's size is over the limit.
@@ -145,13 +148,16 @@ def decode_mask(data: bytes | np.ndarray, path: str | Path) -> np.ndarray:
     import cv2
 
     from .fileio import header_size, size_problem
+    from .pngdecode import decode_gray8
 
     buf = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray)) else data
     size = header_size(memoryview(buf)) if buf.size else None
     too_big = size_problem(*size) if size is not None else None
     if too_big is not None:
         raise MaskReadError(f"{path}: {too_big}")
-    arr = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
+    arr = decode_gray8(buf) if buf.size else None  # the common case, without libpng (same values)
+    if arr is None and buf.size:
+        arr = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if arr is None:
         raise MaskReadError(f"{path}: cannot decode mask (not an image, or truncated)")
     if arr.ndim == 3:
