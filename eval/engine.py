@@ -312,22 +312,25 @@ def _partition_count(kbuf, m, tmp, hist, ukeys, start, linear, u0, scale, kmin, 
     ``start`` of the fine buckets + 1), which stays in cache: each partition's slices are first
     streamed in (:func:`_touch_partition`)."""
     offset = _partition_offsets(hist)
+    ends = offset.view(np.uint64)  # unsigned offsets and indices (see the module's docstring)
+    one = np.uint64(1)
     for i in range(m):
         k = kbuf[i]
-        p = _fine_bucket(k, linear, u0, scale, kmin, shift, nb) >> pshift
-        tmp[offset[p]] = k
-        offset[p] += 1
+        p = np.uint64(_fine_bucket(k, linear, u0, scale, kmin, shift, nb) >> pshift)
+        o = ends[p]
+        tmp[o] = k
+        ends[p] = o + one
     touched = np.int64(0)
     for p in range(offset.size):
         first = offset[p - 1] if p else 0
         if first == offset[p]:
             continue
         touched += _touch_partition(p, pshift, nb, start, ukeys, below, on)
-        for i in range(first, offset[p]):
+        for i in range(np.uint64(first), np.uint64(offset[p])):
             k = tmp[i]
-            b = _fine_bucket(k, linear, u0, scale, kmin, shift, nb)
-            lo = start[b]
-            hi = start[b + 1]
+            b = np.uint64(_fine_bucket(k, linear, u0, scale, kmin, shift, nb))
+            lo = np.uint64(start[b])
+            hi = np.uint64(start[b + one])
             if lo == hi:  # no positive value in this bucket
                 below[lo] += 1
                 continue

@@ -172,7 +172,7 @@ def _read_raw_mask(path: str) -> tuple[np.ndarray | None, str, str | None]:
     data = Path(path).read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     try:
-        return decode_mask(data, path), digest, None
+        return decode_mask(data, path, compiled=True), digest, None
     except MaskReadError:
         return None, digest, f"cannot decode mask {path}"
 

@@ -161,10 +161,10 @@ def test_anything_else_is_left_to_opencv(case):
     expected = _libpng(data)
     if expected is None:
         with pytest.raises(MaskReadError):
-            decode_mask(data, "x.png")
+            decode_mask(data, "x.png", compiled=True)
     else:
         want = expected.max(axis=2) if expected.ndim == 3 else expected
-        assert np.array_equal(decode_mask(data, "x.png"), want)
+        assert np.array_equal(decode_mask(data, "x.png", compiled=True), want)
 
 
 def test_random_damage_changes_nothing_but_speed():
@@ -182,3 +182,10 @@ def test_random_damage_changes_nothing_but_speed():
             fast += 1
             assert np.array_equal(got, _libpng(bytes(data)))
     assert fast < 600  # most damage is refused (CRCs); what passes is compared above
+
+
+def test_decode_mask_compiled_or_not_gives_the_same(tmp_path):
+    rng = np.random.default_rng(2)
+    for m in _masks(rng)[:8]:
+        for data in _encodings(m)[:2]:
+            assert np.array_equal(decode_mask(data, "x.png", compiled=True), decode_mask(data, "x.png"))
