@@ -220,19 +220,21 @@ def _partition_fill(values, skip, use_skip, first, kbuf, pos, hist, linear, u0, 
     bad = 0
     while i < n and pos < cap:
         e = min(n, i + _FILL_BLOCK, i + (cap - pos))
+        ui = np.uint64(i)
+        upos = np.uint64(pos)
         if linear:  # the bucket rule a constant in each loop, so that both vectorise
-            for j in range(i, e):
-                x = np.float64(values[j]) + 0.0
-                finite[j - i] = x - x == 0.0
-                kbuf[pos + j - i] = _key64(x)
-                buckets[j - i] = _linear_bucket(x, u0, scale, nb)
+            for j in range(np.uint64(e - i)):
+                x = np.float64(values[ui + j]) + 0.0
+                finite[j] = x - x == 0.0
+                kbuf[upos + j] = _key64(x)
+                buckets[j] = _linear_bucket(x, u0, scale, nb)
         else:
-            for j in range(i, e):
-                x = np.float64(values[j]) + 0.0
-                finite[j - i] = x - x == 0.0
+            for j in range(np.uint64(e - i)):
+                x = np.float64(values[ui + j]) + 0.0
+                finite[j] = x - x == 0.0
                 k = _key64(x)
-                kbuf[pos + j - i] = k
-                buckets[j - i] = _fine_bucket(k, False, u0, scale, kmin, shift, nb)
+                kbuf[upos + j] = k
+                buckets[j] = _fine_bucket(k, False, u0, scale, kmin, shift, nb)
         if use_skip:  # drop the skipped pixels, moving the kept keys down in place
             at = pos
             for j in range(i, e):
@@ -266,7 +268,9 @@ def _count_outside(values, inside, ukeys, start, linear, u0, scale, kmin, shift,
     that counts them in a register is well predicted. No mask of the inside pixels is made.
     Measured on 60 native-size maps of scripts/bench_eval_full.py (60 % of the values below
     ``U[0]``): 3.6 ns per pixel; 5.4 placing every value without a branch; 4.7 for the mask,
-    the maximum and :meth:`PositiveIndex.count` (branches for every range) before."""
+    the maximum and :meth:`PositiveIndex.count` (branches for every range) before. The block
+    loops with unsigned indices (see the module's docstring): 3.9 -> 3.1 ns per pixel on
+    six upsampled 853x885 maps."""
     keys = np.empty(_FILL_BLOCK, np.uint64)
     buckets = np.empty(_FILL_BLOCK, np.int64)
     low = 0
@@ -277,21 +281,22 @@ def _count_outside(values, inside, ukeys, start, linear, u0, scale, kmin, shift,
         stop = inside[q] if q < inside.size else values.size
         for s in range(begin, stop, _FILL_BLOCK):
             e = min(stop, s + _FILL_BLOCK)
+            us = np.uint64(s)
             if linear:  # the bucket rule a constant in each loop, so that both vectorise
-                for j in range(s, e):
-                    x = np.float64(values[j]) + 0.0
+                for j in range(np.uint64(e - s)):
+                    x = np.float64(values[us + j]) + 0.0
                     top = x if x > top else top
                     bad += not (x - x == 0.0)
-                    keys[j - s] = _key64(x)
-                    buckets[j - s] = _linear_bucket(x, u0, scale, nb)
+                    keys[j] = _key64(x)
+                    buckets[j] = _linear_bucket(x, u0, scale, nb)
             else:
-                for j in range(s, e):
-                    x = np.float64(values[j]) + 0.0
+                for j in range(np.uint64(e - s)):
+                    x = np.float64(values[us + j]) + 0.0
                     top = x if x > top else top
                     bad += not (x - x == 0.0)
                     k = _key64(x)
-                    keys[j - s] = k
-                    buckets[j - s] = _fine_bucket(k, False, u0, scale, kmin, shift, nb)
+                    keys[j] = k
+                    buckets[j] = _fine_bucket(k, False, u0, scale, kmin, shift, nb)
             for j in range(np.uint64(e - s)):
                 b = np.uint64(buckets[j])
                 if b == 0:
