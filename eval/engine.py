@@ -492,21 +492,22 @@ def _scatter_words(buf, m, tmp, offset, sh, top):
     """Move ``buf[:m]`` to ``tmp`` in order of partition (``(word >> sh) & top``), each to
     ``offset[partition]``, which moves on (uint64 offsets). Eight words per step: the stores
     of one word's offset no longer wait on the previous word's (3.9 -> 2.5 ns per word)."""
-    one = np.uint64(1)
     m8 = np.uint64(m - m % 8)
     for i0 in range(np.uint64(0), m8, np.uint64(8)):
         for u in range(np.uint64(0), np.uint64(8)):
-            w = buf[i0 + u]
-            p = (w >> sh) & top
-            o = offset[p]
-            tmp[o] = w
-            offset[p] = o + one
+            _move_word(buf, i0 + u, tmp, offset, sh, top)
     for i in range(m8, np.uint64(m)):
-        w = buf[i]
-        p = (w >> sh) & top
-        o = offset[p]
-        tmp[o] = w
-        offset[p] = o + one
+        _move_word(buf, i, tmp, offset, sh, top)
+
+
+@njit(inline="always")
+def _move_word(buf, i, tmp, offset, sh, top):
+    """Word ``i`` of :func:`_scatter_words` moved to its partition's next place."""
+    w = buf[i]
+    p = (w >> sh) & top
+    o = offset[p]
+    tmp[o] = w
+    offset[p] = o + np.uint64(1)
 
 
 @njit(nogil=True, cache=True)
@@ -680,27 +681,25 @@ _PARALLEL_SORT_MIN = 1 << 20  # from this many keys on, the parts are sorted by 
 def _scatter_digit(src_k, src_o, identity, dst_k, dst_o, lo, hi, sh, digit_mask, count):
     """One radix pass: ``src_k[lo:hi]`` (and ``src_o`` alongside, or with ``identity`` each
     key's own index) moved to ``dst_k``/``dst_o`` at ``count[digit]`` (uint64, moves on), the
-    digit ``(key >> sh) & digit_mask``. Unsigned
-    offsets and eight keys per step, as :func:`_scatter_words` (the first pass of 14 M
-    keys: 0.25 -> 0.17 s)."""
-    one = np.uint64(1)
+    digit ``(key >> sh) & digit_mask``. Unsigned offsets and eight keys per step, as
+    :func:`_scatter_words` (the first pass of 14 M keys: 0.25 -> 0.17 s)."""
     stop = lo + (hi - lo) // 8 * 8
     for i0 in range(lo, stop, 8):
         for u in range(8):
-            i = i0 + u
-            key = src_k[i]
-            d = (key >> sh) & digit_mask
-            c = count[d]
-            dst_k[c] = key
-            dst_o[c] = i if identity else src_o[i]
-            count[d] = c + one
+            _move_key(src_k, src_o, identity, dst_k, dst_o, i0 + u, sh, digit_mask, count)
     for i in range(stop, hi):
-        key = src_k[i]
-        d = (key >> sh) & digit_mask
-        c = count[d]
-        dst_k[c] = key
-        dst_o[c] = i if identity else src_o[i]
-        count[d] = c + one
+        _move_key(src_k, src_o, identity, dst_k, dst_o, i, sh, digit_mask, count)
+
+
+@njit(inline="always")
+def _move_key(src_k, src_o, identity, dst_k, dst_o, i, sh, digit_mask, count):
+    """Key ``i`` of :func:`_scatter_digit` moved to its digit's next place."""
+    key = src_k[i]
+    d = (key >> sh) & digit_mask
+    c = count[d]
+    dst_k[c] = key
+    dst_o[c] = i if identity else src_o[i]
+    count[d] = c + np.uint64(1)
 
 
 @njit(nogil=True, cache=True)
