@@ -39,7 +39,7 @@ import numpy as np
 from numba import njit
 
 __all__ = ["order_keys", "order_keys32", "keys_to_values", "distinct_counts", "distinct_positions", "sort_runs",
-           "fold_pairs", "count_outside", "ascending_indices", "PositiveIndex",
+           "fold_pairs", "count_outside", "ascending_indices", "flat_values", "PositiveIndex",
            "NegativeCounts", "NegativeCounter", "CounterBuffers", "NonFiniteScoresError"]
 
 _SIGN = np.uint64(1 << 63)
@@ -1216,7 +1216,7 @@ def count_outside(index: PositiveIndex, values: np.ndarray,
     NonFiniteScoresError
         When a counted value is NaN or infinite.
     """
-    flat = _flat_input(values, None)[0]
+    flat = flat_values(values)
     inside = ascending_indices(inside)
     if inside.size and not 0 <= int(inside[0]) <= int(inside[-1]) < flat.size:
         raise ValueError(f"flat indices out of {flat.size} values")
@@ -1247,11 +1247,19 @@ def _mask_of(size: int, flat_index: np.ndarray) -> np.ndarray:
     return mask
 
 
-def _flat_input(values: np.ndarray, skip: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, bool]:
-    """The kernels' view of ``values`` and ``skip``: flat, contiguous, a dtype numba reads."""
+def flat_values(values: np.ndarray) -> np.ndarray:
+    """The kernels' view of ``values``: flat, contiguous, in a dtype numba reads (float16 and
+    bool widened to float32, exactly; other dtypes as they are, without a copy when already
+    contiguous)."""
     flat = np.ascontiguousarray(values).reshape(-1)
     if flat.dtype == np.float16 or flat.dtype == np.bool_:
         flat = flat.astype(np.float32)
+    return flat
+
+
+def _flat_input(values: np.ndarray, skip: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The kernels' view of ``values`` (:func:`flat_values`) and of ``skip``."""
+    flat = flat_values(values)
     if skip is None:
         return flat, np.zeros(1, np.bool_), False
     skip_flat = np.ascontiguousarray(skip, dtype=np.bool_).reshape(-1)

@@ -30,7 +30,7 @@ from numba import njit
 
 from .curves import (PrCurve, ProCurve, RocCurve, ThresholdCounts, UndefinedMetricWarning, average_precision_from,
                      pr_curve_from, pro_curve_from, roc_auc_from, roc_curve_from)
-from .engine import NonFiniteScoresError, PositiveIndex, distinct_positions, order_keys
+from .engine import NonFiniteScoresError, PositiveIndex, distinct_positions, flat_values, order_keys
 from .pixels import PixelResult, PixelStats, extract_positives
 
 __all__ = [
@@ -59,9 +59,7 @@ def _check_binary_truth(truth: np.ndarray, what: str) -> np.ndarray:
         return truth
     if truth.dtype.kind not in "fiu":
         raise TypeError(f"{what} must be boolean or numbers, got dtype {truth.dtype}")
-    flat = np.ascontiguousarray(truth).reshape(-1)
-    if flat.dtype == np.float16:
-        flat = flat.astype(np.float32)  # exact; numba reads no float16
+    flat = flat_values(truth)
     positive = np.empty(flat.size, np.bool_)
     if not _binary_scan(flat, positive):
         if truth.dtype.kind == "f" and not np.isfinite(truth).all():

@@ -34,8 +34,8 @@ from numba import njit
 from threecad.regions import MEDIUM_MAX_AREA, SIZE_CLASSES, SMALL_MAX_AREA, region_labels
 
 from .curves import ThresholdCounts, aupro_from, average_precision_from, roc_auc_from
-from .engine import (CounterBuffers, NegativeCounter, NegativeCounts, PositiveIndex, ascending_indices, fold_pairs,
-                     order_keys, sort_runs)
+from .engine import (CounterBuffers, NegativeCounter, NegativeCounts, PositiveIndex, ascending_indices, flat_values,
+                     fold_pairs, order_keys, sort_runs)
 
 __all__ = ["ImagePositives", "extract_positives", "max_outside", "PixelCounts", "PixelStats", "NegativeTally",
            "PixelResult"]
@@ -127,11 +127,7 @@ def max_outside(flat: np.ndarray, flat_index: np.ndarray) -> float:
     flat_index : ndarray of shape (p,), int (ascending and distinct as ``np.flatnonzero`` gives
         them; otherwise they are sorted first)
     """
-    inside = ascending_indices(flat_index)
-    flat = np.ascontiguousarray(flat).reshape(-1)
-    if flat.dtype == np.float16 or flat.dtype == np.bool_:  # types numba does not compute with
-        flat = flat.astype(np.float32)
-    return float(_max_outside(flat, inside))
+    return float(_max_outside(flat_values(flat), ascending_indices(flat_index)))
 
 
 @njit(nogil=True, cache=True)
